@@ -1,0 +1,206 @@
+"""Turn decoded events into ClickHouse rows: raw rows and per-message partial aggregates. Pure.
+
+Every row carries its Kafka source position, and a message's rows depend only on the message's
+content and position. A redelivered message therefore yields identical rows with identical keys,
+which the ReplacingMergeTree tables collapse: counts stay exact under redelivery (see
+schemas/clickhouse/001_requests_heartbeats.sql).
+
+Rollups are tumbling buckets of 1 s, 1 min and 1 h per (tenant, endpoint, autogroup), computed
+per message. A bucket `b` covers event times [b, b + width).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from pipeline import sketch
+
+__all__ = ["TABLE_COLUMNS", "ROLLUP_FIELDS", "SinkBatch", "classify"]
+
+ROLLUP_FIELDS = (
+    "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
+    "err_resource", "err_other", "work_units", "tokens_in", "tokens_out", "latency_sum",
+    "latency_min", "latency_max", "latency_hist", "queue_ms_sum", "cold_starts",
+    "cold_start_ms_sum", "gpu_seconds", "bytes_out",
+)
+_ROLLUP_KEY = ("tenant", "endpoint_id", "autogroup_id", "bucket", "src_partition", "src_offset")
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "requests_raw": (
+        "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "event_id", "status",
+        "success", "error_kind", "latency_ms", "queue_ms", "work_units", "tokens_in",
+        "tokens_out", "cold_start", "cold_start_ms", "gpu_seconds", "bytes_out",
+        "src_partition", "src_offset", "src_index",
+    ),
+    "requests_1s": _ROLLUP_KEY + ROLLUP_FIELDS,
+    "requests_1m": _ROLLUP_KEY + ROLLUP_FIELDS,
+    "requests_1h": _ROLLUP_KEY + ROLLUP_FIELDS,
+    "heartbeats_raw": (
+        "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "loadtime", "cur_load",
+        "max_perf", "cur_perf", "cur_capacity", "max_capacity", "num_requests_working",
+        "num_requests_recieved", "error_msg", "gpu_util", "gpu_mem_util", "cpu_util",
+        "src_partition", "src_offset", "src_index",
+    ),
+    "endpoints": ("tenant", "endpoint_id", "endpoint_name", "last_seen"),
+    "autogroups": ("tenant", "autogroup_id", "endpoint_id", "last_seen"),
+    "dead_letters": ("topic", "src_partition", "src_offset", "src_index", "reason", "payload"),
+}
+
+_RESOLUTIONS = (("requests_1s", 1), ("requests_1m", 60), ("requests_1h", 3600))
+
+# Index of each additive field in an accumulator list (latency_min/max/hist handled apart).
+_I = {name: i for i, name in enumerate(ROLLUP_FIELDS)}
+_MIN, _MAX, _HIST = _I["latency_min"], _I["latency_max"], _I["latency_hist"]
+
+
+def classify(status: int, error_kind: str) -> str:
+    """Effective failure class: '' for success, else client/server/timeout/resource_exhausted/other.
+
+    A request succeeds when its status is below 400 and it names no error kind.
+    """
+    if error_kind:
+        return error_kind
+    if status < 400:
+        return ""
+    if status < 500:
+        return "client"
+    return "server"
+
+
+_ERR_FIELD = {"client": _I["err_client"], "server": _I["err_server"],
+              "timeout": _I["err_timeout"], "resource_exhausted": _I["err_resource"],
+              "other": _I["err_other"]}
+
+
+def _new_acc() -> list[Any]:
+    acc: list[Any] = [0] * len(ROLLUP_FIELDS)
+    acc[_MIN] = float("inf")
+    acc[_MAX] = float("-inf")
+    acc[_HIST] = {}
+    return acc
+
+
+def _merge_acc(into: list[Any], other: list[Any]) -> None:
+    for i, v in enumerate(other):
+        if i == _MIN:
+            into[i] = min(into[i], v)
+        elif i == _MAX:
+            into[i] = max(into[i], v)
+        elif i == _HIST:
+            h = into[i]
+            for k, c in v.items():
+                h[k] = h.get(k, 0) + c
+        else:
+            into[i] += v
+
+
+class SinkBatch:
+    """Rows for one flush, per table. Append messages, then read `columns(table)`."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self._endpoints: dict[tuple[str, int, str], int] = {}
+        self._autogroups: dict[tuple[str, int, int], int] = {}
+        self.events = 0
+
+    def __len__(self) -> int:
+        return self.events
+
+    def add_requests(self, partition: int, offset: int,
+                     events: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        raw = self.rows["requests_raw"]
+        secs: dict[tuple[str, int, int, int], list[Any]] = {}
+        bucket_of = sketch.bucket_of
+        for index, e in events:
+            tenant, ep, ag, ts = e["tenant"], e["endpoint_id"], e["autogroup_id"], e["ts"]
+            status, lat = e["status"], e["latency_ms"]
+            kind = classify(status, e["error_kind"])
+            cold = e["cold_start"]
+            raw.append((tenant, ep, ag, e["worker_id"], ts, e.get("id", ""), status, not kind,
+                        kind, lat, e["queue_ms"], e["work_units"], e["tokens_in"],
+                        e["tokens_out"], cold, e["cold_start_ms"], e["gpu_seconds"],
+                        e["bytes_out"], partition, offset, index))
+            key = (tenant, ep, ag, ts // 1000)
+            acc = secs.get(key)
+            if acc is None:
+                acc = secs[key] = _new_acc()
+            acc[0] += 1
+            if kind:
+                acc[2] += 1
+                acc[_ERR_FIELD[kind]] += 1
+            else:
+                acc[1] += 1
+            acc[8] += e["work_units"]
+            acc[9] += e["tokens_in"]
+            acc[10] += e["tokens_out"]
+            acc[11] += lat
+            if lat < acc[_MIN]:
+                acc[_MIN] = lat
+            if lat > acc[_MAX]:
+                acc[_MAX] = lat
+            h = acc[_HIST]
+            b = bucket_of(lat)
+            h[b] = h.get(b, 0) + 1
+            acc[15] += e["queue_ms"]
+            if cold:
+                acc[16] += 1
+                acc[17] += e["cold_start_ms"]
+            acc[18] += e["gpu_seconds"]
+            acc[19] += e["bytes_out"]
+            self._register(tenant, ep, ag, e["endpoint"], ts)
+            self.events += 1
+        for table, width in _RESOLUTIONS:
+            if width == 1:
+                grouped = secs
+            else:
+                grouped = {}
+                for (tenant, ep, ag, sec), acc in secs.items():
+                    key = (tenant, ep, ag, sec - sec % width)
+                    into = grouped.get(key)
+                    if into is None:
+                        grouped[key] = [*acc[:_HIST], dict(acc[_HIST]), *acc[_HIST + 1:]]
+                    else:
+                        _merge_acc(into, acc)
+            out = self.rows[table]
+            for (tenant, ep, ag, bucket), acc in grouped.items():
+                out.append((tenant, ep, ag, bucket, partition, offset, *acc))
+
+    def add_heartbeats(self, partition: int, offset: int,
+                       events: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        raw = self.rows["heartbeats_raw"]
+        for index, e in events:
+            raw.append((e["tenant"], e["endpoint_id"], e["autogroup_id"], e["id"], e["ts"],
+                        e["loadtime"], e["cur_load"], e["max_perf"], e["cur_perf"],
+                        e["cur_capacity"], e["max_capacity"], e["num_requests_working"],
+                        e["num_requests_recieved"], e["error_msg"], e["gpu_util"],
+                        e["gpu_mem_util"], e["cpu_util"], partition, offset, index))
+            self._register(e["tenant"], e["endpoint_id"], e["autogroup_id"], e["endpoint"],
+                           e["ts"])
+            self.events += 1
+
+    def add_dead_letter(self, topic: str, partition: int, offset: int, index: int | None,
+                        reason: str, payload: bytes) -> None:
+        self.rows["dead_letters"].append(
+            (topic, partition, offset, -1 if index is None else index, reason,
+             payload[:65536].decode("utf-8", "replace")))
+
+    def _register(self, tenant: str, ep: int, ag: int, name: str, ts: int) -> None:
+        key = (tenant, ep, name)
+        if self._endpoints.get(key, -1) < ts:
+            self._endpoints[key] = ts
+        gkey = (tenant, ag, ep)
+        if self._autogroups.get(gkey, -1) < ts:
+            self._autogroups[gkey] = ts
+
+    def tables(self) -> list[tuple[str, tuple[str, ...], list[list[Any]]]]:
+        """(table, column names, columns) for every table with rows, raw tables first."""
+        self.rows["endpoints"] = [(t, ep, n, ts) for (t, ep, n), ts in self._endpoints.items()]
+        self.rows["autogroups"] = [(t, ag, ep, ts) for (t, ag, ep), ts in self._autogroups.items()]
+        out = []
+        for table, names in TABLE_COLUMNS.items():
+            rows = self.rows.get(table)
+            if rows:
+                out.append((table, names, [list(col) for col in zip(*rows, strict=True)]))
+        return out

@@ -1,0 +1,108 @@
+"""Decode and validate Kafka message values (envelopes) into normalised events. Pure: no I/O.
+
+Contract of `decode_envelope`:
+- a value larger than the size limit, not JSON, or neither an object nor a non-empty array of
+  objects is rejected whole (`Reject.index` None);
+- otherwise each event is validated against the schema of its `type` (allowed per topic kind);
+  a bad event is rejected alone with its index and the rest of the envelope is kept;
+- `ts` is normalised to integer epoch milliseconds (values above 1e11 are read as ms, else
+  seconds); events more than `max_future_ms` ahead of `now_ms` are rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+import schemas
+from schemas import SchemaViolation, Validator
+
+__all__ = ["Reject", "Decoded", "decode_envelope", "EVENT_TYPES", "normalise_ts_ms"]
+
+#: Event types accepted on each topic kind, with the schema file that validates them.
+EVENT_TYPES: dict[str, dict[str, str]] = {
+    "requests": {"request": "request"},
+    "heartbeats": {"heartbeat": "heartbeat"},
+}
+
+_MS_THRESHOLD = 100_000_000_000  # 1e11: epoch seconds stay below this until the year 5138
+
+
+@dataclass(frozen=True)
+class Reject:
+    index: int | None
+    reason: str
+    payload: bytes
+
+
+@dataclass
+class Decoded:
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def normalise_ts_ms(ts: float) -> int:
+    return int(round(ts)) if ts > _MS_THRESHOLD else int(round(ts * 1000))
+
+
+def _validators(kind: str) -> dict[str, Validator]:
+    try:
+        return {t: schemas.validator(name) for t, name in EVENT_TYPES[kind].items()}
+    except KeyError:
+        raise ValueError(f"unknown topic kind {kind!r}") from None
+
+
+def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_ms: int,
+                    max_bytes: int) -> Decoded:
+    out = Decoded()
+    if value is None:
+        out.rejects.append(Reject(None, "empty message value", b""))
+        return out
+    if len(value) > max_bytes:
+        out.rejects.append(Reject(
+            None, f"message of {len(value)} bytes exceeds the {max_bytes}-byte limit",
+            value[:1024]))
+        return out
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        out.rejects.append(Reject(None, f"invalid JSON: {exc}", value))
+        return out
+    if type(doc) is dict:
+        items: list[Any] = [doc]
+    elif type(doc) is list:
+        items = doc
+        if not items:
+            out.rejects.append(Reject(None, "empty envelope: an array needs at least one event",
+                                      value))
+            return out
+    else:
+        out.rejects.append(Reject(
+            None, "envelope must be a JSON object or an array of objects", value))
+        return out
+    validators = _validators(kind)
+    allowed = ", ".join(sorted(validators))
+    limit = now_ms + max_future_ms
+    for i, item in enumerate(items):
+        try:
+            if type(item) is not dict:
+                raise SchemaViolation("event: expected object")
+            etype = item.get("type")
+            validate = validators.get(etype) if type(etype) is str else None
+            if validate is None:
+                raise SchemaViolation(
+                    f"type: {etype!r} is not an event type of this topic; allowed: {allowed}")
+            event = validate(item)
+            ts_ms = normalise_ts_ms(event["ts"])
+            if ts_ms > limit:
+                raise SchemaViolation(
+                    f"ts: {event['ts']!r} is {(ts_ms - now_ms) / 1000:.0f} s in the future "
+                    f"(limit {max_future_ms // 1000} s)")
+            event["ts"] = ts_ms
+        except SchemaViolation as exc:
+            out.rejects.append(Reject(i, str(exc), orjson.dumps(item)))
+            continue
+        out.events.append((i, event))
+    return out

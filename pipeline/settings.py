@@ -1,0 +1,156 @@
+"""The one settings object.
+
+`Settings.from_env()` is called once, at the entry point (the CLI), and the frozen result is
+passed down. No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SettingsError", "Settings", "TopicNames"]
+
+TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Vitals cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Kafka topic names, each `<prefix><kind>`; every topic has a `<name>.dlq` twin."""
+
+    prefix: str = ""
+
+    def topic(self, kind: str) -> str:
+        if kind not in TOPIC_KINDS:
+            raise ValueError(f"unknown topic kind {kind!r}; allowed: {', '.join(TOPIC_KINDS)}")
+        return f"{self.prefix}{kind}"
+
+    def dlq(self, kind: str) -> str:
+        return f"{self.topic(kind)}.dlq"
+
+    @property
+    def requests(self) -> str:
+        return self.topic("requests")
+
+    @property
+    def heartbeats(self) -> str:
+        return self.topic("heartbeats")
+
+    def all(self) -> list[str]:
+        return [name for kind in TOPIC_KINDS for name in (self.topic(kind), self.dlq(kind))]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the embedded defaults `vitals up` runs on.
+
+    Environment variables (all optional):
+
+    - `KAFKA_BOOTSTRAP`: broker list; unset means `vitals up` starts a local broker.
+    - `CLICKHOUSE_DSN`: `chdb://<path>` (embedded, default `chdb://<data dir>/clickhouse`)
+      or `http(s)://user:pass@host:port`.
+    - `CLICKHOUSE_DATABASE`: database holding the Vitals tables (default `vitals`).
+    - `VITALS_DATA_DIR`: local state: embedded ClickHouse, local broker, admin key (default `./.data`).
+    - `VITALS_TOPIC_PREFIX`, `VITALS_TOPIC_PARTITIONS`: topic naming and partition count.
+    - `VITALS_API_HOST`, `VITALS_API_PORT`: where the query API listens (default 127.0.0.1:8000).
+    - `VITALS_STATS_WINDOW_S`: trailing window of reqrate/curload/reliable (default 60).
+    - `VITALS_LIVENESS_TIMEOUT_S`: a worker is live while its last heartbeat is younger (default 60).
+    - `VITALS_MAX_FUTURE_S`: events stamped further in the future are rejected (default 300).
+    - `VITALS_RETENTION_DAYS`: TTL of raw tables (default 30); rollups keep 400 days.
+    - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
+    - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
+    - `VITALS_SECRET`: HMAC key for scroll ids; default: generated once into the data dir.
+    """
+
+    kafka_bootstrap: str | None = None
+    clickhouse_dsn: str | None = None
+    clickhouse_database: str = "vitals"
+    data_dir: Path = Path(".data")
+    topics: TopicNames = field(default_factory=TopicNames)
+    topic_partitions: int = 1
+    consumer_group: str = "vitals-worker"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    stats_window_s: int = 60
+    liveness_timeout_s: int = 60
+    max_future_s: int = 300
+    retention_days: int = 30
+    batch_max_messages: int = 200
+    batch_max_seconds: float = 0.25
+    max_message_bytes: int = 4 * 1024 * 1024
+    secret: str | None = None
+
+    @property
+    def dsn(self) -> str:
+        """The ClickHouse DSN in force: explicit, or the embedded engine in the data dir."""
+        if self.clickhouse_dsn:
+            return self.clickhouse_dsn
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb://")
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+
+        def num(name: str, default: int, lo: int = 0) -> int:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not an integer") from None
+            if value < lo:
+                raise SettingsError(f"{name}={value} must be >= {lo}")
+            return value
+
+        def flt(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a number") from None
+            if value <= 0:
+                raise SettingsError(f"{name}={value} must be > 0")
+            return value
+
+        dsn = env.get("CLICKHOUSE_DSN") or None
+        if dsn and not dsn.startswith(("chdb://", "http://", "https://")):
+            raise SettingsError(
+                f"CLICKHOUSE_DSN={dsn!r}: allowed schemes are chdb://, http://, https://"
+            )
+        return cls(
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or None,
+            clickhouse_dsn=dsn,
+            clickhouse_database=env.get("CLICKHOUSE_DATABASE") or d.clickhouse_database,
+            data_dir=Path(env.get("VITALS_DATA_DIR") or d.data_dir),
+            topics=TopicNames(prefix=env.get("VITALS_TOPIC_PREFIX", "")),
+            topic_partitions=num("VITALS_TOPIC_PARTITIONS", d.topic_partitions, 1),
+            consumer_group=env.get("VITALS_CONSUMER_GROUP") or d.consumer_group,
+            api_host=env.get("VITALS_API_HOST") or d.api_host,
+            api_port=num("VITALS_API_PORT", d.api_port),
+            stats_window_s=num("VITALS_STATS_WINDOW_S", d.stats_window_s, 1),
+            liveness_timeout_s=num("VITALS_LIVENESS_TIMEOUT_S", d.liveness_timeout_s, 1),
+            max_future_s=num("VITALS_MAX_FUTURE_S", d.max_future_s),
+            retention_days=num("VITALS_RETENTION_DAYS", d.retention_days, 1),
+            batch_max_messages=num("VITALS_BATCH_MAX_MESSAGES", d.batch_max_messages, 1),
+            batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
+            max_message_bytes=num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024),
+            secret=env.get("VITALS_SECRET") or None,
+        )

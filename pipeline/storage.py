@@ -1,0 +1,203 @@
+"""ClickHouse access, for the embedded engine (`chdb://`) and a server (`http(s)://`) alike.
+
+Everything goes through clickhouse-connect: one code path, one dialect. Driver exceptions are
+translated here (`StorageUnavailable` for transient faults, `StorageError` for rejected SQL);
+callers never import clickhouse-connect.
+
+Concurrency: clickhouse-connect clients are synchronous. `AsyncStore` runs every call on a
+dedicated executor so the event loop keeps serving Kafka and HTTP. The embedded engine gets a
+single thread (one chdb session per process); a server gets a small pool, one client per thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from pipeline.errors import StorageError, StorageUnavailable, StoreLocked
+
+__all__ = ["Store", "ClickHouseStore", "AsyncStore", "migrate"]
+
+T = TypeVar("T")
+
+_TRANSIENT_CODES = {159, 164 + 10_000, 202, 209, 210, 241, 242, 252, 425, 999, 1000}
+_CODE_RE = re.compile(r"Code: (\d+)")
+
+
+class Store(Protocol):
+    """What agents and routes need from ClickHouse."""
+
+    database: str
+
+    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None: ...
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None,
+             settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+
+    def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
+            settings: dict[str, Any] | None = None) -> bytes: ...
+
+
+def _translate(exc: Exception) -> StorageError:
+    text = str(exc)
+    m = _CODE_RE.search(text)
+    code = int(m.group(1)) if m else None
+    lowered = text.lower()
+    if "cannot lock file" in lowered or "another server instance" in lowered:
+        return StoreLocked(f"embedded ClickHouse data dir is in use by another process: {text}")
+    if code is None or code in _TRANSIENT_CODES or "connection" in lowered or "timed out" in lowered:
+        return StorageUnavailable(text)
+    return StorageError(text)
+
+
+class ClickHouseStore:
+    """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore)."""
+
+    _chdb_lock = threading.Lock()
+    _chdb_clients: dict[str, Any] = {}
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.dsn = dsn
+        self.database = database
+        self._client = self._connect(dsn)
+
+    @classmethod
+    def _connect(cls, dsn: str) -> Any:
+        try:
+            import clickhouse_connect
+
+            if dsn.startswith("chdb://"):
+                # chdb allows one session per process: share one client per path.
+                with cls._chdb_lock:
+                    client = cls._chdb_clients.get(dsn)
+                    if client is None:
+                        client = clickhouse_connect.get_client(dsn=dsn)
+                        cls._chdb_clients[dsn] = client
+                    return client
+            return clickhouse_connect.get_client(dsn=dsn, compress=False)
+        except Exception as exc:  # driver and chdb raise assorted types
+            raise _translate(exc) from exc
+
+    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
+        if not columns or not len(columns[0]):
+            return
+        try:
+            self._client.insert(
+                f"{self.database}.{table}", columns, column_names=list(names),
+                column_oriented=True,
+            )
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None,
+             settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        try:
+            result = self._client.query(sql, parameters=params or {}, settings=settings or {})
+            return list(result.result_rows)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        try:
+            self._client.command(sql, parameters=params or {})
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
+            settings: dict[str, Any] | None = None) -> bytes:
+        try:
+            data: bytes = self._client.raw_query(
+                sql, parameters=params or {}, settings=settings or {}, fmt=fmt
+            )
+            return data
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+
+class AsyncStore:
+    """Runs `Store` calls off the event loop; one thread for chdb, a pool for a server."""
+
+    def __init__(self, factory: Callable[[], Store], database: str, *, threads: int = 1) -> None:
+        self._factory = factory
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clickhouse")
+        self.database = database
+
+    @classmethod
+    def open(cls, dsn: str, database: str) -> AsyncStore:
+        """A store for `dsn`; fails fast (StorageUnavailable/StoreLocked) if it cannot connect."""
+        threads = 1 if dsn.startswith("chdb://") else 4
+        store = cls(lambda: ClickHouseStore(dsn, database), database, threads=threads)
+        store._pool.submit(store._store).result()
+        return store
+
+    def _store(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._factory()
+            self._local.store = store
+        return store
+
+    async def call(self, fn: Callable[[Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._store()))
+
+    async def insert(self, table: str, columns: Sequence[Sequence[Any]],
+                     names: Sequence[str]) -> None:
+        await self.call(lambda s: s.insert(table, columns, names))
+
+    async def rows(self, sql: str, params: dict[str, Any] | None = None,
+                   settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return await self.call(lambda s: s.rows(sql, params, settings))
+
+    async def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        await self.call(lambda s: s.command(sql, params))
+
+    async def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
+                  settings: dict[str, Any] | None = None) -> bytes:
+        return await self.call(lambda s: s.raw(sql, fmt, params, settings))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
+            progress: Callable[[str], None] | None = None) -> list[str]:
+    """Apply every migration in `schemas/clickhouse/` (idempotent DDL); return the file names.
+
+    Retention is applied on every run (`MODIFY TTL`), so changing VITALS_RETENTION_DAYS and
+    re-running migrate takes effect.
+    """
+    from schemas import migration_files
+
+    db = store.database
+    store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    applied = []
+    for name, text in migration_files():
+        sql = (text.replace("{db}", db).replace("{raw_ttl_days}", str(raw_ttl_days))
+               .replace("{rollup_ttl_days}", str(rollup_ttl_days)))
+        for statement in _statements(sql):
+            store.command(statement)
+        applied.append(name)
+        if progress:
+            progress(f"migration {name} applied")
+    for table, column, days in (
+        ("requests_raw", "toDateTime(ts)", raw_ttl_days),
+        ("heartbeats_raw", "toDateTime(ts)", raw_ttl_days),
+        ("requests_1s", "bucket", raw_ttl_days),
+        ("requests_1m", "bucket", rollup_ttl_days),
+        ("requests_1h", "bucket", rollup_ttl_days),
+    ):
+        store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
