@@ -39,6 +39,8 @@ from typing import Any, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from pipeline.errors import VitalsError
+
 __all__ = [
     "HOST",
     "KAFKA_VERSION",
@@ -71,7 +73,7 @@ _JVM_OPTS = (
 _T = TypeVar("_T")
 
 
-class KafkaRuntimeError(Exception):
+class KafkaRuntimeError(VitalsError):
     """The local broker (or its jars, or a topic operation) failed.
 
     The message says what failed and, when a broker log exists, where it is followed by its tail;
@@ -556,9 +558,7 @@ class LocalKafka:
             return None
 
     def _info(self, pid: int, ports: Ports) -> BrokerInfo:
-        return BrokerInfo(
-            f"{HOST}:{ports.broker}", pid, ports.broker, self.data_dir, self.log_file
-        )
+        return BrokerInfo(f"{HOST}:{ports.broker}", pid, ports.broker, self.data_dir, self.log_file)
 
     def _error(self, what: str) -> KafkaRuntimeError:
         return KafkaRuntimeError(

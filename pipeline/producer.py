@@ -1,0 +1,194 @@
+"""Producer SDK: validate events, batch them into envelopes, publish to Kafka.
+
+Envelopes hold up to `max_events` events or `max_bytes` bytes, all with the same message key
+(endpoint id for requests and heartbeats), and leave after `linger_s` at the latest. The Kafka
+producer is idempotent with `acks=all`, so its internal retries never duplicate a message.
+`flush()` returns once every event sent before it is acknowledged by Kafka; `close()` flushes.
+
+Async use::
+
+    async with Producer("127.0.0.1:9092") as p:
+        await p.send("requests", {"v": 1, "type": "request", "ts": time.time(),
+                                  "endpoint_id": 7, "status": 200, "latency_ms": 41.5})
+
+Sync use: `SyncProducer` runs the same producer on a background event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+import schemas
+from pipeline.decode import EVENT_TYPES, normalise_ts_ms
+from pipeline.errors import InvalidEvent
+from pipeline.settings import TopicNames
+
+__all__ = ["Producer", "SyncProducer", "event_key"]
+
+_KEY_FIELD = {"requests": "endpoint_id", "heartbeats": "endpoint_id", "task-events": "task",
+              "metrics": "name", "jobs": "tenant"}
+
+
+def event_key(kind: str, event: dict[str, Any]) -> bytes:
+    return str(event.get(_KEY_FIELD.get(kind, ""), "")).encode()
+
+
+class Producer:
+    def __init__(self, bootstrap: str, topics: TopicNames | None = None, *,
+                 max_events: int = 500, max_bytes: int = 512 * 1024, linger_s: float = 0.05,
+                 validate: bool = True, max_future_s: int = 300,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.topics = topics or TopicNames()
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.linger_s = linger_s
+        self.validate = validate
+        self.max_future_ms = max_future_s * 1000
+        self.clock = clock
+        self._kafka = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+            linger_ms=5, max_request_size=max(1 << 20, max_bytes * 2),
+            max_batch_size=max(1 << 20, max_bytes * 2),
+        )
+        self._buffers: dict[tuple[str, bytes], tuple[list[bytes], int]] = {}
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._lock = asyncio.Lock()
+        self._linger_task: asyncio.Task[None] | None = None
+        self.sent_events = 0
+        self.sent_messages = 0
+
+    async def start(self) -> None:
+        await self._kafka.start()
+        self._linger_task = asyncio.create_task(self._linger())
+
+    async def __aenter__(self) -> Producer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def check(self, kind: str, event: dict[str, Any]) -> None:
+        """Raise InvalidEvent if the pipeline would dead-letter this event."""
+        types = EVENT_TYPES.get(kind)
+        if types is None:
+            raise InvalidEvent(f"unknown topic kind {kind!r}")
+        etype = event.get("type")
+        name = types.get(etype) if isinstance(etype, str) else None
+        if name is None:
+            raise InvalidEvent(f"type: {etype!r} is not an event type of topic {kind}; "
+                               f"allowed: {', '.join(sorted(types))}")
+        try:
+            checked = schemas.validator(name)(event)
+        except schemas.SchemaViolation as exc:
+            raise InvalidEvent(str(exc)) from None
+        if normalise_ts_ms(checked["ts"]) > self.clock() * 1000 + self.max_future_ms:
+            raise InvalidEvent("ts: too far in the future")
+
+    async def send(self, kind: str, event: dict[str, Any]) -> None:
+        if self.validate:
+            self.check(kind, event)
+        data = orjson.dumps(event)
+        topic = self.topics.topic(kind)
+        key = event_key(kind, event)
+        async with self._lock:
+            items, size = self._buffers.get((topic, key), ([], 0))
+            if items and (len(items) >= self.max_events or size + len(data) + 1 > self.max_bytes):
+                await self._emit(topic, key, items)
+                items, size = [], 0
+            items.append(data)
+            self._buffers[(topic, key)] = (items, size + len(data) + 1)
+
+    async def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
+        for e in events:
+            await self.send(kind, e)
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Publish one message value as is (no validation); for tools and tests."""
+        fut = await self._kafka.send(topic, value, key=key)
+        self._track(fut)
+
+    async def _emit(self, topic: str, key: bytes, items: list[bytes]) -> None:
+        value = b"[" + b",".join(items) + b"]"
+        fut = await self._kafka.send(topic, value, key=key)
+        self._track(fut)
+        self.sent_events += len(items)
+        self.sent_messages += 1
+
+    def _track(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    async def _drain_buffers(self) -> None:
+        async with self._lock:
+            buffers, self._buffers = self._buffers, {}
+            for (topic, key), (items, _) in buffers.items():
+                if items:
+                    await self._emit(topic, key, items)
+
+    async def _linger(self) -> None:
+        while True:
+            await asyncio.sleep(self.linger_s)
+            await self._drain_buffers()
+
+    async def flush(self) -> None:
+        await self._drain_buffers()
+        pending = list(self._pending)
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            if self._linger_task is not None:
+                self._linger_task.cancel()
+                self._linger_task = None
+            await self._kafka.stop()
+
+
+class SyncProducer:
+    """Blocking facade over `Producer`, running it on a private event loop thread."""
+
+    def __init__(self, bootstrap: str, topics: TopicNames | None = None, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="vitals-producer")
+        self._thread.start()
+        self._producer: Producer = self._run(self._make(bootstrap, topics, kwargs))
+        self._run(self._producer.start())
+
+    @staticmethod
+    async def _make(bootstrap: str, topics: TopicNames | None, kwargs: dict[str, Any]) -> Producer:
+        return Producer(bootstrap, topics, **kwargs)
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def send(self, kind: str, event: dict[str, Any]) -> None:
+        self._run(self._producer.send(kind, event))
+
+    def flush(self) -> None:
+        self._run(self._producer.flush())
+
+    def close(self) -> None:
+        try:
+            self._run(self._producer.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SyncProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,110 @@
+"""Run Vitals' parts inside one asyncio process: storage, the faust worker, the query API.
+
+`Runtime` is what `vitals up`, `vitals worker`, `vitals api` and the integration tests share.
+In embedded mode (chdb) the worker and the API must live in one process: the engine locks its
+data directory to a single process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.kafka_local import ensure_topics
+from pipeline.settings import Settings
+from pipeline.storage import AsyncStore, migrate
+from pipeline.telemetry import Telemetry
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("vitals.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, worker: bool = True, api: bool = True,
+                 clock: Callable[[], float] = time.time,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.with_worker = worker
+        self.with_api = api
+        self.clock = clock
+        self.progress = progress or (lambda _m: None)
+        self.telemetry = Telemetry()
+        self.store: AsyncStore | None = None
+        self.worker_app: Any = None
+        self.api_app: Any = None
+        self._server: Any = None
+        self._server_task: asyncio.Task[None] | None = None
+        self.api_url: str | None = None
+        self._worker_ready = False
+
+    async def start(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
+                                                s.clickhouse_database)
+        await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
+        self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
+                      f"database {s.clickhouse_database}")
+        if self.with_worker:
+            await self._start_worker()
+        if self.with_api:
+            await self._start_api()
+
+    async def _start_worker(self) -> None:
+        from pipeline.worker import WORKER_KINDS, create_worker_app
+
+        s = self.settings
+        assert self.store is not None and s.kafka_bootstrap
+        names = [n for k in WORKER_KINDS for n in (s.topics.topic(k), s.topics.dlq(k))]
+        await ensure_topics(s.kafka_bootstrap, names, partitions=s.topic_partitions)
+        self.worker_app = create_worker_app(s, self.store, self.telemetry, clock=self.clock)
+        self.worker_app.finalize()
+        await self.worker_app.start()
+        self._worker_ready = True
+        self.progress(f"worker consuming {', '.join(s.topics.topic(k) for k in WORKER_KINDS)} "
+                      f"from {s.kafka_bootstrap}")
+
+    async def _start_api(self) -> None:
+        import uvicorn
+
+        from query_api.app import create_app
+        from query_api.auth import Authenticator
+        from query_api.context import ApiContext
+
+        assert self.store is not None
+        s = self.settings
+        ctx = ApiContext(settings=s, store=self.store, auth=Authenticator(self.store),
+                         telemetry=self.telemetry, clock=self.clock,
+                         ready=lambda: self._worker_ready or not self.with_worker)
+        self.api_app = create_app(ctx)
+        config = uvicorn.Config(self.api_app, host=s.api_host, port=s.api_port,
+                                log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        # The runtime owns SIGINT/SIGTERM; uvicorn must not swap the handlers.
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._server_task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._server_task.done():
+                self._server_task.result()
+                raise RuntimeError(f"query API failed to listen on {s.api_host}:{s.api_port}")
+            await asyncio.sleep(0.02)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.api_url = f"http://{s.api_host}:{port}"
+        self.progress(f"query API listening on {self.api_url} (OpenAPI: {self.api_url}/docs)")
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_task is not None:
+                await asyncio.wait([self._server_task], timeout=10)
+        if self.worker_app is not None:
+            await self.worker_app.stop()
+            self.worker_app = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -1,0 +1,105 @@
+"""In-process counters and histograms of the pipeline itself, rendered as Prometheus text.
+
+Metric names are fixed in `MetricName`; labels are free-form but bounded by the topics,
+partitions and endpoints that exist.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict
+from typing import Literal
+
+__all__ = ["MetricName", "Telemetry"]
+
+MetricName = Literal[
+    "vitals_events_consumed_total",
+    "vitals_messages_consumed_total",
+    "vitals_events_rejected_total",
+    "vitals_dlq_messages_total",
+    "vitals_insert_retries_total",
+    "vitals_insert_seconds",
+    "vitals_api_request_seconds",
+    "vitals_consumer_lag",
+]
+
+_HELP: dict[str, tuple[str, str]] = {
+    "vitals_events_consumed_total": ("counter", "Events accepted and stored, by topic"),
+    "vitals_messages_consumed_total": ("counter", "Kafka messages processed, by topic"),
+    "vitals_events_rejected_total": ("counter", "Events sent to the dead-letter topic, by topic"),
+    "vitals_dlq_messages_total": ("counter", "Dead-letter records produced, by topic"),
+    "vitals_insert_retries_total": ("counter", "ClickHouse insert attempts that failed and were retried"),
+    "vitals_insert_seconds": ("histogram", "Latency of one batch insert into ClickHouse"),
+    "vitals_api_request_seconds": ("histogram", "Query API request latency, by route"),
+    "vitals_consumer_lag": ("gauge", "Messages behind the log end, by topic and partition"),
+}
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
+        self._hists: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
+
+    def inc(self, name: MetricName, value: float = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._values[name]
+            series[key] = series.get(key, 0) + value
+
+    def set(self, name: MetricName, value: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._values[name][key] = value
+
+    def observe(self, name: MetricName, value: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            h = self._hists[name].get(key)
+            if h is None:
+                h = self._hists[name][key] = [0.0] * (len(_BUCKETS) + 2)
+            h[bisect.bisect_left(_BUCKETS, value)] += 1
+            h[-1] += value
+
+    def value(self, name: MetricName, **labels: str) -> float:
+        return self._values[name].get(tuple(sorted(labels.items())), 0)
+
+    def render(self, extra: list[str] | None = None) -> str:
+        lines: list[str] = []
+        with self._lock:
+            for name, (kind, help_) in _HELP.items():
+                if name in self._values and self._values[name]:
+                    lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+                    for labels, v in sorted(self._values[name].items()):
+                        lines.append(f"{name}{_fmt(labels)} {_num(v)}")
+                if name in self._hists and self._hists[name]:
+                    lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
+                    for labels, h in sorted(self._hists[name].items()):
+                        cum = 0.0
+                        for i, le in enumerate((*_BUCKETS, float("inf"))):
+                            cum += h[i]
+                            le_s = "+Inf" if le == float("inf") else repr(le)
+                            lines.append(f"{name}_bucket{_fmt((*labels, ('le', le_s)))} {_num(cum)}")
+                        lines.append(f"{name}_sum{_fmt(labels)} {_num(h[-1])}")
+                        lines.append(f"{name}_count{_fmt(labels)} {_num(cum)}")
+        lines += extra or []
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(labels: Labels) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{_esc(v)}"' for k, v in labels)
+    return "{" + inner + "}"
+
+
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)

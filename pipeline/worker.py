@@ -1,0 +1,83 @@
+"""The faust-streaming app: one agent per topic, each a pipeline decode → sink → ack.
+
+Commit-after-insert: the agents read `stream.noack().noack_take(n, within)`, so faust acks
+nothing by itself; each batch is acked only after `Sink.write` returned, i.e. after ClickHouse
+accepted its rows. Faust then commits acked offsets. A worker killed before the acks gets the
+whole batch again, and the source-keyed ReplacingMergeTree rows absorb the repeat.
+Agent concurrency is 1 (faust can commit past an in-flight message with more).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from pipeline.settings import Settings
+from pipeline.sink import Message, Sink
+from pipeline.storage import AsyncStore
+from pipeline.telemetry import Telemetry
+
+__all__ = ["create_worker_app", "WORKER_KINDS"]
+
+log = logging.getLogger("vitals.worker")
+
+WORKER_KINDS = ("requests", "heartbeats")
+
+
+def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetry, *,
+                      clock: Callable[[], float] = time.time,
+                      kinds: tuple[str, ...] = WORKER_KINDS) -> faust.App:
+    if not settings.kafka_bootstrap:
+        raise ValueError("create_worker_app needs settings.kafka_bootstrap")
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    app = faust.App(
+        settings.consumer_group,
+        broker=brokers,
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=0.5,
+        stream_wait_empty=False,
+        stream_buffer_maxsize=max(1000, settings.batch_max_messages * 4),
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        producer_max_request_size=8 * 1024 * 1024,
+        producer_acks=-1,
+        broker_max_poll_records=1000,
+        table_standby_replicas=0,
+    )
+
+    async def send_dlq(topic: str, key: bytes | None, value: bytes,
+                       headers: list[tuple[str, bytes]]) -> None:
+        fut = await app.producer.send(topic, key, value, partition=None, timestamp=None,
+                                      headers=headers)
+        await fut
+
+    for kind in kinds:
+        _add_agent(app, kind, Sink(kind, settings, store, send_dlq, telemetry, clock=clock),
+                   settings)
+    return app
+
+
+def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings) -> None:
+    topic = app.topic(settings.topics.topic(kind), key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw")
+
+    async def agent(stream: Any) -> None:
+        manual = stream.noack()
+        async for events in manual.noack_take(settings.batch_max_messages,
+                                              within=settings.batch_max_seconds):
+            messages = [Message(e.message.topic, e.message.partition, e.message.offset,
+                                e.message.key, e.message.value) for e in events]
+            await sink.write(messages)
+            for e in events:
+                await manual.ack(e)
+
+    agent.__name__ = f"ingest_{kind.replace('-', '_')}"
+    app.agent(topic, name=f"vitals.{kind}", concurrency=1)(agent)

@@ -1,0 +1,39 @@
+"""`create_app(ctx)`: the query API. No app is built at import time."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from query_api import routes_admin, routes_stats
+from query_api.context import ApiContext
+from query_api.errors import install_handlers
+
+__all__ = ["create_app"]
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Vitals query API",
+        version="0.1.0",
+        description="Stats, timeseries and event reads over the Vitals ClickHouse tables. "
+        "Errors are JSON: {error, message, details}.",
+    )
+    app.state.ctx = ctx
+    install_handlers(app)
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        ctx.telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
+                              route=path)
+        return response
+
+    app.include_router(routes_stats.router)
+    app.include_router(routes_admin.router)
+    return app

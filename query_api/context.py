@@ -1,0 +1,24 @@
+"""What every route needs, built once by `create_app` and kept on `app.state.ctx`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.settings import Settings
+from pipeline.storage import AsyncStore
+from pipeline.telemetry import Telemetry
+from query_api.auth import Authenticator
+
+__all__ = ["ApiContext"]
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: AsyncStore
+    auth: Authenticator
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    clock: Callable[[], float] = time.time
+    ready: Callable[[], bool] = lambda: True

@@ -1,0 +1,96 @@
+"""Typed reads of request parameters, each failure a 400 naming the parameter. Pure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from query_api.errors import ApiError, bad_param
+
+__all__ = ["parse_json_body", "get_int", "get_str", "get_choice", "get_number"]
+
+_MISSING: Any = object()
+
+
+def parse_json_body(raw: bytes, *, max_bytes: int = 1 << 20) -> dict[str, Any]:
+    if len(raw) > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {max_bytes} bytes",
+                       {"limit": max_bytes})
+    if not raw.strip():
+        return {}
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_param("body", None, f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise bad_param("body", None, "body must be a JSON object")
+    return doc
+
+
+def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
+            default: int | None = None, lo: int | None = None,
+            hi: int | None = None) -> int | None:
+    v = body.get(name, _MISSING)
+    if v is _MISSING or v is None:
+        if required:
+            raise bad_param(name, None, f"{name} is required")
+        return default
+    if isinstance(v, bool):
+        raise bad_param(name, v, f"{name} must be an integer")
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        v = int(v)
+    if not isinstance(v, int):
+        raise bad_param(name, v, f"{name} must be an integer")
+    if lo is not None and v < lo:
+        raise bad_param(name, v, f"{name} must be >= {lo}")
+    if hi is not None and v > hi:
+        raise bad_param(name, v, f"{name} must be <= {hi}")
+    return v
+
+
+def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
+               default: float | None = None) -> float | None:
+    v = body.get(name, _MISSING)
+    if v is _MISSING or v is None:
+        if required:
+            raise bad_param(name, None, f"{name} is required")
+        return default
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            raise bad_param(name, v, f"{name} must be a number") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise bad_param(name, v, f"{name} must be a finite number")
+    return float(v)
+
+
+def get_str(body: Mapping[str, Any], name: str, *, required: bool = False,
+            default: str | None = None, max_len: int = 256) -> str | None:
+    v = body.get(name, _MISSING)
+    if v is _MISSING or v is None:
+        if required:
+            raise bad_param(name, None, f"{name} is required")
+        return default
+    if not isinstance(v, str):
+        raise bad_param(name, v, f"{name} must be a string")
+    if len(v) > max_len:
+        raise bad_param(name, v[:50], f"{name} is longer than {max_len} characters")
+    return v
+
+
+def get_choice(body: Mapping[str, Any], name: str, allowed: Sequence[str], *,
+               required: bool = False, default: str | None = None) -> str | None:
+    v = body.get(name, _MISSING)
+    if v is _MISSING or v is None:
+        if required:
+            raise bad_param(name, None, f"{name} is required", allowed)
+        return default
+    if not isinstance(v, str) or v not in allowed:
+        raise bad_param(name, v, f"{name} must be one of {', '.join(allowed)}", allowed)
+    return v

@@ -1,0 +1,131 @@
+"""Operations routes: health, readiness, Prometheus metrics, read-only SQL, key management."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+from pipeline import keys
+from query_api.auth import require_role
+from query_api.context import ApiContext
+from query_api.errors import ApiError, bad_param
+from query_api.params import get_choice, get_str, parse_json_body
+from query_api.responses import JsonResponse
+
+__all__ = ["router", "SQL_FORMATS"]
+
+router = APIRouter()
+
+SQL_FORMATS = ("TSV", "TSVWithNames", "CSV", "CSVWithNames", "JSONEachRow", "JSON", "Pretty",
+               "PrettyCompact", "Markdown")
+
+
+@router.get("/healthz", tags=["ops"], summary="Process is alive")
+async def healthz() -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@router.get("/readyz", tags=["ops"], summary="Storage answers and the worker is consuming")
+async def readyz(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    try:
+        await ctx.store.rows("SELECT 1")
+    except Exception:
+        raise ApiError(503, "STORAGE_UNAVAILABLE", "ClickHouse does not answer",
+                       headers={"Retry-After": "5"}) from None
+    if not ctx.ready():
+        raise ApiError(503, "NOT_READY", "the stream worker is not consuming yet",
+                       headers={"Retry-After": "2"})
+    return JsonResponse({"status": "ready"})
+
+
+@router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself")
+async def metrics(request: Request) -> Response:
+    ctx: ApiContext = request.app.state.ctx
+    return PlainTextResponse(ctx.telemetry.render(),
+                             media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.post("/sql", tags=["ops"], summary="Run read-only SQL (admin key); ClickHouse formats")
+async def sql(request: Request) -> Response:
+    """Body `{"query": "...", "format": "TSV"}`; runs with `readonly=1`. This is how analysts
+    reach the embedded engine, which only the running process may open."""
+    ctx: ApiContext = request.app.state.ctx
+    body = parse_json_body(await request.body())
+    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    require_role(key, "admin")
+    query = get_str(body, "query", required=True, max_len=100_000)
+    fmt = get_choice(body, "format", SQL_FORMATS, default="TSVWithNames")
+    assert query is not None and fmt is not None
+    # readonly=1 also forbids changing any other setting in the query.
+    settings: dict[str, Any] = {"readonly": 1}
+    try:
+        data = await ctx.store.raw(query, fmt, settings=settings)
+    except ApiError:
+        raise
+    except Exception as exc:
+        from pipeline.errors import StorageUnavailable
+
+        if isinstance(exc, StorageUnavailable):
+            raise
+        raise ApiError(400, "SQL_ERROR", str(exc)[:2000], {"parameter": "query"}) from None
+    media = "application/json" if fmt.startswith("JSON") else "text/plain; charset=utf-8"
+    return Response(data, media_type=media)
+
+
+@router.post("/admin/keys", tags=["admin"], summary="Create an API key (admin)")
+async def create_key(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    body = parse_json_body(await request.body())
+    caller = await ctx.auth.authenticate(request, body.get("api_key"))
+    require_role(caller, "admin")
+    tenant = get_str(body, "tenant", default=caller.tenant, max_len=64)
+    role = get_choice(body, "role", keys.ROLES, default="reader")
+    name = get_str(body, "name", default="", max_len=128)
+    assert tenant is not None and role is not None and name is not None
+    if tenant != caller.tenant and caller.role != "superadmin":
+        raise ApiError(403, "INSUFFICIENT_PERMISSIONS", "only a superadmin creates keys for "
+                       "another tenant", {"requiredPermission": "superadmin",
+                                          "currentPermissions": [caller.role]})
+    if not keys.role_allows(caller.role, role):  # type: ignore[arg-type]
+        raise ApiError(403, "INSUFFICIENT_PERMISSIONS", f"an {caller.role} cannot create a "
+                       f"{role} key", {"requiredPermission": role,
+                                       "currentPermissions": [caller.role]})
+    try:
+        new = await ctx.store.call(lambda s: keys.create_key(s, tenant, role, name))
+    except keys.KeyError_ as exc:
+        raise bad_param("tenant", tenant, str(exc)) from None
+    return JsonResponse({"key": new.key, **_key_json(new.info)}, status_code=201)
+
+
+@router.get("/admin/keys", tags=["admin"], summary="List API keys of your tenant (admin)")
+async def list_keys(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    caller = await ctx.auth.authenticate(request)
+    require_role(caller, "admin")
+    tenant = None if caller.role == "superadmin" else caller.tenant
+    found = await ctx.store.call(lambda s: keys.list_keys(s, tenant))
+    return JsonResponse({"keys": [_key_json(k) for k in found]})
+
+
+@router.delete("/admin/keys/{key_id}", tags=["admin"], summary="Revoke an API key (admin)")
+async def revoke_key(request: Request, key_id: str) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    caller = await ctx.auth.authenticate(request)
+    require_role(caller, "admin")
+    tenant = None if caller.role == "superadmin" else caller.tenant
+    try:
+        info = await ctx.store.call(lambda s: keys.revoke_key(s, key_id, tenant))
+    except keys.KeyError_:
+        raise ApiError(404, "NOT_FOUND", f"no API key with id {key_id!r}") from None
+    ctx.auth.forget()
+    return JsonResponse(_key_json(info))
+
+
+def _key_json(k: keys.ApiKey) -> dict[str, Any]:
+    return {"key_id": k.key_id, "tenant": k.tenant, "role": k.role, "name": k.name,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(k.created_at)),
+            "revoked": k.revoked}

@@ -1,0 +1,91 @@
+"""`POST /get_endpoint_stats/` and `POST /get_autogroup_stats/` (Vast.ai shapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from query_api.responses import JsonResponse
+
+from query_api import stats
+from query_api.context import ApiContext
+from query_api.entities import resolve_autogroup, resolve_endpoint
+from query_api.errors import bad_param
+from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
+from query_api.windows import MAX_POINTS, default_step, sample_points
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["stats"])
+
+_BODY_DOC = {
+    "requestBody": {"content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "description": "endpoint group (or autogroup) id"},
+            "endpoint": {"type": "string", "description": "endpoint group name (instead of id)"},
+            "api_key": {"type": "string", "description": "API key (or Authorization: Bearer)"},
+            "metric_name": {"type": "string", "enum": list(stats.METRICS)},
+            "t1": {"type": "number", "description": "timeseries start, unix seconds"},
+            "t2": {"type": "number", "description": "timeseries end (exclusive), unix seconds"},
+            "step": {"type": "integer", "description": "seconds between points"},
+        },
+    }}}, "required": True},
+}
+
+
+async def _respond(ctx: ApiContext, body: dict[str, Any], scope: stats.Scope, ident: int,
+                   name: str) -> dict[str, Any]:
+    s = ctx.settings
+    metric = get_choice(body, "metric_name", stats.METRICS)
+    if metric is None:
+        for extra in ("t1", "t2", "step"):
+            if extra in body:
+                raise bad_param("metric_name", None,
+                                f"metric_name is required with {extra}", stats.METRICS)
+        out = await stats.current_stats(ctx.store, scope, now=ctx.clock(),
+                                        window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s)
+        return {**out, "endpoint": name, "id": ident}
+    t1f = get_number(body, "t1", required=True)
+    t2f = get_number(body, "t2", required=True)
+    assert t1f is not None and t2f is not None
+    t1, t2 = int(t1f), int(t2f)
+    if t1 < 0:
+        raise bad_param("t1", t1f, "t1 must be >= 0 (unix seconds)")
+    if t2 <= t1:
+        raise bad_param("t2", t2f, "t2 must be greater than t1")
+    step = get_int(body, "step", default=default_step(t1, t2), lo=1)
+    assert step is not None
+    points = sample_points(t1, t2, step)
+    if len(points) > MAX_POINTS:
+        raise bad_param("t2", t2f, f"range {t1}..{t2} at step {step} s gives {len(points)} "
+                        f"points; at most {MAX_POINTS} (raise step or shorten the range)")
+    values = await stats.timeseries(ctx.store, scope, metric, points, step=step,
+                                    window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s)
+    return {"endpoint": name, "id": ident, metric: values, "range_len": len(values)}
+
+
+@router.post("/get_endpoint_stats/", openapi_extra=_BODY_DOC,
+             summary="Current stats or a timeseries of one endpoint group")
+async def get_endpoint_stats(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    body = parse_json_body(await request.body())
+    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    ident = get_int(body, "id", lo=0)
+    name = get_str(body, "endpoint", max_len=128)
+    if ident is None and not name:
+        raise bad_param("id", None, "one of id or endpoint is required")
+    scope, ep_name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=name)
+    return JsonResponse(await _respond(ctx, body, scope, scope.endpoint_id, ep_name))
+
+
+@router.post("/get_autogroup_stats/", openapi_extra=_BODY_DOC,
+             summary="Current stats or a timeseries of one autogroup")
+async def get_autogroup_stats(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    body = parse_json_body(await request.body())
+    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    ident = get_int(body, "id", required=True, lo=0)
+    assert ident is not None
+    scope, ep_name = await resolve_autogroup(ctx.store, key, ident)
+    return JsonResponse(await _respond(ctx, body, scope, ident, ep_name))
