@@ -6,7 +6,8 @@ Contract of `decode_envelope`:
 - otherwise each event is validated against the schema of its `type` (allowed per topic kind);
   a bad event is rejected alone with its index and the rest of the envelope is kept;
 - `ts` is normalised to integer epoch milliseconds (values above 1e11 are read as ms, else
-  seconds); events more than `max_future_ms` ahead of `now_ms` are rejected.
+  seconds); events more than `max_future_ms` ahead of `now_ms` are rejected, and so are events
+  older than `max_age_ms` (the retention: ClickHouse's TTL would drop them silently).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _validators(kind: str) -> dict[str, Validator]:
 
 
 def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_ms: int,
-                    max_bytes: int) -> Decoded:
+                    max_bytes: int, max_age_ms: int | None = None) -> Decoded:
     out = Decoded()
     if value is None:
         out.rejects.append(Reject(None, "empty message value", b""))
@@ -85,6 +86,7 @@ def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_m
     validators = _validators(kind)
     allowed = ", ".join(sorted(validators))
     limit = now_ms + max_future_ms
+    oldest = now_ms - max_age_ms if max_age_ms is not None else None
     for i, item in enumerate(items):
         try:
             if type(item) is not dict:
@@ -100,6 +102,10 @@ def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_m
                 raise SchemaViolation(
                     f"ts: {event['ts']!r} is {(ts_ms - now_ms) / 1000:.0f} s in the future "
                     f"(limit {max_future_ms // 1000} s)")
+            if oldest is not None and ts_ms < oldest:
+                raise SchemaViolation(
+                    f"ts: {event['ts']!r} is older than the retention of "
+                    f"{max_age_ms // 86_400_000} days")
             event["ts"] = ts_ms
         except SchemaViolation as exc:
             out.rejects.append(Reject(i, str(exc), orjson.dumps(item)))

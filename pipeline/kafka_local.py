@@ -384,7 +384,7 @@ class LocalKafka:
         self._props = self.home / "server.properties"
         self._pid_file = self.home / "kafka.pid"
         self._ports_file = self.home / "ports.json"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None  # held so Popen is not GC'd early
 
     # ---- public
 

@@ -64,7 +64,8 @@ class Sink:
         for m in messages:
             decoded = decode_envelope(m.value, self.kind, now_ms=now_ms,
                                       max_future_ms=s.max_future_s * 1000,
-                                      max_bytes=s.max_message_bytes)
+                                      max_bytes=s.max_message_bytes,
+                                      max_age_ms=s.retention_days * 86_400_000)
             if decoded.events:
                 add(m.partition, m.offset, decoded.events)
             for r in decoded.rejects:

@@ -131,6 +131,25 @@ def test_requested_port_in_use_fails_with_log_path(tmp_path: Path) -> None:
     assert kafka.status() is None
 
 
+def test_broker_that_dies_at_startup_raises_with_log_tail(tmp_path: Path) -> None:
+    home = tmp_path / "broker"
+    (home / "data").mkdir(parents=True)  # storage "formatted" for another node id: fatal
+    (home / "data" / "meta.properties").write_text(
+        "version=1\nnode.id=2\ncluster.id=MCS8OQpiQgSqQknc3z2S6A\n"
+        "directory.id=VMcEiDHdhWzAo6MrlODo0A\n"
+    )
+    kafka = LocalKafka(home, cache_dir=JAR_CACHE)
+    with pytest.raises(KafkaRuntimeError) as failure:
+        kafka.start(timeout=60)
+    message = str(failure.value)
+    assert "the broker process exited" in message
+    assert f"log: {home / 'server.log'}" in message
+    assert "Stored node id 2 doesn't match previous node id 1" in message
+    assert failure.value.log_path == home / "server.log"
+    assert not (home / "kafka.pid").exists()
+    assert kafka.status() is None
+
+
 @pytest.mark.slow
 async def test_stop_then_restart_keeps_port_and_data(tmp_path: Path) -> None:
     kafka = LocalKafka(tmp_path / "broker", cache_dir=JAR_CACHE)
