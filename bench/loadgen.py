@@ -23,7 +23,7 @@ import orjson
 from pipeline.producer import Producer
 from pipeline.settings import TopicNames
 
-__all__ = ["PROBE_BASE", "EventGen", "preload", "paced"]
+__all__ = ["PROBE_BASE", "EventGen", "paced", "preload"]
 
 #: Probe endpoint ids start here; load events use endpoint ids 1..endpoints.
 PROBE_BASE = 1_000_000_000

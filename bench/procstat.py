@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Snapshot", "CpuDelta", "machine_info"]
+__all__ = ["CpuDelta", "Snapshot", "machine_info"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -93,12 +93,17 @@ class Snapshot:
     pids: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def take(cls, pids: dict[str, int] | None = None) -> Snapshot:
+    def take(cls, pids: dict[str, int] | None = None,
+             names: dict[int, str] | None = None) -> Snapshot:
+        """Python threads all share the OS name of the process (3.11 does not set thread names):
+        `names` labels known native thread ids (`threading.get_native_id()`)."""
         snap = cls()
+        names = names or {}
         for task in Path("/proc/self/task").iterdir():
             got = _stat_cpu(task / "stat")
             if got:
-                snap.threads[int(task.name)] = got
+                tid = int(task.name)
+                snap.threads[tid] = (names.get(tid, got[0]), got[1])
         for name, pid in (pids or {}).items():
             snap.pids[name] = _tree_cpu(pid)
         return snap
@@ -116,7 +121,7 @@ class Snapshot:
 def _group(comm: str) -> str:
     """Thread names with a numeric suffix (pool threads) grouped together."""
     base = comm.rstrip("0123456789_-")
-    return base or comm
+    return f"{base or comm} threads" if base != comm else comm
 
 
 def machine_info() -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import sketch
 
-__all__ = ["TABLE_COLUMNS", "ROLLUP_FIELDS", "SinkBatch", "classify"]
+__all__ = ["ROLLUP_FIELDS", "TABLE_COLUMNS", "SinkBatch", "classify"]
 
 ROLLUP_FIELDS = (
     "requests", "successes", "failures", "err_client", "err_server", "err_timeout",

@@ -20,7 +20,7 @@ import orjson
 import schemas
 from schemas import SchemaViolation, Validator
 
-__all__ = ["Reject", "Decoded", "decode_envelope", "EVENT_TYPES", "normalise_ts_ms"]
+__all__ = ["EVENT_TYPES", "Decoded", "Reject", "decode_envelope", "normalise_ts_ms"]
 
 #: Event types accepted on each topic kind, with the schema file that validates them.
 EVENT_TYPES: dict[str, dict[str, str]] = {

@@ -97,8 +97,15 @@ class DemoTraffic:
     then every `heartbeat_s` seconds after a per-worker phase (so beats spread out).
     """
 
-    def __init__(self, *, clock: Callable[[], float], rng: random.Random, endpoints: int = 3,
-                 tenant: str = "default", heartbeat_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random,
+        endpoints: int = 3,
+        tenant: str = "default",
+        heartbeat_s: float = 5.0,
+    ) -> None:
         if endpoints < 1:
             raise ValueError(f"endpoints must be >= 1, got {endpoints}")
         self.clock = clock
@@ -112,12 +119,14 @@ class DemoTraffic:
             ep = DemoEndpoint(i, name, profile)
             for j in range(1, rng.randint(1, 2) + 1):
                 for _ in range(rng.randint(2, 4)):
-                    ep.workers.append(DemoWorker(
-                        worker_id=i * 1000 + len(ep.workers) + 1,
-                        autogroup_id=i * 100 + j,
-                        max_perf=round(profile.max_perf * rng.uniform(0.8, 1.2), 1),
-                        loadtime=round(rng.uniform(20.0, 180.0), 1),
-                    ))
+                    ep.workers.append(
+                        DemoWorker(
+                            worker_id=i * 1000 + len(ep.workers) + 1,
+                            autogroup_id=i * 100 + j,
+                            max_perf=round(profile.max_perf * rng.uniform(0.8, 1.2), 1),
+                            loadtime=round(rng.uniform(20.0, 180.0), 1),
+                        )
+                    )
             self.endpoints.append(ep)
         self._weights = [ep.profile.weight for ep in self.endpoints]
 
@@ -158,14 +167,19 @@ class DemoTraffic:
         elif draw < _P_4XX:
             event.update(status=rng.choice((400, 413, 429)), latency_ms=round(rng.uniform(1, 5), 2))
         else:
-            event.update(status=200, latency_ms=round(latency, 2), tokens_in=tokens_in,
-                         tokens_out=tokens_out,
-                         bytes_out=int(p.bytes_out * rng.uniform(0.5, 1.5)),
-                         gpu_seconds=round(latency / 1000.0, 4))
+            event.update(
+                status=200,
+                latency_ms=round(latency, 2),
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                bytes_out=int(p.bytes_out * rng.uniform(0.5, 1.5)),
+                gpu_seconds=round(latency / 1000.0, 4),
+            )
             if rng.random() < _P_COLD_START:
                 cold = round(rng.uniform(8_000.0, 40_000.0), 1)
-                event.update(cold_start=True, cold_start_ms=cold,
-                             latency_ms=round(latency + cold, 2))
+                event.update(
+                    cold_start=True, cold_start_ms=cold, latency_ms=round(latency + cold, 2)
+                )
         w.received += 1
         w.window_requests += 1
         w.window_work += work
@@ -181,8 +195,9 @@ class DemoTraffic:
                 if w.next_beat is None:
                     w.next_beat = now + self.rng.uniform(0.0, self.heartbeat_s)
                 elif now >= w.next_beat:
-                    w.next_beat += self.heartbeat_s * max(1, math.ceil(
-                        (now - w.next_beat + 1e-9) / self.heartbeat_s))
+                    w.next_beat += self.heartbeat_s * max(
+                        1, math.ceil((now - w.next_beat + 1e-9) / self.heartbeat_s)
+                    )
                 else:
                     continue
                 out.append(self._heartbeat(ep, w, now))
@@ -199,8 +214,9 @@ class DemoTraffic:
         span = self.heartbeat_s if w.window_start is None else max(now - w.window_start, 1e-3)
         cur_load = w.window_work / span
         rate = w.window_requests / span
-        mean_latency_s = (w.window_latency_ms / w.window_requests / 1000.0
-                          if w.window_requests else 0.0)
+        mean_latency_s = (
+            w.window_latency_ms / w.window_requests / 1000.0 if w.window_requests else 0.0
+        )
         util = min(100.0, 100.0 * cur_load / w.max_perf) if w.max_perf else 0.0
         beat = {
             "v": 1, "type": "heartbeat", "ts": now, "tenant": self.tenant,
@@ -247,12 +263,20 @@ class DemoProgress:
         return self.requests + self.heartbeats
 
 
-async def run_demo(producer: EventSink, rate: float, duration: float | None,
-                   clock: Callable[[], float],
-                   progress: Callable[[DemoProgress], None] | None = None, *,
-                   traffic: DemoTraffic | None = None, endpoints: int = 3, seed: int | None = 0,
-                   sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                   tick_s: float = 0.05, progress_every_s: float = 1.0) -> DemoProgress:
+async def run_demo(
+    producer: EventSink,
+    rate: float,
+    duration: float | None,
+    clock: Callable[[], float],
+    progress: Callable[[DemoProgress], None] | None = None,
+    *,
+    traffic: DemoTraffic | None = None,
+    endpoints: int = 3,
+    seed: int | None = 0,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    tick_s: float = 0.05,
+    progress_every_s: float = 1.0,
+) -> DemoProgress:
     """Send `rate` requests/s (plus the fleet's heartbeats) until `duration` seconds have passed
     (forever when None; cancel the task to stop), then flush and return the totals.
 
@@ -273,8 +297,9 @@ async def run_demo(producer: EventSink, rate: float, duration: float | None,
     def totals(done: bool) -> DemoProgress:
         elapsed = clock() - start
         events = requests + heartbeats
-        return DemoProgress(requests, heartbeats, elapsed,
-                            events / elapsed if elapsed > 0 else 0.0, done=done)
+        return DemoProgress(
+            requests, heartbeats, elapsed, events / elapsed if elapsed > 0 else 0.0, done=done
+        )
 
     try:
         while True:
@@ -295,8 +320,11 @@ async def run_demo(producer: EventSink, rate: float, duration: float | None,
                 break
             if progress is not None and now - last_t >= progress_every_s:
                 events = requests + heartbeats
-                progress(DemoProgress(requests, heartbeats, elapsed,
-                                      (events - last_events) / (now - last_t)))
+                progress(
+                    DemoProgress(
+                        requests, heartbeats, elapsed, (events - last_events) / (now - last_t)
+                    )
+                )
                 last_t, last_events = now, events
             await sleep(tick_s)
         await producer.flush()

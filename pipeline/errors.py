@@ -6,7 +6,7 @@ Meaning is in the type: `InvalidEvent` goes to the dead-letter topic and the str
 
 from __future__ import annotations
 
-__all__ = ["VitalsError", "InvalidEvent", "StorageError", "StorageUnavailable", "StoreLocked"]
+__all__ = ["InvalidEvent", "StorageError", "StorageUnavailable", "StoreLocked", "VitalsError"]
 
 
 class VitalsError(Exception):

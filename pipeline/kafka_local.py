@@ -44,6 +44,7 @@ from pipeline.errors import VitalsError
 __all__ = [
     "HOST",
     "KAFKA_VERSION",
+    "MAX_MESSAGE_BYTES",
     "BrokerInfo",
     "KafkaRuntimeError",
     "LocalKafka",
@@ -58,6 +59,10 @@ __all__ = [
 
 KAFKA_VERSION = "4.1.1"
 HOST = "127.0.0.1"
+#: Largest Kafka message the local broker and Vitals' topics accept. Larger than the pipeline's
+#: own limit (VITALS_MAX_MESSAGE_BYTES, 4 MiB) so an oversized envelope reaches the worker and
+#: is dead-lettered with its reason instead of failing at the producer.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _RUNTIME_DIR = Path(__file__).parent / "kafka_runtime"
 _POM = _RUNTIME_DIR / "pom.xml"
 _LOG4J_CONFIG = _RUNTIME_DIR / "log4j2.yaml"
@@ -142,7 +147,9 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path)
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
-        "log.segment.bytes": str(16 * 1024 * 1024),
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "message.max.bytes": str(MAX_MESSAGE_BYTES),
+        "replica.fetch.max.bytes": str(MAX_MESSAGE_BYTES),
         "log.retention.hours": "168",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
         "num.network.threads": "2",
@@ -611,7 +618,9 @@ async def ensure_topics(
             missing = [name for name in wanted if name not in existing]
             if missing:
                 response = await admin.create_topics(
-                    [NewTopic(name, partitions, 1) for name in missing]
+                    [NewTopic(name, partitions, 1,
+                               topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)})
+                     for name in missing]
                 )
                 for row in response.to_object()["topic_errors"]:
                     error = for_code(row["error_code"])

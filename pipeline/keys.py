@@ -17,8 +17,20 @@ from typing import Literal
 
 from pipeline.storage import Store
 
-__all__ = ["ROLES", "Role", "ApiKey", "NewKey", "KeyError_", "create_key", "list_keys",
-           "revoke_key", "find_key", "parse_key", "hash_key", "role_allows"]
+__all__ = [
+    "ROLES",
+    "ApiKey",
+    "KeyError_",
+    "NewKey",
+    "Role",
+    "create_key",
+    "find_key",
+    "hash_key",
+    "list_keys",
+    "parse_key",
+    "revoke_key",
+    "role_allows",
+]
 
 Role = Literal["reader", "admin", "superadmin"]
 ROLES: tuple[Role, ...] = ("reader", "admin", "superadmin")

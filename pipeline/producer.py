@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 import schemas
 from pipeline.decode import EVENT_TYPES, normalise_ts_ms
 from pipeline.errors import InvalidEvent
+from pipeline.kafka_local import MAX_MESSAGE_BYTES
 from pipeline.settings import TopicNames
 
 __all__ = ["Producer", "SyncProducer", "event_key"]
@@ -55,7 +56,7 @@ class Producer:
         self.clock = clock
         self._kafka = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=5, max_request_size=max(1 << 20, max_bytes * 2),
+            linger_ms=5, max_request_size=MAX_MESSAGE_BYTES,
             max_batch_size=max(1 << 20, max_bytes * 2),
         )
         self._buffers: dict[tuple[str, bytes], tuple[list[bytes], int]] = {}

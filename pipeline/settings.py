@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SettingsError", "Settings", "TopicNames"]
+__all__ = ["Settings", "SettingsError", "TopicNames"]
 
 TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
 

@@ -25,7 +25,7 @@ from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
 
-__all__ = ["Message", "Sink", "DlqSender"]
+__all__ = ["DlqSender", "Message", "Sink"]
 
 log = logging.getLogger("vitals.sink")
 

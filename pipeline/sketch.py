@@ -15,8 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-__all__ = ["ALPHA", "GAMMA", "ZERO_BUCKET", "MIN_VALUE", "bucket_of", "bucket_value", "quantile",
-           "quantiles", "add", "merge"]
+__all__ = [
+    "ALPHA",
+    "GAMMA",
+    "MIN_VALUE",
+    "ZERO_BUCKET",
+    "add",
+    "bucket_of",
+    "bucket_value",
+    "merge",
+    "quantile",
+    "quantiles",
+]
 
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)

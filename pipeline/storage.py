@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from pipeline.errors import StorageError, StorageUnavailable, StoreLocked
 
-__all__ = ["Store", "ClickHouseStore", "AsyncStore", "migrate"]
+__all__ = ["AsyncStore", "ClickHouseStore", "Store", "migrate"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,8 @@ class Store(Protocol):
 
     def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
             settings: dict[str, Any] | None = None) -> bytes: ...
+
+    def readonly_raw(self, sql: str, fmt: str) -> bytes: ...
 
 
 def _translate(exc: Exception) -> StorageError:
@@ -66,19 +68,23 @@ class ClickHouseStore:
         self.dsn = dsn
         self.database = database
         self._client = self._connect(dsn)
+        self._readonly_client: Any = None
 
     @classmethod
-    def _connect(cls, dsn: str) -> Any:
+    def _connect(cls, dsn: str, *, readonly: bool = False) -> Any:
         try:
             import clickhouse_connect
 
             if dsn.startswith("chdb://"):
-                # chdb allows one session per process: share one client per path.
+                # One engine per process; each client is its own session on it. Share one
+                # client per (path, mode) so SET state never crosses between modes.
                 with cls._chdb_lock:
-                    client = cls._chdb_clients.get(dsn)
+                    key = f"{dsn}#ro" if readonly else dsn
+                    client = cls._chdb_clients.get(key)
                     if client is None:
-                        client = clickhouse_connect.get_client(dsn=dsn)
-                        cls._chdb_clients[dsn] = client
+                        extra = {"settings": {"readonly": 1}} if readonly else {}
+                        client = clickhouse_connect.get_client(dsn=dsn, **extra)
+                        cls._chdb_clients[key] = client
                     return client
             return clickhouse_connect.get_client(dsn=dsn, compress=False)
         except Exception as exc:  # driver and chdb raise assorted types
@@ -115,6 +121,25 @@ class ClickHouseStore:
             data: bytes = self._client.raw_query(
                 sql, parameters=params or {}, settings=settings or {}, fmt=fmt
             )
+            return data
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+
+    def readonly_raw(self, sql: str, fmt: str) -> bytes:
+        """Run analyst SQL with `readonly=1`, output in ClickHouse format `fmt`.
+
+        The embedded engine applies per-call settings with SET and restores them afterwards,
+        which readonly mode itself forbids: the session would stay read-only. So the embedded
+        engine gets a second session that is read-only for good; a server takes the setting
+        per query.
+        """
+        if not self.dsn.startswith("chdb://"):
+            return self.raw(sql, fmt, settings={"readonly": 1})
+        if self._readonly_client is None:
+            self._readonly_client = self._connect(self.dsn, readonly=True)
+        try:
+            data: bytes = self._readonly_client.raw_query(sql, fmt=fmt)
             return data
         except Exception as exc:
             raise _translate(exc) from exc
@@ -162,6 +187,9 @@ class AsyncStore:
     async def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
                   settings: dict[str, Any] | None = None) -> bytes:
         return await self.call(lambda s: s.raw(sql, fmt, params, settings))
+
+    async def readonly_raw(self, sql: str, fmt: str) -> bytes:
+        return await self.call(lambda s: s.readonly_raw(sql, fmt))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -72,11 +72,11 @@ class Telemetry:
         lines: list[str] = []
         with self._lock:
             for name, (kind, help_) in _HELP.items():
-                if name in self._values and self._values[name]:
+                if self._values.get(name):
                     lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
                     for labels, v in sorted(self._values[name].items()):
                         lines.append(f"{name}{_fmt(labels)} {_num(v)}")
-                if name in self._hists and self._hists[name]:
+                if self._hists.get(name):
                     lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
                     for labels, h in sorted(self._hists[name].items()):
                         cum = 0.0

@@ -21,7 +21,7 @@ from pipeline.sink import Message, Sink
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
 
-__all__ = ["create_worker_app", "WORKER_KINDS"]
+__all__ = ["WORKER_KINDS", "create_worker_app"]
 
 log = logging.getLogger("vitals.worker")
 

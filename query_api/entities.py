@@ -7,7 +7,7 @@ from pipeline.storage import AsyncStore
 from query_api.errors import ApiError
 from query_api.stats import Scope
 
-__all__ = ["resolve_endpoint", "resolve_autogroup"]
+__all__ = ["resolve_autogroup", "resolve_endpoint"]
 
 
 def _pick(key: ApiKey, tenants: list[str], what: str) -> str:

@@ -10,7 +10,7 @@ import orjson
 
 from query_api.errors import ApiError, bad_param
 
-__all__ = ["parse_json_body", "get_int", "get_str", "get_choice", "get_number"]
+__all__ = ["get_choice", "get_int", "get_number", "get_str", "parse_json_body"]
 
 _MISSING: Any = object()
 

@@ -15,7 +15,7 @@ from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_str, parse_json_body
 from query_api.responses import JsonResponse
 
-__all__ = ["router", "SQL_FORMATS"]
+__all__ = ["SQL_FORMATS", "router"]
 
 router = APIRouter()
 
@@ -60,10 +60,8 @@ async def sql(request: Request) -> Response:
     query = get_str(body, "query", required=True, max_len=100_000)
     fmt = get_choice(body, "format", SQL_FORMATS, default="TSVWithNames")
     assert query is not None and fmt is not None
-    # readonly=1 also forbids changing any other setting in the query.
-    settings: dict[str, Any] = {"readonly": 1}
     try:
-        data = await ctx.store.raw(query, fmt, settings=settings)
+        data = await ctx.store.readonly_raw(query, fmt)
     except ApiError:
         raise
     except Exception as exc:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from query_api.responses import JsonResponse
 
 from query_api import stats
 from query_api.context import ApiContext
 from query_api.entities import resolve_autogroup, resolve_endpoint
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
-from query_api.windows import MAX_POINTS, default_step, sample_points
+from query_api.responses import JsonResponse
+from query_api.windows import MAX_POINTS, default_step, point_count, sample_points
 
 __all__ = ["router"]
 
@@ -56,10 +56,11 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: stats.Scope, id
         raise bad_param("t2", t2f, "t2 must be greater than t1")
     step = get_int(body, "step", default=default_step(t1, t2), lo=1)
     assert step is not None
-    points = sample_points(t1, t2, step)
-    if len(points) > MAX_POINTS:
-        raise bad_param("t2", t2f, f"range {t1}..{t2} at step {step} s gives {len(points)} "
+    npoints = point_count(t1, t2, step)
+    if npoints > MAX_POINTS:
+        raise bad_param("t2", t2f, f"t2: range {t1}..{t2} at step {step} s gives {npoints} "
                         f"points; at most {MAX_POINTS} (raise step or shorten the range)")
+    points = sample_points(t1, t2, step)
     values = await stats.timeseries(ctx.store, scope, metric, points, step=step,
                                     window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s)
     return {"endpoint": name, "id": ident, metric: values, "range_len": len(values)}

@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.storage import AsyncStore
 from query_api.windows import series_resolution, split_range
 
-__all__ = ["Scope", "METRICS", "current_stats", "timeseries"]
+__all__ = ["METRICS", "Scope", "current_stats", "timeseries"]
 
 METRICS = ("nworkers", "totreqs", "curload", "capacity", "reliable", "reqrate")
 

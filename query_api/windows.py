@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["split_range", "sample_points", "default_step", "series_resolution", "MAX_POINTS",
-           "MAX_BUCKETS"]
+__all__ = [
+    "MAX_BUCKETS",
+    "MAX_POINTS",
+    "default_step",
+    "point_count",
+    "sample_points",
+    "series_resolution",
+    "split_range",
+]
 
 MAX_POINTS = 10_000
 MAX_BUCKETS = 2_000_000
@@ -51,6 +58,11 @@ def split_range(lo: int, hi: int) -> list[tuple[str, int, int]]:
 def default_step(t1: int, t2: int) -> int:
     """5 s for short ranges, growing so that a range yields at most ~720 points."""
     return max(5, math.ceil((t2 - t1) / 720))
+
+
+def point_count(t1: int, t2: int, step: int) -> int:
+    """How many instants `sample_points` yields, without building them."""
+    return max(0, -(-(t2 - t1) // step))
 
 
 def sample_points(t1: int, t2: int, step: int) -> list[int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from schemas.validator import SchemaViolation, Validator, compile_schema
 
-__all__ = ["SchemaViolation", "Validator", "load", "validator", "migration_files"]
+__all__ = ["SchemaViolation", "Validator", "load", "migration_files", "validator"]
 
 
 @functools.cache

@@ -121,7 +121,7 @@ def compile_schema(schema: dict[str, Any]) -> Validator:
         env: dict[str, Any] = {"_V": SchemaViolation, "_kind": _kind, "_isfinite": math.isfinite}
         body = _property_code(name, spec, "v", env, i)
         code = "def check(v):\n" + "".join(f"    {b}\n" for b in body) + "    return v\n"
-        exec(compile(code, f"<schema property {name}>", "exec"), env)  # noqa: S102
+        exec(compile(code, f"<schema property {name}>", "exec"), env)
         checks[name] = env["check"]
     defaults = {name: spec["default"] for name, spec in props.items() if "default" in spec}
 
