@@ -358,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="give up on one e2e run after this many s (default max(120, N/5000))")
     p.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None,
                    help="one extra, profiled e2e run with the first --batch (not in the figures)")
-    p.add_argument("--profile-out", default=str(Path(tempfile.gettempdir()) / "vitals-e2e.prof.txt"))
+    p.add_argument("--profile-out",
+                   default=str(Path(tempfile.gettempdir()) / "vitals-e2e.prof.txt"))
     p.add_argument("--quick", action="store_true", help="smoke run: 100k events, 10 s latency")
     p.add_argument("--no-record", action="store_true", help="do not append to bench/results.md")
     args = p.parse_args(argv)

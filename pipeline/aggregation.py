@@ -101,6 +101,7 @@ class SinkBatch:
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self._columns: dict[str, tuple[str, ...]] = dict(TABLE_COLUMNS)
         self._endpoints: dict[tuple[str, int, str], int] = {}
         self._autogroups: dict[tuple[str, int, int], int] = {}
         self.events = 0
@@ -194,12 +195,24 @@ class SinkBatch:
         if self._autogroups.get(gkey, -1) < ts:
             self._autogroups[gkey] = ts
 
+    def rows_for(self, table: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """The row list of `table` (rows are tuples in `columns` order); for kinds whose tables
+        are declared in their own modules."""
+        known = self._columns.setdefault(table, columns)
+        if known != columns:
+            raise ValueError(f"table {table}: columns {columns} differ from {known}")
+        return self.rows[table]
+
     def tables(self) -> list[tuple[str, tuple[str, ...], list[list[Any]]]]:
         """(table, column names, columns) for every table with rows, raw tables first."""
-        self.rows["endpoints"] = [(t, ep, n, ts) for (t, ep, n), ts in self._endpoints.items()]
-        self.rows["autogroups"] = [(t, ag, ep, ts) for (t, ag, ep), ts in self._autogroups.items()]
+        if self._endpoints:
+            self.rows["endpoints"] = [(t, ep, n, ts)
+                                      for (t, ep, n), ts in self._endpoints.items()]
+        if self._autogroups:
+            self.rows["autogroups"] = [(t, ag, ep, ts)
+                                       for (t, ag, ep), ts in self._autogroups.items()]
         out = []
-        for table, names in TABLE_COLUMNS.items():
+        for table, names in self._columns.items():
             rows = self.rows.get(table)
             if rows:
                 out.append((table, names, [list(col) for col in zip(*rows, strict=True)]))

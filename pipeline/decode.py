@@ -5,7 +5,8 @@ Contract of `decode_envelope`:
   objects is rejected whole (`Reject.index` None);
 - otherwise each event is validated against the schema of its `type` (allowed per topic kind);
   a bad event is rejected alone with its index and the rest of the envelope is kept;
-- `ts` is normalised to integer epoch milliseconds (values above 1e11 are read as ms, else
+- the kind's event-time field (`ts`; see `pipeline.topics.TopicKind`) is normalised to integer
+  epoch milliseconds (values above 1e11 are read as ms, else
   seconds); events more than `max_future_ms` ahead of `now_ms` are rejected, and so are events
   older than `max_age_ms` (the retention: ClickHouse's TTL would drop them silently).
 """
@@ -18,15 +19,13 @@ from typing import Any
 import orjson
 
 import schemas
+from pipeline.topics import KINDS
 from schemas import SchemaViolation, Validator
 
-__all__ = ["EVENT_TYPES", "Decoded", "Reject", "decode_envelope", "normalise_ts_ms"]
+__all__ = ["EVENT_TYPES", "Decoded", "EventChecker", "Reject", "decode_envelope", "normalise_ts_ms"]
 
 #: Event types accepted on each topic kind, with the schema file that validates them.
-EVENT_TYPES: dict[str, dict[str, str]] = {
-    "requests": {"request": "request"},
-    "heartbeats": {"heartbeat": "heartbeat"},
-}
+EVENT_TYPES: dict[str, dict[str, str]] = {name: k.event_types for name, k in KINDS.items()}
 
 _MS_THRESHOLD = 100_000_000_000  # 1e11: epoch seconds stay below this until the year 5138
 
@@ -45,7 +44,7 @@ class Decoded:
 
 
 def normalise_ts_ms(ts: float) -> int:
-    return int(round(ts)) if ts > _MS_THRESHOLD else int(round(ts * 1000))
+    return round(ts) if ts > _MS_THRESHOLD else round(ts * 1000)
 
 
 def _validators(kind: str) -> dict[str, Validator]:
@@ -53,6 +52,48 @@ def _validators(kind: str) -> dict[str, Validator]:
         return {t: schemas.validator(name) for t, name in EVENT_TYPES[kind].items()}
     except KeyError:
         raise ValueError(f"unknown topic kind {kind!r}") from None
+
+
+class EventChecker:
+    """Validates single events of one topic kind at one instant: schema by `type`, then the
+    event-time window. Returns the normalised event (a new dict) or raises SchemaViolation."""
+
+    def __init__(self, kind: str, *, now_ms: int, max_future_ms: int,
+                 max_age_ms: int | None = None) -> None:
+        self.validators = _validators(kind)
+        self.allowed = ", ".join(sorted(self.validators))
+        topic_kind = KINDS[kind]
+        self.ts_field, self.ts_default_now = topic_kind.ts_field, topic_kind.ts_default_now
+        self.now_ms = now_ms
+        self.max_future_ms = max_future_ms
+        self.max_age_ms = max_age_ms
+
+    def __call__(self, item: Any) -> dict[str, Any]:
+        if type(item) is not dict:
+            raise SchemaViolation("event: expected object")
+        etype = item.get("type")
+        validate = self.validators.get(etype) if type(etype) is str else None
+        if validate is None:
+            raise SchemaViolation(
+                f"type: {etype!r} is not an event type of this topic; allowed: {self.allowed}")
+        event = validate(item)
+        ts_field, now_ms = self.ts_field, self.now_ms
+        raw_ts = event.get(ts_field)
+        if raw_ts is None:
+            if not self.ts_default_now:
+                raise SchemaViolation(f"{ts_field}: required field is missing")
+            raw_ts = now_ms
+        ts_ms = normalise_ts_ms(raw_ts)
+        if ts_ms > now_ms + self.max_future_ms:
+            raise SchemaViolation(
+                f"{ts_field}: {raw_ts!r} is {(ts_ms - now_ms) / 1000:.0f} s in the future "
+                f"(limit {self.max_future_ms // 1000} s)")
+        if self.max_age_ms is not None and ts_ms < now_ms - self.max_age_ms:
+            raise SchemaViolation(
+                f"{ts_field}: {raw_ts!r} is older than the retention of "
+                f"{self.max_age_ms // 86_400_000} days")
+        event[ts_field] = ts_ms
+        return event
 
 
 def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_ms: int,
@@ -83,30 +124,11 @@ def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_m
         out.rejects.append(Reject(
             None, "envelope must be a JSON object or an array of objects", value))
         return out
-    validators = _validators(kind)
-    allowed = ", ".join(sorted(validators))
-    limit = now_ms + max_future_ms
-    oldest = now_ms - max_age_ms if max_age_ms is not None else None
+    checker = EventChecker(kind, now_ms=now_ms, max_future_ms=max_future_ms,
+                           max_age_ms=max_age_ms)
     for i, item in enumerate(items):
         try:
-            if type(item) is not dict:
-                raise SchemaViolation("event: expected object")
-            etype = item.get("type")
-            validate = validators.get(etype) if type(etype) is str else None
-            if validate is None:
-                raise SchemaViolation(
-                    f"type: {etype!r} is not an event type of this topic; allowed: {allowed}")
-            event = validate(item)
-            ts_ms = normalise_ts_ms(event["ts"])
-            if ts_ms > limit:
-                raise SchemaViolation(
-                    f"ts: {event['ts']!r} is {(ts_ms - now_ms) / 1000:.0f} s in the future "
-                    f"(limit {max_future_ms // 1000} s)")
-            if oldest is not None and ts_ms < oldest:
-                raise SchemaViolation(
-                    f"ts: {event['ts']!r} is older than the retention of "
-                    f"{max_age_ms // 86_400_000} days")
-            event["ts"] = ts_ms
+            event = checker(item)
         except SchemaViolation as exc:
             out.rejects.append(Reject(i, str(exc), orjson.dumps(item)))
             continue

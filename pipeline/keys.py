@@ -90,7 +90,7 @@ def create_key(store: Store, tenant: str, role: str, name: str = "",
                               [int(now * 1000)], [False], [time.time_ns()]],
                  ("key_id", "tenant", "role", "key_hash", "name", "created_at", "revoked",
                   "version"))
-    return NewKey(key, ApiKey(key_id, tenant, role, name, now, False))  # type: ignore[arg-type]
+    return NewKey(key, ApiKey(key_id, tenant, role, name, now, False))
 
 
 def _rows(store: Store, where: str, params: dict[str, str]) -> list[tuple[ApiKey, str]]:

@@ -26,20 +26,18 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-import schemas
-from pipeline.decode import EVENT_TYPES, normalise_ts_ms
+from pipeline.decode import EventChecker
 from pipeline.errors import InvalidEvent
 from pipeline.kafka_local import MAX_MESSAGE_BYTES
 from pipeline.settings import TopicNames
+from pipeline.topics import KINDS
+from schemas import SchemaViolation
 
 __all__ = ["Producer", "SyncProducer", "event_key"]
 
-_KEY_FIELD = {"requests": "endpoint_id", "heartbeats": "endpoint_id", "task-events": "task",
-              "metrics": "name", "jobs": "tenant"}
-
-
 def event_key(kind: str, event: dict[str, Any]) -> bytes:
-    return str(event.get(_KEY_FIELD.get(kind, ""), "")).encode()
+    """The Kafka message key of `event` on topic kind `kind` (see `TopicKind.key_field`)."""
+    return str(event.get(KINDS[kind].key_field, "")).encode()
 
 
 class Producer:
@@ -80,20 +78,14 @@ class Producer:
 
     def check(self, kind: str, event: dict[str, Any]) -> None:
         """Raise InvalidEvent if the pipeline would dead-letter this event."""
-        types = EVENT_TYPES.get(kind)
-        if types is None:
-            raise InvalidEvent(f"unknown topic kind {kind!r}")
-        etype = event.get("type")
-        name = types.get(etype) if isinstance(etype, str) else None
-        if name is None:
-            raise InvalidEvent(f"type: {etype!r} is not an event type of topic {kind}; "
-                               f"allowed: {', '.join(sorted(types))}")
+        if kind not in KINDS:
+            raise InvalidEvent(f"unknown topic kind {kind!r}; allowed: {', '.join(KINDS)}")
+        checker = EventChecker(kind, now_ms=int(self.clock() * 1000),
+                               max_future_ms=self.max_future_ms)
         try:
-            checked = schemas.validator(name)(event)
-        except schemas.SchemaViolation as exc:
+            checker(event)
+        except SchemaViolation as exc:
             raise InvalidEvent(str(exc)) from None
-        if normalise_ts_ms(checked["ts"]) > self.clock() * 1000 + self.max_future_ms:
-            raise InvalidEvent("ts: too far in the future")
 
     async def send(self, kind: str, event: dict[str, Any]) -> None:
         if self.validate:

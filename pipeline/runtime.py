@@ -41,6 +41,7 @@ class Runtime:
         self._server_task: asyncio.Task[None] | None = None
         self.api_url: str | None = None
         self._worker_ready = False
+        self.producer: Any = None
 
     async def start(self) -> None:
         s = self.settings
@@ -78,15 +79,22 @@ class Runtime:
 
         assert self.store is not None
         s = self.settings
+        if s.kafka_bootstrap:
+            from pipeline.producer import Producer
+
+            self.producer = Producer(s.kafka_bootstrap, s.topics, max_future_s=s.max_future_s,
+                                     clock=self.clock)
+            await self.producer.start()
         ctx = ApiContext(settings=s, store=self.store, auth=Authenticator(self.store),
                          telemetry=self.telemetry, clock=self.clock,
-                         ready=lambda: self._worker_ready or not self.with_worker)
+                         ready=lambda: self._worker_ready or not self.with_worker,
+                         producer=self.producer)
         self.api_app = create_app(ctx)
         config = uvicorn.Config(self.api_app, host=s.api_host, port=s.api_port,
                                 log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         # The runtime owns SIGINT/SIGTERM; uvicorn must not swap the handlers.
-        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._server.capture_signals = contextlib.nullcontext
         self._server_task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._server_task.done():
@@ -102,6 +110,9 @@ class Runtime:
             self._server.should_exit = True
             if self._server_task is not None:
                 await asyncio.wait([self._server_task], timeout=10)
+        if self.producer is not None:
+            await self.producer.close()
+            self.producer = None
         if self.worker_app is not None:
             await self.worker_app.stop()
             self.worker_app = None

@@ -57,11 +57,13 @@ class Settings:
     - `CLICKHOUSE_DSN`: `chdb://<path>` (embedded, default `chdb://<data dir>/clickhouse`)
       or `http(s)://user:pass@host:port`.
     - `CLICKHOUSE_DATABASE`: database holding the Vitals tables (default `vitals`).
-    - `VITALS_DATA_DIR`: local state: embedded ClickHouse, local broker, admin key (default `./.data`).
+    - `VITALS_DATA_DIR`: local state: embedded ClickHouse, local broker, admin key
+      (default `./.data`).
     - `VITALS_TOPIC_PREFIX`, `VITALS_TOPIC_PARTITIONS`: topic naming and partition count.
     - `VITALS_API_HOST`, `VITALS_API_PORT`: where the query API listens (default 127.0.0.1:8000).
     - `VITALS_STATS_WINDOW_S`: trailing window of reqrate/curload/reliable (default 60).
-    - `VITALS_LIVENESS_TIMEOUT_S`: a worker is live while its last heartbeat is younger (default 60).
+    - `VITALS_LIVENESS_TIMEOUT_S`: a worker is live while its last heartbeat is younger
+      (default 60).
     - `VITALS_MAX_FUTURE_S`: events stamped further in the future are rejected (default 300).
     - `VITALS_RETENTION_DAYS`: TTL of raw tables (default 30); rollups keep 400 days.
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.

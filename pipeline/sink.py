@@ -24,6 +24,7 @@ from pipeline.errors import StorageUnavailable
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
+from pipeline.topics import kind
 
 __all__ = ["DlqSender", "Message", "Sink"]
 
@@ -54,20 +55,21 @@ class Sink:
         self.max_backoff_s = max_backoff_s
         self.dlq_topic = settings.topics.dlq(kind)
 
-    def build(self, messages: Sequence[Message]) -> tuple[SinkBatch, list[tuple[bytes | None, bytes]]]:
+    def build(self, messages: Sequence[Message]
+              ) -> tuple[SinkBatch, list[tuple[bytes | None, bytes]]]:
         """Pure part: rows for the batch, and the dead-letter records (key, value)."""
         s = self.settings
         batch = SinkBatch()
         dead: list[tuple[bytes | None, bytes]] = []
         now_ms = int(self.clock() * 1000)
-        add = batch.add_requests if self.kind == "requests" else batch.add_heartbeats
+        build = kind(self.kind).build
         for m in messages:
             decoded = decode_envelope(m.value, self.kind, now_ms=now_ms,
                                       max_future_ms=s.max_future_s * 1000,
                                       max_bytes=s.max_message_bytes,
                                       max_age_ms=s.retention_days * 86_400_000)
             if decoded.events:
-                add(m.partition, m.offset, decoded.events)
+                build(batch, m.partition, m.offset, decoded.events)
             for r in decoded.rejects:
                 batch.add_dead_letter(m.topic, m.partition, m.offset, r.index, r.reason, r.payload)
                 dead.append((m.key, orjson.dumps({

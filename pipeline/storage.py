@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pipeline.errors import StorageError, StorageUnavailable, StoreLocked
 
@@ -33,7 +33,8 @@ class Store(Protocol):
 
     database: str
 
-    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None: ...
+    def insert(self, table: str, columns: Sequence[Sequence[Any]],
+               names: Sequence[str]) -> None: ...
 
     def rows(self, sql: str, params: dict[str, Any] | None = None,
              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
@@ -53,7 +54,8 @@ def _translate(exc: Exception) -> StorageError:
     lowered = text.lower()
     if "cannot lock file" in lowered or "another server instance" in lowered:
         return StoreLocked(f"embedded ClickHouse data dir is in use by another process: {text}")
-    if code is None or code in _TRANSIENT_CODES or "connection" in lowered or "timed out" in lowered:
+    if (code is None or code in _TRANSIENT_CODES or "connection" in lowered
+            or "timed out" in lowered):
         return StorageUnavailable(text)
     return StorageError(text)
 
@@ -62,7 +64,7 @@ class ClickHouseStore:
     """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore)."""
 
     _chdb_lock = threading.Lock()
-    _chdb_clients: dict[str, Any] = {}
+    _chdb_clients: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, dsn: str, database: str) -> None:
         self.dsn = dsn
@@ -82,8 +84,8 @@ class ClickHouseStore:
                     key = f"{dsn}#ro" if readonly else dsn
                     client = cls._chdb_clients.get(key)
                     if client is None:
-                        extra = {"settings": {"readonly": 1}} if readonly else {}
-                        client = clickhouse_connect.get_client(dsn=dsn, **extra)
+                        client = clickhouse_connect.get_client(
+                            dsn=dsn, settings={"readonly": 1} if readonly else None)
                         cls._chdb_clients[key] = client
                     return client
             return clickhouse_connect.get_client(dsn=dsn, compress=False)

@@ -29,7 +29,8 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_messages_consumed_total": ("counter", "Kafka messages processed, by topic"),
     "vitals_events_rejected_total": ("counter", "Events sent to the dead-letter topic, by topic"),
     "vitals_dlq_messages_total": ("counter", "Dead-letter records produced, by topic"),
-    "vitals_insert_retries_total": ("counter", "ClickHouse insert attempts that failed and were retried"),
+    "vitals_insert_retries_total": ("counter",
+                                    "ClickHouse insert attempts that failed and were retried"),
     "vitals_insert_seconds": ("histogram", "Latency of one batch insert into ClickHouse"),
     "vitals_api_request_seconds": ("histogram", "Query API request latency, by route"),
     "vitals_consumer_lag": ("gauge", "Messages behind the log end, by topic and partition"),
@@ -83,7 +84,8 @@ class Telemetry:
                         for i, le in enumerate((*_BUCKETS, float("inf"))):
                             cum += h[i]
                             le_s = "+Inf" if le == float("inf") else repr(le)
-                            lines.append(f"{name}_bucket{_fmt((*labels, ('le', le_s)))} {_num(cum)}")
+                            bucket_labels = _fmt((*labels, ('le', le_s)))
+                            lines.append(f"{name}_bucket{bucket_labels} {_num(cum)}")
                         lines.append(f"{name}_sum{_fmt(labels)} {_num(h[-1])}")
                         lines.append(f"{name}_count{_fmt(labels)} {_num(cum)}")
         lines += extra or []

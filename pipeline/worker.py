@@ -20,12 +20,13 @@ from pipeline.settings import Settings
 from pipeline.sink import Message, Sink
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
+from pipeline.topics import KINDS
 
 __all__ = ["WORKER_KINDS", "create_worker_app"]
 
 log = logging.getLogger("vitals.worker")
 
-WORKER_KINDS = ("requests", "heartbeats")
+WORKER_KINDS = tuple(KINDS)
 
 
 def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetry, *,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipeline.producer import Producer
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
@@ -22,3 +23,5 @@ class ApiContext:
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Callable[[], float] = time.time
     ready: Callable[[], bool] = lambda: True
+    #: Publishes HTTP-ingested events to Kafka (None when the process has no broker).
+    producer: Producer | None = None

@@ -149,7 +149,8 @@ def compile_schema(schema: dict[str, Any]) -> Validator:
     return validate
 
 
-def _property_code(name: str, spec: dict[str, Any], var: str, env: dict[str, Any], i: int) -> list[str]:
+def _property_code(name: str, spec: dict[str, Any], var: str, env: dict[str, Any],
+                   i: int) -> list[str]:
     """Source lines checking (and normalising) local `var` against one property schema."""
     out: list[str] = []
     kinds = spec.get("type")
@@ -186,7 +187,8 @@ def _property_code(name: str, spec: dict[str, Any], var: str, env: dict[str, Any
             f"    raise _V(f'{name}: expected {kinds}, got {{_kind({var})}}')",
         ]
     elif kinds == "null":
-        out += [f"if {var} is not None:", f"    raise _V(f'{name}: expected null, got {{_kind({var})}}')"]
+        out += [f"if {var} is not None:",
+                f"    raise _V(f'{name}: expected null, got {{_kind({var})}}')"]
     elif kinds is not None:
         raise ValueError(f"{name}: unsupported JSON Schema type {kinds!r}")
     if "enum" in spec:

@@ -80,7 +80,8 @@ class Stack:
             await asyncio.sleep(0.1)
         dl = await self.rows("SELECT topic, reason, count() FROM {db}.dead_letters GROUP BY ALL")
         raise AssertionError(f"timed out waiting for {expected!r}; last value {last!r}; "
-                             f"dead letters {dl[:5]!r}; telemetry {self.rt.telemetry.render()[:800]}")
+                             f"dead letters {dl[:5]!r}; "
+                             f"telemetry {self.rt.telemetry.render()[:800]}")
 
 
 @pytest.fixture

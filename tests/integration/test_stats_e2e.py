@@ -89,7 +89,8 @@ def truth(requests, heartbeats, t, *, ep=11, ag=None, metric):
         return sum(e.get("work_units", 1) for e in win) / WINDOW
     if metric == "reliable":
         return sum(1 for e in win if ok(e)) / len(win) if win else None
-    hbs = [h for h in heartbeats if h["endpoint_id"] == ep and (ag is None or h["autogroup_id"] == ag)]
+    hbs = [h for h in heartbeats
+           if h["endpoint_id"] == ep and (ag is None or h["autogroup_id"] == ag)]
     latest: dict[int, dict] = {}
     for h in sorted(hbs, key=lambda h: h["ts"]):
         if h["ts"] <= t:

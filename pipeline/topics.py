@@ -1,0 +1,56 @@
+"""The topic kinds Vitals consumes, each declared once: event types, key, timestamp, rows.
+
+A kind plugs into every shell through this registry: the producer SDK validates and keys events
+by it, `decode_envelope` validates by its schemas, the worker runs one agent per kind, and the
+sink turns decoded events into ClickHouse rows with its `build` function (pure, see
+`pipeline.aggregation.SinkBatch`). Adding a kind = a schema file, a migration, a builder and one
+entry in `KINDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.aggregation import SinkBatch
+
+__all__ = ["KINDS", "Builder", "TopicKind", "kind"]
+
+#: (batch, Kafka partition, Kafka offset, [(index in envelope, decoded event)]) -> None
+Builder = Callable[[SinkBatch, int, int, list[tuple[int, dict[str, Any]]]], None]
+
+
+@dataclass(frozen=True)
+class TopicKind:
+    """One topic kind.
+
+    - `event_types`: event `type` value → JSON Schema file name in `schemas/`;
+    - `key_field`: event field whose value is the Kafka message key (keeps an entity's events
+      in one partition, in order);
+    - `ts_field`: the event-time field, normalised to epoch ms by decoding; when
+      `ts_default_now` it may be absent and then means "now" (the decode clock);
+    - `build`: appends the rows of one message's valid events to a `SinkBatch`.
+    """
+
+    name: str
+    event_types: dict[str, str]
+    key_field: str
+    build: Builder
+    ts_field: str = "ts"
+    ts_default_now: bool = False
+
+
+KINDS: dict[str, TopicKind] = {
+    "requests": TopicKind("requests", {"request": "request"}, "endpoint_id",
+                          SinkBatch.add_requests),
+    "heartbeats": TopicKind("heartbeats", {"heartbeat": "heartbeat"}, "endpoint_id",
+                            SinkBatch.add_heartbeats),
+}
+
+
+def kind(name: str) -> TopicKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown topic kind {name!r}; allowed: {', '.join(KINDS)}") from None
