@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_quiet_coordinator_start)
     from aiokafka.errors import KafkaError
 
     try:
@@ -267,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _quiet_coordinator_start(record: logging.LogRecord) -> bool:
+    """Drop aiokafka's ERROR for a group coordinator that is still being elected: on a broker
+    that just started it is expected, retried by aiokafka, and alarms users for nothing."""
+    return "GroupCoordinatorNotAvailableError" not in record.getMessage()
 
 
 def _err(message: str) -> None:

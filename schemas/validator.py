@@ -102,9 +102,9 @@ def _kind(v: Any) -> str:
 def compile_schema(schema: dict[str, Any]) -> Validator:
     """Build a validator for an object schema (see the module docstring for the contract).
 
-    Each property gets one generated check function; the validator visits only the fields an
-    event carries and starts from a copy of the defaults. That keeps strict validation around a
-    microsecond or two per event.
+    The whole schema compiles into one generated function that checks every property inline
+    (no call per field), starting from a copy of the defaults updated with the event. That
+    keeps strict validation to a couple of microseconds per event.
     """
     unknown = set(schema) - _SUPPORTED
     if unknown:
@@ -116,37 +116,61 @@ def compile_schema(schema: dict[str, Any]) -> Validator:
     req_set = frozenset(required)
     allowed = frozenset(props)
     closed = schema.get("additionalProperties", True) is False
-    checks: dict[str, Callable[[Any], Any]] = {}
+    env: dict[str, Any] = {
+        "_V": SchemaViolation, "_kind": _kind, "_isfinite": math.isfinite,
+        "_req_set": req_set, "_required": required, "_allowed": allowed,
+        "_defaults": {n: spec["default"] for n, spec in props.items() if "default" in spec},
+    }
+    lines = [
+        "def validate(obj):",
+        "    if type(obj) is not dict:",
+        "        raise _V(f'event: expected object, got {_kind(obj)}')",
+        "    keys = obj.keys()",
+        "    if not _req_set <= keys:",
+        "        missing = [n for n in _required if n not in keys]",
+        "        raise _V(f'{missing[0]}: required field is missing')",
+    ]
+    if closed:
+        lines += [
+            "    if not keys <= _allowed:",
+            "        extra = ', '.join(sorted(set(keys) - _allowed))",
+            "        raise _V(f'unknown field(s) {extra}')",
+            "    out = _defaults.copy()",
+            "    out.update(obj)",
+        ]
+    else:
+        lines += [
+            "    out = _defaults.copy()",
+            "    for k in _allowed & keys:",
+            "        out[k] = obj[k]",
+        ]
+    # Every declared property is checked inline (one function, no per-field calls): present
+    # values and defaults alike; optional properties without a default only when present.
     for i, (name, spec) in enumerate(props.items()):
-        env: dict[str, Any] = {"_V": SchemaViolation, "_kind": _kind, "_isfinite": math.isfinite}
-        body = _property_code(name, spec, "v", env, i)
-        code = "def check(v):\n" + "".join(f"    {b}\n" for b in body) + "    return v\n"
-        exec(compile(code, f"<schema property {name}>", "exec"), env)
-        checks[name] = env["check"]
-    defaults = {name: spec["default"] for name, spec in props.items() if "default" in spec}
-
-    def validate(obj: Any) -> dict[str, Any]:
-        if type(obj) is not dict:
-            raise SchemaViolation(f"event: expected object, got {_kind(obj)}")
-        keys = obj.keys()
-        if not req_set <= keys:
-            missing = [n for n in required if n not in keys]
-            raise SchemaViolation(f"{missing[0]}: required field is missing")
-        out = defaults.copy()
-        if closed:
-            if not keys <= allowed:
-                extra = ", ".join(sorted(set(keys) - allowed))
-                raise SchemaViolation(f"unknown field(s) {extra}")
-            for k, v in obj.items():
-                out[k] = checks[k](v)
+        var = f"v{i}"
+        body = _property_code(name, spec, var, env, i)
+        if "default" in spec or name in req_set:
+            lines.append(f"    {var} = out[{name!r}]")
+            lines += [f"    {b}" for b in body]
+            if _normalises(spec):
+                lines.append(f"    out[{name!r}] = {var}")
         else:
-            for k, v in obj.items():
-                check = checks.get(k)
-                if check is not None:
-                    out[k] = check(v)
-        return out
-
+            lines.append(f"    if {name!r} in out:")
+            lines.append(f"        {var} = out[{name!r}]")
+            lines += [f"        {b}" for b in body]
+            if _normalises(spec):
+                lines.append(f"        out[{name!r}] = {var}")
+    lines.append("    return out")
+    title = schema.get("title", "object")
+    exec(compile("\n".join(lines) + "\n", f"<schema {title}>", "exec"), env)
+    validate: Validator = env["validate"]
     return validate
+
+
+def _normalises(spec: dict[str, Any]) -> bool:
+    """Whether the property's check may rewrite the value (integral floats become ints)."""
+    kinds = spec.get("type")
+    return kinds == "integer" or isinstance(kinds, list)
 
 
 def _property_code(name: str, spec: dict[str, Any], var: str, env: dict[str, Any],
