@@ -1,0 +1,94 @@
+"""The msgspec fast path of decoding never accepts what the Python validators reject, and when
+it accepts, it yields the same events: checked over thousands of mutated envelopes."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+import schemas
+from pipeline.decode import EVENT_TYPES, EventChecker, _decode_fast, decode_envelope
+
+NOW_MS = 1_800_000_000_000
+
+BASE = {
+    "requests": {"v": 1, "type": "request", "ts": NOW_MS / 1000 - 3, "tenant": "acme",
+                 "endpoint_id": 7, "endpoint": "ep", "autogroup_id": 70, "worker_id": 3,
+                 "status": 200, "latency_ms": 41.5, "queue_ms": 2, "work_units": 2,
+                 "tokens_in": 10, "tokens_out": 20, "cold_start": False, "cold_start_ms": 0,
+                 "error_kind": "", "gpu_seconds": 0.1, "bytes_out": 100, "id": "e-1"},
+    "heartbeats": {"v": 1, "type": "heartbeat", "ts": NOW_MS, "tenant": "acme",
+                   "endpoint_id": 7, "autogroup_id": 70, "id": 3, "loadtime": 1.5,
+                   "cur_load": 3, "max_perf": 120.0, "num_requests_working": 2,
+                   "num_requests_recieved": 5, "error_msg": "", "gpu_util": 55.5},
+}
+
+ODD_VALUES: list[Any] = [None, True, False, 0, -1, 1, 1.0, 2.5, -0.0, 99, 100, 599, 600,
+                         2**53, 2**63 - 1, 2**64 - 1, 1e12, 1e13, 86_400_000, 86_400_001, "",
+                         "x", "200", "a" * 129, "a" * 4097, [], {}, [1], {"a": 1},
+                         "timeout", "meteor", 946_684_799, 946_684_800,
+                         NOW_MS / 1000 + 301, NOW_MS + 299_000]
+
+
+def mutate(rng: random.Random, event: dict[str, Any], kind: str) -> dict[str, Any]:
+    e = dict(event)
+    props = list(schemas.load(EVENT_TYPES[kind][e["type"]])["properties"])
+    for _ in range(rng.randint(0, 3)):
+        roll = rng.random()
+        if roll < 0.6:
+            e[rng.choice(props)] = rng.choice(ODD_VALUES)
+        elif roll < 0.8 and e:
+            e.pop(rng.choice(list(e)))
+        else:
+            e[rng.choice(["surprise", "extra", "pyworker_field"])] = rng.choice(ODD_VALUES)
+    return e
+
+
+def stored(kind: str, event: dict[str, Any]) -> dict[str, tuple[type, Any]]:
+    """An event as its columns will hold it: "number" fields are Float64 (an integer given to
+    one is stored as a float either way), every other value keeps its exact type."""
+    props = schemas.load(EVENT_TYPES[kind][event["type"]])["properties"]
+    return {name: (float, float(v)) if props[name].get("type") == "number" else (type(v), v)
+            for name, v in event.items()}
+
+
+@pytest.mark.parametrize("kind", ["requests", "heartbeats"])
+def test_fast_path_agrees_with_python_validators(kind: str) -> None:
+    rng = random.Random(20261123)
+    accepted = rejected = 0
+    for _ in range(3000):
+        events = [mutate(rng, BASE[kind], kind) for _ in range(rng.randint(1, 4))]
+        value = orjson.dumps(events if rng.random() < 0.8 else events[0],
+                             option=orjson.OPT_PASSTHROUGH_DATACLASS)
+        checker = EventChecker(kind, now_ms=NOW_MS, max_future_ms=300_000,
+                               max_age_ms=30 * 86_400_000)
+        fast = _decode_fast(value, kind, checker)
+        items = orjson.loads(value)
+        items = items if isinstance(items, list) else [items]
+        slow: list[Any] = []
+        for item in items:
+            try:
+                slow.append(checker(item))
+            except schemas.SchemaViolation:
+                slow.append(None)
+        if fast is None:
+            rejected += 1
+            continue
+        accepted += 1
+        assert None not in slow, (value, fast)
+        assert [stored(kind, e) for e in fast] == [stored(kind, e) for e in slow]
+    assert accepted > 300 and rejected > 300
+
+
+def test_fallback_names_every_bad_event() -> None:
+    good = dict(BASE["requests"])
+    value = orjson.dumps([good, {**good, "status": 200.0}, {**good, "status": "x"}])
+    out = decode_envelope(value, "requests", now_ms=NOW_MS, max_future_ms=300_000,
+                          max_bytes=1 << 20)
+    assert [i for i, _ in out.events] == [0, 1]
+    assert out.events[1][1]["status"] == 200 and type(out.events[1][1]["status"]) is int
+    assert [(r.index, r.reason) for r in out.rejects] == [
+        (2, "status: expected integer, got string")]
