@@ -97,11 +97,16 @@ def _merge_acc(into: list[Any], other: list[Any]) -> None:
 
 
 class SinkBatch:
-    """Rows for one flush, per table. Append messages, then read `columns(table)`."""
+    """Rows for one flush, per table. Append messages, then read `tables()`.
+
+    `events` counts the valid events added; `raw_rows(table)` gives a table's rows as tuples
+    in column order (for tests and diagnostics)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._columns: dict[str, tuple[str, ...]] = dict(TABLE_COLUMNS)
+        #: Tables built column by column (hot paths), in `TABLE_COLUMNS` order.
+        self._direct: dict[str, list[list[Any]]] = {}
         self._endpoints: dict[tuple[str, int, str], int] = {}
         self._autogroups: dict[tuple[str, int, int], int] = {}
         self.events = 0
@@ -111,18 +116,45 @@ class SinkBatch:
 
     def add_requests(self, partition: int, offset: int,
                      events: Iterable[tuple[int, dict[str, Any]]]) -> None:
-        raw = self.rows["requests_raw"]
+        # Hot path (every request event): raw rows go straight into per-column lists, and
+        # locals stand in for attribute and global lookups.
+        cols = self._raw_columns()
+        (c_tenant, c_ep, c_ag, c_worker, c_ts, c_id, c_status, c_success, c_kind, c_lat,
+         c_queue, c_work, c_tin, c_tout, c_cold, c_cold_ms, c_gpu, c_bytes, c_part, c_off,
+         c_index) = cols
         secs: dict[tuple[str, int, int, int], list[Any]] = {}
+        endpoints, autogroups = self._endpoints, self._autogroups
         bucket_of = sketch.bucket_of
+        err_field = _ERR_FIELD
+        n = 0
         for index, e in events:
             tenant, ep, ag, ts = e["tenant"], e["endpoint_id"], e["autogroup_id"], e["ts"]
-            status, lat = e["status"], e["latency_ms"]
-            kind = classify(status, e["error_kind"])
-            cold = e["cold_start"]
-            raw.append((tenant, ep, ag, e["worker_id"], ts, e.get("id", ""), status, not kind,
-                        kind, lat, e["queue_ms"], e["work_units"], e["tokens_in"],
-                        e["tokens_out"], cold, e["cold_start_ms"], e["gpu_seconds"],
-                        e["bytes_out"], partition, offset, index))
+            status, lat, kind = e["status"], e["latency_ms"], e["error_kind"]
+            if not kind and status >= 400:
+                kind = "client" if status < 500 else "server"
+            cold, work = e["cold_start"], e["work_units"]
+            tin, tout = e["tokens_in"], e["tokens_out"]
+            queue, gpu, nbytes, cold_ms = (e["queue_ms"], e["gpu_seconds"], e["bytes_out"],
+                                           e["cold_start_ms"])
+            c_tenant.append(tenant)
+            c_ep.append(ep)
+            c_ag.append(ag)
+            c_worker.append(e["worker_id"])
+            c_ts.append(ts)
+            c_id.append(e.get("id", ""))
+            c_status.append(status)
+            c_success.append(not kind)
+            c_kind.append(kind)
+            c_lat.append(lat)
+            c_queue.append(queue)
+            c_work.append(work)
+            c_tin.append(tin)
+            c_tout.append(tout)
+            c_cold.append(cold)
+            c_cold_ms.append(cold_ms)
+            c_gpu.append(gpu)
+            c_bytes.append(nbytes)
+            c_index.append(index)
             key = (tenant, ep, ag, ts // 1000)
             acc = secs.get(key)
             if acc is None:
@@ -130,12 +162,12 @@ class SinkBatch:
             acc[0] += 1
             if kind:
                 acc[2] += 1
-                acc[_ERR_FIELD[kind]] += 1
+                acc[err_field[kind]] += 1
             else:
                 acc[1] += 1
-            acc[8] += e["work_units"]
-            acc[9] += e["tokens_in"]
-            acc[10] += e["tokens_out"]
+            acc[8] += work
+            acc[9] += tin
+            acc[10] += tout
             acc[11] += lat
             if lat < acc[_MIN]:
                 acc[_MIN] = lat
@@ -144,14 +176,22 @@ class SinkBatch:
             h = acc[_HIST]
             b = bucket_of(lat)
             h[b] = h.get(b, 0) + 1
-            acc[15] += e["queue_ms"]
+            acc[15] += queue
             if cold:
                 acc[16] += 1
-                acc[17] += e["cold_start_ms"]
-            acc[18] += e["gpu_seconds"]
-            acc[19] += e["bytes_out"]
-            self._register(tenant, ep, ag, e["endpoint"], ts)
-            self.events += 1
+                acc[17] += cold_ms
+            acc[18] += gpu
+            acc[19] += nbytes
+            ekey = (tenant, ep, e["endpoint"])
+            if endpoints.get(ekey, -1) < ts:
+                endpoints[ekey] = ts
+            gkey = (tenant, ag, ep)
+            if autogroups.get(gkey, -1) < ts:
+                autogroups[gkey] = ts
+            n += 1
+        c_part.extend([partition] * n)
+        c_off.extend([offset] * n)
+        self.events += n
         for table, width in _RESOLUTIONS:
             if width == 1:
                 grouped = secs
@@ -195,6 +235,18 @@ class SinkBatch:
         if self._autogroups.get(gkey, -1) < ts:
             self._autogroups[gkey] = ts
 
+    def raw_rows(self, table: str) -> list[tuple[Any, ...]]:
+        direct = self._direct.get(table)
+        if direct is not None:
+            return list(zip(*direct, strict=True))
+        return list(self.rows.get(table, ()))
+
+    def _raw_columns(self) -> list[list[Any]]:
+        cols = self._direct.get("requests_raw")
+        if cols is None:
+            cols = self._direct["requests_raw"] = [[] for _ in TABLE_COLUMNS["requests_raw"]]
+        return cols
+
     def rows_for(self, table: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
         """The row list of `table` (rows are tuples in `columns` order); for kinds whose tables
         are declared in their own modules."""
@@ -213,6 +265,10 @@ class SinkBatch:
                                        for (t, ag, ep), ts in self._autogroups.items()]
         out = []
         for table, names in self._columns.items():
+            direct = self._direct.get(table)
+            if direct is not None and direct[0]:
+                out.append((table, names, direct))
+                continue
             rows = self.rows.get(table)
             if rows:
                 out.append((table, names, [list(col) for col in zip(*rows, strict=True)]))

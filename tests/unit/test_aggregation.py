@@ -34,7 +34,7 @@ def test_second_minute_and_hour_rollups_sum_exactly() -> None:
               (3, ev(base + 61_000, error_kind="timeout", work_units=2.5))]
     batch = SinkBatch()
     batch.add_requests(2, 77, events)
-    assert len(batch) == 4 and len(batch.rows["requests_raw"]) == 4
+    assert len(batch) == 4 and len(batch.raw_rows("requests_raw")) == 4
     secs = rollups(batch, "requests_1s")
     assert [r["bucket"] for r in secs] == [base // 1000, base // 1000 + 1, base // 1000 + 61]
     first = secs[0]
