@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run only the query API (ClickHouse server DSN)").set_defaults(
         handler=lambda s, a: _cmd_part(s, worker=False)
     )
+    sub.add_parser(
+        "statsd", help="run only the DogStatsD UDP listener (to Kafka; VITALS_STATSD_PORT)"
+    ).set_defaults(handler=_cmd_statsd)
     sub.add_parser("migrate", help="apply the ClickHouse migrations").set_defaults(
         handler=_cmd_migrate
     )
@@ -592,7 +595,21 @@ def _cmd_part(settings: Settings, *, worker: bool) -> int:
     else:
         _check_port_free(settings)
     runtime = Runtime(
-        settings, worker=worker, api=not worker, progress=lambda m: print(m, flush=True)
+        settings, worker=worker, api=not worker, statsd=False,
+        progress=lambda m: print(m, flush=True),
+    )
+    return asyncio.run(_serve(runtime))
+
+
+def _cmd_statsd(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.runtime import Runtime
+
+    if settings.statsd_port is None:
+        raise CliError("VITALS_STATSD_PORT=off: nothing to run", 2)
+    settings = settings.with_(kafka_bootstrap=_bootstrap(settings))
+    _ensure_topics(settings, settings.kafka_bootstrap or "", ["metrics"])
+    runtime = Runtime(
+        settings, worker=False, api=False, statsd=True, progress=lambda m: print(m, flush=True)
     )
     return asyncio.run(_serve(runtime))
 
