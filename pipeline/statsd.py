@@ -200,13 +200,13 @@ class Aggregator:
         return True
 
     def drain(self, tenant: str) -> list[dict[str, Any]]:
-        """The accumulated `metric_agg` events (see schemas/metric_agg.json), one per
+        """The accumulated `metric` events (aggregated form, schemas/metric.json), one per
         series-second, stamped with the time of their last sample; empties the buffer."""
         entries, self.entries = self.entries, {}
         out = []
         for (name, kind, tags, _sec), acc in entries.items():
             e: dict[str, Any] = {
-                "v": 1, "type": "metric_agg", "ts": acc[_LAST_MS] / 1000,
+                "v": 1, "type": "metric", "ts": acc[_LAST_MS] / 1000,
                 "tenant": tenant, "name": name, "kind": kind, "tags": dict(tags),
                 "count": acc[_COUNT], "sum": acc[_SUM], "min": acc[_MIN], "max": acc[_MAX],
                 "last": acc[_LAST],

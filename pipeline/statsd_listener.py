@@ -89,6 +89,7 @@ class StatsdListener:
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._last_log = 0.0
+        self._logged = 0
         self._max = settings.statsd_max_datagram
 
     async def start(self) -> None:
@@ -139,8 +140,9 @@ class StatsdListener:
             drops = kernel_drops(sock) if sock is not None else None
             if drops is not None:
                 t.set("vitals_statsd_dropped_total", drops, reason="kernel")
-        if self.last_malformed and time.monotonic() - self._last_log > 10:
+        if self.malformed > self._logged and time.monotonic() - self._last_log > 10:
             self._last_log = time.monotonic()
+            self._logged = self.malformed
             log.warning("%d malformed DogStatsD lines so far; latest: %s", self.malformed,
                         self.last_malformed)
 
