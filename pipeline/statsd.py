@@ -23,10 +23,11 @@ dropped and counted, so memory stays bounded under floods.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline import sketch
+from pipeline.sketch import bucket_of
 
 __all__ = [
     "KINDS",
@@ -151,60 +152,142 @@ def parse_line(line: bytes, tag_cache: dict[str, Tags] | None = None) -> Sample:
 
 # Accumulator slots: count, sum, min, max, last, last_ms, hist (histogram kinds only)
 _COUNT, _SUM, _MIN, _MAX, _LAST, _LAST_MS, _HIST = range(7)
+_MAX_HEADS = 100_000
+
+Ident = tuple[str, str, Tags]
 
 
-@dataclass
 class Aggregator:
-    """Per (name, kind, tags, second) accumulators, bounded by `max_entries`."""
+    """Per (name, kind, tags, second) accumulators, bounded by `max_entries`.
 
-    max_entries: int = 200_000
-    entries: dict[tuple[str, str, Tags, int], list[Any]] = field(default_factory=dict)
-    dropped: int = 0
+    Hot path (`feed`): a line's "head" — its name and everything after the value — is parsed
+    once and cached, so a repeated series costs two `find`s, a `float` and a dict update.
+    Lines the cache cannot serve (packed values, `T` timestamps, errors) take `parse_line`.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self.entries: dict[tuple[int, int], list[Any]] = {}
+        self.dropped = 0
+        self._ids: dict[Ident, int] = {}
+        self._idents: list[Ident] = []
+        self._heads: dict[tuple[bytes, bytes], tuple[int, str, float]] = {}
+        self._tag_cache: dict[str, Tags] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    def _id(self, ident: Ident) -> int:
+        sid = self._ids.get(ident)
+        if sid is None:
+            sid = self._ids[ident] = len(self._idents)
+            self._idents.append(ident)
+        return sid
+
+    def feed(self, line: bytes, now: float) -> None:
+        """Fold one line in; raises MalformedLine. Drops (counted) when the buffer is full."""
+        i = line.find(b":")
+        j = line.find(b"|", i + 1)
+        if i > 0 and j > 0:
+            head = (line[:i], line[j:])
+            meta = self._heads.get(head)
+            if meta is not None:
+                try:
+                    v = float(line[i + 1:j])
+                except ValueError:
+                    meta = None
+                else:
+                    if v - v == 0:  # finite
+                        self._fold1(meta, v, now)
+                        return
+        sample = parse_line(line, self._tag_cache)
+        sid = self._id((sample.name, sample.kind, sample.tags))
+        if sample.ts is None and len(sample.values) == 1 and i > 0 and j > 0:
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            self._heads[(line[:i], line[j:])] = (sid, sample.kind, sample.rate)
+        self._fold(sid, sample.kind, sample.rate, sample.values,
+                   sample.ts if sample.ts is not None else now)
+
     def add(self, s: Sample, now: float) -> bool:
-        """Fold one sample in; False (and counted in `dropped`) if the buffer is full."""
-        t = s.ts if s.ts is not None else now
-        key = (s.name, s.kind, s.tags, int(t))
+        """Fold one parsed sample in; False (and counted in `dropped`) if the buffer is full."""
+        before = self.dropped
+        self._fold(self._id((s.name, s.kind, s.tags)), s.kind, s.rate, s.values,
+                   s.ts if s.ts is not None else now)
+        return self.dropped == before
+
+    def _fold1(self, meta: tuple[int, str, float], v: float, t: float) -> None:
+        """`_fold` of one value (the hot path, unrolled)."""
+        sid, kind, rate = meta
+        key = (sid, int(t))
         acc = self.entries.get(key)
         if acc is None:
             if len(self.entries) >= self.max_entries:
-                self.dropped += len(s.values)
-                return False
+                self.dropped += 1
+                return
             acc = self.entries[key] = [0.0, 0.0, math.inf, -math.inf, 0.0, 0,
-                                       {} if s.kind in HISTOGRAM_KINDS else None]
-        last_ms = int(t * 1000)
-        if s.kind == "c":
-            for v in s.values:
-                acc[_COUNT] += 1
-                acc[_SUM] += v / s.rate
+                                       {} if kind in HISTOGRAM_KINDS else None]
+        if kind == "c":
+            acc[0] += 1
+            acc[1] += v / rate
         else:
-            weight = max(1, round(1 / s.rate)) if s.kind != "g" else 1
+            w = 1 if rate == 1.0 or kind == "g" else max(1, round(1 / rate))
+            acc[0] += w
+            acc[1] += v * w
+            hist = acc[6]
+            if hist is not None:
+                b = bucket_of(v)
+                hist[b] = hist.get(b, 0) + w
+        if v < acc[2]:
+            acc[2] = v
+        if v > acc[3]:
+            acc[3] = v
+        last_ms = int(t * 1000)
+        if last_ms >= acc[5]:
+            acc[4] = v
+            acc[5] = last_ms
+
+    def _fold(self, sid: int, kind: str, rate: float, values: tuple[float, ...],
+              t: float) -> None:
+        key = (sid, int(t))
+        acc = self.entries.get(key)
+        if acc is None:
+            if len(self.entries) >= self.max_entries:
+                self.dropped += len(values)
+                return
+            acc = self.entries[key] = [0.0, 0.0, math.inf, -math.inf, 0.0, 0,
+                                       {} if kind in HISTOGRAM_KINDS else None]
+        if kind == "c":
+            for v in values:
+                acc[_COUNT] += 1
+                acc[_SUM] += v / rate
+        else:
+            weight = 1 if kind == "g" or rate == 1.0 else max(1, round(1 / rate))
             hist = acc[_HIST]
-            for v in s.values:
+            for v in values:
                 acc[_COUNT] += weight
                 acc[_SUM] += v * weight
                 if hist is not None:
                     b = sketch.bucket_of(v)
                     hist[b] = hist.get(b, 0) + weight
-        lo, hi = min(s.values), max(s.values)
-        if lo < acc[_MIN]:
-            acc[_MIN] = lo
-        if hi > acc[_MAX]:
-            acc[_MAX] = hi
+        for v in values:
+            if v < acc[_MIN]:
+                acc[_MIN] = v
+            if v > acc[_MAX]:
+                acc[_MAX] = v
+        last_ms = int(t * 1000)
         if last_ms >= acc[_LAST_MS]:
-            acc[_LAST] = s.values[-1]
+            acc[_LAST] = values[-1]
             acc[_LAST_MS] = last_ms
-        return True
 
     def drain(self, tenant: str) -> list[dict[str, Any]]:
         """The accumulated `metric` events (aggregated form, schemas/metric.json), one per
         series-second, stamped with the time of their last sample; empties the buffer."""
         entries, self.entries = self.entries, {}
+        idents = self._idents
         out = []
-        for (name, kind, tags, _sec), acc in entries.items():
+        for (sid, _sec), acc in entries.items():
+            name, kind, tags = idents[sid]
             e: dict[str, Any] = {
                 "v": 1, "type": "metric", "ts": acc[_LAST_MS] / 1000,
                 "tenant": tenant, "name": name, "kind": kind, "tags": dict(tags),
@@ -214,4 +297,8 @@ class Aggregator:
             if acc[_HIST] is not None:
                 e["hist"] = {str(k): c for k, c in acc[_HIST].items()}
             out.append(e)
+        if len(self._idents) > _MAX_HEADS:  # forget series ids now that nothing refers to them
+            self._ids.clear()
+            self._idents = []
+            self._heads.clear()
         return out

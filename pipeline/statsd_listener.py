@@ -32,12 +32,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.settings import Settings
-from pipeline.statsd import Aggregator, MalformedLine, Tags, parse_line
+from pipeline.statsd import Aggregator, MalformedLine
 from pipeline.telemetry import Telemetry
 
 __all__ = ["StatsdListener", "kernel_drops"]
 
 log = logging.getLogger("vitals.statsd")
+
+_RCVBUF = 32 * 1024 * 1024
 
 
 def kernel_drops(sock: socket.socket) -> int | None:
@@ -84,7 +86,6 @@ class StatsdListener:
         self.kafka_dropped = 0
         self.events = 0
         self.last_malformed: str | None = None
-        self._tag_cache: dict[str, Tags] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
@@ -97,8 +98,12 @@ class StatsdListener:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in s.statsd_host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        # A deep receive buffer rides out scheduling stalls. SO_RCVBUFFORCE passes the
+        # net.core.rmem_max cap when the process may (CAP_NET_ADMIN); else the capped size.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, _RCVBUF)
         sock.bind((s.statsd_host, s.statsd_port or 0))
         sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
@@ -113,18 +118,19 @@ class StatsdListener:
             self.oversized += 1
             return
         now = self.clock()
-        agg, cache = self.agg, self._tag_cache
+        feed = self.agg.feed
         for line in data.split(b"\n"):
-            if not line or line == b"\r":
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
                 continue
             try:
-                sample = parse_line(line.rstrip(b"\r"), cache)
+                feed(line, now)
             except MalformedLine as exc:
                 self.malformed += 1
                 self.last_malformed = f"{exc}: {line[:120]!r}"
                 continue
             self.lines += 1
-            agg.add(sample, now)
 
     def publish_telemetry(self) -> None:
         t = self.telemetry

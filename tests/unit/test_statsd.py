@@ -174,3 +174,18 @@ def test_build_one_row_per_series_second_and_message():
     hh = rows[("m", "h")]
     assert (hh[6], hh[7], hh[12]) == (7.0, 70.0, {sketch.bucket_of(10.0): 7})
     assert len(batch.rows["metric_series"]) == 3 and batch.events == 6
+
+
+def test_feed_cache_matches_full_parse():
+    lines = [b"a:1|c|#x:1,y:2", b"a:2|c|#y:2,x:1", b"a:3|c|@0.5|#x:1,y:2", b"h:1:2|h",
+             b"h:4|h", b"t:5|c|T1700000000", b"g:1|g", b"g:9|g", b"a:4|c|#x:1,y:2"] * 3
+    fed, added = Aggregator(), Aggregator()
+    for ln in lines:
+        fed.feed(ln, 100.5)
+        added.add(parse_line(ln), 100.5)
+    key = lambda e: (e["name"], e["kind"], tuple(sorted(e["tags"].items())), int(e["ts"]))  # noqa: E731
+    assert sorted(fed.drain("t"), key=key) == sorted(added.drain("t"), key=key)
+    with pytest.raises(MalformedLine, match="not a number"):
+        fed.feed(b"a:x|c|#x:1,y:2", 1.0)   # cached head, bad value: full parse gives the reason
+    with pytest.raises(MalformedLine, match="not finite"):
+        fed.feed(b"a:inf|c|#x:1,y:2", 1.0)
