@@ -40,6 +40,7 @@ __all__ = ["StatsdListener", "kernel_drops"]
 log = logging.getLogger("vitals.statsd")
 
 _RCVBUF = 32 * 1024 * 1024
+_SO_RCVBUFFORCE: int = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; absent from typeshed
 
 
 def kernel_drops(sock: socket.socket) -> int | None:
@@ -103,7 +104,7 @@ class StatsdListener:
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         with contextlib.suppress(OSError, AttributeError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, _RCVBUF)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
         sock.bind((s.statsd_host, s.statsd_port or 0))
         sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
