@@ -88,6 +88,7 @@ class StatsdListener:
         self.events = 0
         self.last_malformed: str | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._last_log = 0.0
@@ -109,6 +110,7 @@ class StatsdListener:
         sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         self._transport = transport
+        self._sock = sock
         self.port = sock.getsockname()[1]
         self._flusher = asyncio.create_task(self._flush_loop(), name="statsd-flush")
 
@@ -174,13 +176,26 @@ class StatsdListener:
             await asyncio.sleep(self.settings.statsd_flush_s)
             await self.flush()
 
+    def _drain_socket(self, limit: int = 100_000) -> None:
+        """Read what the kernel still holds (datagrams sent just before a stop)."""
+        if self._sock is None:
+            return
+        for _ in range(limit):
+            try:
+                data = self._sock.recv(65_536)
+            except OSError:  # BlockingIOError: empty
+                return
+            self.receive(data)
+
     async def stop(self) -> None:
+        """Stop listening, read what is left in the socket, publish everything (≤ 10 s)."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
         if self._transport is not None:
+            self._drain_socket()
             self._transport.close()
             self._transport = None
         with contextlib.suppress(Exception):
