@@ -167,3 +167,16 @@ async def test_dogstatsd_values_come_back_exactly(stack_factory):
                              "WHERE tenant = 'flood'")
     assert count == [(20,)]
     assert stack.rt.telemetry.value("vitals_metrics_series_rejected_total", tenant="flood") == 5
+
+    # with the listener gone, both clients keep going without an exception
+    await stack.rt.statsd.stop()
+    late = MetricsClient("127.0.0.1", port)
+    dd = DogStatsd(host="127.0.0.1", port=port, disable_telemetry=True,
+                   origin_detection_enabled=False)
+    for i in range(200):
+        late.increment(metric="after.stop", tags={"i": str(i)})
+        late.histogram(metric="after.stop.h", value=i)
+        dd.increment("after.stop")
+    assert late.sent + late.dropped == 400
+    late.close()
+    dd.close_socket()
