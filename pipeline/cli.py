@@ -359,6 +359,22 @@ def _check_port_free(settings: Settings) -> None:
             ) from None
 
 
+def _check_udp_port_free(settings: Settings) -> None:
+    if not settings.statsd_port:
+        return
+    family = socket.AF_INET6 if ":" in settings.statsd_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((settings.statsd_host, settings.statsd_port))
+        except OSError as exc:
+            where = f"udp {settings.statsd_host}:{settings.statsd_port}"
+            raise CliError(
+                f"cannot listen on {where} for DogStatsD ({exc.strerror}): set "
+                "VITALS_STATSD_PORT (0 picks a free port, off disables the listener)",
+                2,
+            ) from None
+
+
 class _Remote:
     """The admin routes of the `vitals up` running on this data dir, as its superadmin."""
 
@@ -472,6 +488,7 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if running is not None and _answers(running):
         raise CliError(f"`vitals up` already runs on {settings.data_dir} at {running}", 2)
     _check_port_free(settings)
+    _check_udp_port_free(settings)
     kafka: LocalKafka | None = None
     started = False
     if settings.kafka_bootstrap is None:
@@ -606,6 +623,7 @@ def _cmd_statsd(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.statsd_port is None:
         raise CliError("VITALS_STATSD_PORT=off: nothing to run", 2)
+    _check_udp_port_free(settings)
     settings = settings.with_(kafka_bootstrap=_bootstrap(settings))
     _ensure_topics(settings, settings.kafka_bootstrap or "", ["metrics"])
     runtime = Runtime(
