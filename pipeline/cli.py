@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run only the query API (ClickHouse server DSN)").set_defaults(
         handler=lambda s, a: _cmd_part(s, worker=False)
     )
+    sub.add_parser(
+        "statsd", help="run only the DogStatsD UDP listener (to Kafka; VITALS_STATSD_PORT)"
+    ).set_defaults(handler=_cmd_statsd)
     sub.add_parser("migrate", help="apply the ClickHouse migrations").set_defaults(
         handler=_cmd_migrate
     )
@@ -363,6 +366,22 @@ def _check_port_free(settings: Settings) -> None:
             ) from None
 
 
+def _check_udp_port_free(settings: Settings) -> None:
+    if not settings.statsd_port:
+        return
+    family = socket.AF_INET6 if ":" in settings.statsd_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((settings.statsd_host, settings.statsd_port))
+        except OSError as exc:
+            where = f"udp {settings.statsd_host}:{settings.statsd_port}"
+            raise CliError(
+                f"cannot listen on {where} for DogStatsD ({exc.strerror}): set "
+                "VITALS_STATSD_PORT (0 picks a free port, off disables the listener)",
+                2,
+            ) from None
+
+
 class _Remote:
     """The admin routes of the `vitals up` running on this data dir, as its superadmin."""
 
@@ -476,6 +495,7 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if running is not None and _answers(running):
         raise CliError(f"`vitals up` already runs on {settings.data_dir} at {running}", 2)
     _check_port_free(settings)
+    _check_udp_port_free(settings)
     kafka: LocalKafka | None = None
     started = False
     if settings.kafka_bootstrap is None:
@@ -599,7 +619,22 @@ def _cmd_part(settings: Settings, *, worker: bool) -> int:
     else:
         _check_port_free(settings)
     runtime = Runtime(
-        settings, worker=worker, api=not worker, progress=lambda m: print(m, flush=True)
+        settings, worker=worker, api=not worker, statsd=False,
+        progress=lambda m: print(m, flush=True),
+    )
+    return asyncio.run(_serve(runtime))
+
+
+def _cmd_statsd(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.runtime import Runtime
+
+    if settings.statsd_port is None:
+        raise CliError("VITALS_STATSD_PORT=off: nothing to run", 2)
+    _check_udp_port_free(settings)
+    settings = settings.with_(kafka_bootstrap=_bootstrap(settings))
+    _ensure_topics(settings, settings.kafka_bootstrap or "", ["metrics"])
+    runtime = Runtime(
+        settings, worker=False, api=False, statsd=True, progress=lambda m: print(m, flush=True)
     )
     return asyncio.run(_serve(runtime))
 

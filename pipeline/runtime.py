@@ -26,7 +26,7 @@ log = logging.getLogger("vitals.runtime")
 
 class Runtime:
     def __init__(self, settings: Settings, *, worker: bool = True, api: bool = True,
-                 clock: Callable[[], float] = time.time,
+                 statsd: bool = True, clock: Callable[[], float] = time.time,
                  progress: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.with_worker = worker
@@ -42,19 +42,40 @@ class Runtime:
         self.api_url: str | None = None
         self._worker_ready = False
         self.producer: Any = None
+        self.with_statsd = statsd and settings.statsd_port is not None
+        self.statsd: Any = None
+        self._statsd_producer: Any = None
 
     async def start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
-        self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
-                                                s.clickhouse_database)
-        await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
-        self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
-                      f"database {s.clickhouse_database}")
+        if self.with_worker or self.with_api:
+            self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
+                                                    s.clickhouse_database)
+            await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
+            self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
+                          f"database {s.clickhouse_database}")
         if self.with_worker:
             await self._start_worker()
         if self.with_api:
             await self._start_api()
+        if self.with_statsd:
+            await self._start_statsd()
+
+    async def _start_statsd(self) -> None:
+        from pipeline.producer import Producer
+        from pipeline.statsd_listener import StatsdListener
+
+        s = self.settings
+        if not s.kafka_bootstrap:
+            raise ValueError("the DogStatsD listener needs settings.kafka_bootstrap")
+        self._statsd_producer = Producer(s.kafka_bootstrap, s.topics, validate=False,
+                                         max_future_s=s.max_future_s, clock=self.clock)
+        await self._statsd_producer.start()
+        self.statsd = StatsdListener(s, self._statsd_producer, self.telemetry, clock=self.clock)
+        await self.statsd.start()
+        self.progress(f"DogStatsD listener on udp://{s.statsd_host}:{self.statsd.port} "
+                      f"(tenant {s.statsd_tenant!r})")
 
     async def _start_worker(self) -> None:
         from pipeline.worker import WORKER_KINDS, create_worker_app
@@ -106,6 +127,12 @@ class Runtime:
         self.progress(f"query API listening on {self.api_url} (OpenAPI: {self.api_url}/docs)")
 
     async def stop(self) -> None:
+        if self.statsd is not None:
+            await self.statsd.stop()
+            self.statsd = None
+        if self._statsd_producer is not None:
+            await self._statsd_producer.close()
+            self._statsd_producer = None
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task is not None:

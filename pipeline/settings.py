@@ -69,6 +69,19 @@ class Settings:
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
     - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
     - `VITALS_SECRET`: HMAC key for scroll ids; default: generated once into the data dir.
+    - `VITALS_STATSD_PORT`: UDP port of the DogStatsD listener that `vitals up` and
+      `vitals statsd` run (default 8125; `off` disables it in `vitals up`; 0 picks a free port).
+      Unset in a `Settings()` built in code: no listener.
+    - `VITALS_STATSD_HOST`: address it binds (default 127.0.0.1; 0.0.0.0 for all interfaces).
+    - `VITALS_STATSD_TENANT`: the tenant every datagram on that listener belongs to (UDP carries
+      no credentials; run one listener per tenant when several share a host; default `default`).
+    - `VITALS_STATSD_FLUSH_S`: how often aggregated series-seconds go to Kafka (default 0.5).
+    - `VITALS_STATSD_MAX_BUFFER`: series-seconds held between flushes; samples of new ones
+      beyond it are dropped and counted (default 200000).
+    - `VITALS_STATSD_MAX_DATAGRAM`: larger datagrams are dropped whole and counted
+      (default 8192 bytes, the DogStatsD agent's buffer size).
+    - `VITALS_METRICS_MAX_SERIES`: distinct custom-metric series (name + tags + kind) per
+      tenant; events of further series are dead-lettered and counted (default 10000).
     """
 
     kafka_bootstrap: str | None = None
@@ -88,6 +101,13 @@ class Settings:
     batch_max_seconds: float = 0.25
     max_message_bytes: int = 4 * 1024 * 1024
     secret: str | None = None
+    statsd_port: int | None = None
+    statsd_host: str = "127.0.0.1"
+    statsd_tenant: str = "default"
+    statsd_flush_s: float = 0.5
+    statsd_max_buffer: int = 200_000
+    statsd_max_datagram: int = 8192
+    metrics_max_series: int = 10_000
 
     @property
     def dsn(self) -> str:
@@ -137,6 +157,10 @@ class Settings:
             raise SettingsError(
                 f"CLICKHOUSE_DSN={dsn!r}: allowed schemes are chdb://, http://, https://"
             )
+        statsd_raw = (env.get("VITALS_STATSD_PORT") or "8125").strip().lower()
+        statsd_port = None if statsd_raw == "off" else num("VITALS_STATSD_PORT", 8125)
+        if statsd_port is not None and statsd_port > 65535:
+            raise SettingsError(f"VITALS_STATSD_PORT={statsd_port} must be <= 65535 or off")
         return cls(
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or None,
             clickhouse_dsn=dsn,
@@ -155,4 +179,11 @@ class Settings:
             batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
             max_message_bytes=num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024),
             secret=env.get("VITALS_SECRET") or None,
+            statsd_port=statsd_port,
+            statsd_host=env.get("VITALS_STATSD_HOST") or d.statsd_host,
+            statsd_tenant=env.get("VITALS_STATSD_TENANT") or d.statsd_tenant,
+            statsd_flush_s=flt("VITALS_STATSD_FLUSH_S", d.statsd_flush_s),
+            statsd_max_buffer=num("VITALS_STATSD_MAX_BUFFER", d.statsd_max_buffer, 1),
+            statsd_max_datagram=num("VITALS_STATSD_MAX_DATAGRAM", d.statsd_max_datagram, 64),
+            metrics_max_series=num("VITALS_METRICS_MAX_SERIES", d.metrics_max_series, 1),
         )

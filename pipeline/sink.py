@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import orjson
 
 from pipeline.aggregation import SinkBatch
-from pipeline.decode import decode_envelope
+from pipeline.decode import Reject, decode_envelope
 from pipeline.errors import StorageUnavailable
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
-from pipeline.topics import kind
+from pipeline.topics import KINDS, kind
 
 __all__ = ["DlqSender", "Message", "Sink"]
 
@@ -54,6 +54,8 @@ class Sink:
         self.clock = clock
         self.max_backoff_s = max_backoff_s
         self.dlq_topic = settings.topics.dlq(kind)
+        make_gate = KINDS[kind].gate
+        self.gate = make_gate(settings, telemetry) if make_gate is not None else None
 
     def build(self, messages: Sequence[Message]
               ) -> tuple[SinkBatch, list[tuple[bytes | None, bytes]]]:
@@ -68,8 +70,12 @@ class Sink:
                                       max_future_ms=s.max_future_s * 1000,
                                       max_bytes=s.max_message_bytes,
                                       max_age_ms=s.retention_days * 86_400_000)
-            if decoded.events:
-                build(batch, m.partition, m.offset, decoded.events)
+            events = decoded.events
+            if events and self.gate is not None:
+                events, refused = self.gate.admit(events)
+                decoded.rejects += [Reject(i, r, orjson.dumps(e)) for i, r, e in refused]
+            if events:
+                build(batch, m.partition, m.offset, events)
             for r in decoded.rejects:
                 batch.add_dead_letter(m.topic, m.partition, m.offset, r.index, r.reason, r.payload)
                 dead.append((m.key, orjson.dumps({
@@ -80,6 +86,8 @@ class Sink:
         return batch, dead
 
     async def write(self, messages: Sequence[Message]) -> SinkBatch:
+        if self.gate is not None:
+            await self.gate.prepare(self.store)
         batch, dead = self.build(messages)
         for key, value in dead:
             await self.send_dlq(self.dlq_topic, key, value, [("vitals-reason", b"invalid")])

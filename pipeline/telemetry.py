@@ -22,6 +22,12 @@ MetricName = Literal[
     "vitals_insert_seconds",
     "vitals_api_request_seconds",
     "vitals_consumer_lag",
+    "vitals_statsd_datagrams_total",
+    "vitals_statsd_lines_total",
+    "vitals_statsd_malformed_total",
+    "vitals_statsd_dropped_total",
+    "vitals_statsd_events_total",
+    "vitals_metrics_series_rejected_total",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -34,6 +40,15 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_insert_seconds": ("histogram", "Latency of one batch insert into ClickHouse"),
     "vitals_api_request_seconds": ("histogram", "Query API request latency, by route"),
     "vitals_consumer_lag": ("gauge", "Messages behind the log end, by topic and partition"),
+    "vitals_statsd_datagrams_total": ("counter", "UDP datagrams received by the DogStatsD "
+                                      "listener"),
+    "vitals_statsd_lines_total": ("counter", "DogStatsD lines parsed and aggregated"),
+    "vitals_statsd_malformed_total": ("counter", "DogStatsD lines rejected as malformed"),
+    "vitals_statsd_dropped_total": ("counter", "DogStatsD samples or datagrams dropped, by "
+                                    "reason (oversized, buffer_full, kafka, kernel)"),
+    "vitals_statsd_events_total": ("counter", "Aggregated metric events published to Kafka"),
+    "vitals_metrics_series_rejected_total": ("counter", "Metric events dead-lettered by the "
+                                             "per-tenant series limit, by tenant"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

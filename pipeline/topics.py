@@ -11,14 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline import custom_metrics, jobs
 from pipeline.aggregation import SinkBatch
 
-__all__ = ["KINDS", "Builder", "TopicKind", "kind"]
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+    from pipeline.storage import AsyncStore
+    from pipeline.telemetry import Telemetry
 
+__all__ = ["KINDS", "Builder", "Gate", "TopicKind", "kind"]
+
+Event = tuple[int, dict[str, Any]]
 #: (batch, Kafka partition, Kafka offset, [(index in envelope, decoded event)]) -> None
-Builder = Callable[[SinkBatch, int, int, list[tuple[int, dict[str, Any]]]], None]
+Builder = Callable[[SinkBatch, int, int, list[Event]], None]
+
+
+class Gate(Protocol):
+    """Optional stateful admission step between decoding and `build` (one per sink).
+
+    `prepare` runs (awaited) before each batch; `admit` is pure given the gate's state and
+    splits events into admitted ones and rejects `(index, reason, event)` for the DLQ."""
+
+    async def prepare(self, store: AsyncStore) -> None: ...
+
+    def admit(self, events: list[Event]) -> tuple[list[Event], list[tuple[int, str, Any]]]: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +48,8 @@ class TopicKind:
       in one partition, in order);
     - `ts_field`: the event-time field, normalised to epoch ms by decoding; when
       `ts_default_now` it may be absent and then means "now" (the decode clock);
-    - `build`: appends the rows of one message's valid events to a `SinkBatch`.
+    - `build`: appends the rows of one message's valid events to a `SinkBatch`;
+    - `gate`: optional factory of a `Gate` that admits events before `build`.
     """
 
     name: str
@@ -39,6 +58,7 @@ class TopicKind:
     build: Builder
     ts_field: str = "ts"
     ts_default_now: bool = False
+    gate: Callable[[Settings, Telemetry], Gate] | None = None
 
 
 KINDS: dict[str, TopicKind] = {
@@ -46,6 +66,9 @@ KINDS: dict[str, TopicKind] = {
                           SinkBatch.add_requests),
     "heartbeats": TopicKind("heartbeats", {"heartbeat": "heartbeat"}, "endpoint_id",
                             SinkBatch.add_heartbeats),
+    "metrics": TopicKind("metrics", {"metric": "metric"}, "name", custom_metrics.build,
+                         gate=lambda s, t: custom_metrics.SeriesGate(s.metrics_max_series, t)),
+    "jobs": TopicKind("jobs", {"task": "job_task", "node": "job_node"}, "tenant", jobs.build),
 }
 
 

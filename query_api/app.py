@@ -7,7 +7,7 @@ import time
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from query_api import routes_admin, routes_stats
+from query_api import routes_admin, routes_coopr, routes_custom_metrics, routes_stats
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
 
@@ -36,4 +36,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_custom_metrics.router)
+    app.include_router(routes_coopr.router)
     return app

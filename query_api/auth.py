@@ -1,6 +1,21 @@
-"""Who is calling: API key from `Authorization: Bearer`, a JSON body's `api_key` (Vast style)
-or the `Coopr-ApiKey` header. Keys are looked up by id and cached briefly (revocation takes
-effect within `cache_s`)."""
+"""Who is calling, and what their role lets them do.
+
+The key comes from `Authorization: Bearer`, a JSON body's `api_key` (Vast style) or the
+`Coopr-ApiKey` header. Keys are looked up by id and cached briefly (revocation takes effect
+within `cache_s`). A Coopr-style call must send all three of `Coopr-UserID`, `Coopr-ApiKey`
+and `Coopr-TenantID` (else 401), and `Coopr-TenantID` must be the key's tenant (else 403).
+
+Roles, the same rule for every route family (`authorize`):
+
+| role | reads | tenant |
+| --- | --- | --- |
+| reader | stats, timeseries, custom metrics, events | its own |
+| admin | + queues, node usage, key management, ingest | its own |
+| superadmin | + read-only SQL over all tables, tenant-level node usage | any (`tenant=`) |
+
+Asking for another tenant's data without the superadmin role is a 403; so is a route that needs
+a higher role. Health, readiness and /metrics are public.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +29,7 @@ from pipeline.keys import ApiKey, Role
 from pipeline.storage import AsyncStore
 from query_api.errors import ApiError
 
-__all__ = ["Authenticator", "require_role"]
+__all__ = ["Authenticator", "authorize", "require_role"]
 
 
 class Authenticator:
@@ -41,11 +56,21 @@ class Authenticator:
 
     async def authenticate(self, request: Request, body_key: object = None) -> ApiKey:
         key: str | None = None
-        header = request.headers.get("authorization", "")
+        coopr_tenant: str | None = None
+        headers = request.headers
+        header = headers.get("authorization", "")
         if header[:7].lower() == "bearer ":
             key = header[7:].strip()
-        elif request.headers.get("coopr-apikey"):
-            key = request.headers["coopr-apikey"].strip()
+        elif "coopr-apikey" in headers:
+            missing = [h for h in ("Coopr-UserID", "Coopr-ApiKey", "Coopr-TenantID")
+                       if not headers.get(h, "").strip()]
+            if missing:
+                raise ApiError(401, "UNAUTHORIZED",
+                               f"missing header(s) {', '.join(missing)}: Coopr-style calls "
+                               f"send Coopr-UserID, Coopr-ApiKey and Coopr-TenantID",
+                               {"missingHeaders": missing})
+            key = headers["coopr-apikey"].strip()
+            coopr_tenant = headers["coopr-tenantid"].strip()
         elif isinstance(body_key, str) and body_key:
             key = body_key
         if not key:
@@ -54,6 +79,10 @@ class Authenticator:
         found = await self.lookup(key)
         if found is None:
             raise ApiError(401, "UNAUTHORIZED", "invalid or revoked API key")
+        if coopr_tenant is not None and coopr_tenant != found.tenant:
+            raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
+                           f"Coopr-TenantID {coopr_tenant!r} is not the tenant of this API key",
+                           {"parameter": "Coopr-TenantID"})
         return found
 
 
@@ -62,3 +91,16 @@ def require_role(key: ApiKey, needed: Role) -> None:
         raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
                        f"this route requires the {needed} role",
                        {"requiredPermission": needed, "currentPermissions": [key.role]})
+
+
+def authorize(key: ApiKey, needed: Role, tenant: str | None = None) -> str:
+    """The tenant a call reads: `tenant` if given (another one needs superadmin), else the
+    key's own. Raises 403 if the key's role is below `needed` or the tenant is not its own."""
+    require_role(key, needed)
+    target = tenant or key.tenant
+    if target != key.tenant and key.role != "superadmin":
+        raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
+                       f"tenant {target!r} is not the tenant of this API key",
+                       {"parameter": "tenant", "requiredPermission": "superadmin",
+                        "currentPermissions": [key.role]})
+    return target

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from pipeline import keys
-from query_api.auth import require_role
+from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_str, parse_json_body
@@ -49,14 +49,15 @@ async def metrics(request: Request) -> Response:
                              media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.post("/sql", tags=["ops"], summary="Run read-only SQL (admin key); ClickHouse formats")
+@router.post("/sql", tags=["ops"], summary="Run read-only SQL (superadmin); ClickHouse formats")
 async def sql(request: Request) -> Response:
     """Body `{"query": "...", "format": "TSV"}`; runs with `readonly=1`. This is how analysts
-    reach the embedded engine, which only the running process may open."""
+    reach the embedded engine, which only the running process may open. SQL sees every
+    tenant's rows, so it needs the superadmin role."""
     ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
-    require_role(key, "admin")
+    require_role(key, "superadmin")
     query = get_str(body, "query", required=True, max_len=100_000)
     fmt = get_choice(body, "format", SQL_FORMATS, default="TSVWithNames")
     assert query is not None and fmt is not None
@@ -99,12 +100,15 @@ async def create_key(request: Request) -> JsonResponse:
     return JsonResponse({"key": new.key, **_key_json(new.info)}, status_code=201)
 
 
-@router.get("/admin/keys", tags=["admin"], summary="List API keys of your tenant (admin)")
+@router.get("/admin/keys", tags=["admin"], summary="List API keys of your tenant (admin); "
+            "a superadmin sees all, or one with ?tenant=")
 async def list_keys(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     caller = await ctx.auth.authenticate(request)
-    require_role(caller, "admin")
-    tenant = None if caller.role == "superadmin" else caller.tenant
+    asked = get_str(request.query_params, "tenant", max_len=64)
+    tenant: str | None = authorize(caller, "admin", asked)
+    if caller.role == "superadmin" and asked is None:
+        tenant = None  # every tenant
     found = await ctx.store.call(lambda s: keys.list_keys(s, tenant))
     return JsonResponse({"keys": [_key_json(k) for k in found]})
 
@@ -115,6 +119,14 @@ async def revoke_key(request: Request, key_id: str) -> JsonResponse:
     caller = await ctx.auth.authenticate(request)
     require_role(caller, "admin")
     tenant = None if caller.role == "superadmin" else caller.tenant
+    visible = await ctx.store.call(lambda s: keys.list_keys(s, tenant))
+    target = next((k for k in visible if k.key_id == key_id), None)
+    if target is None:
+        raise ApiError(404, "NOT_FOUND", f"no API key with id {key_id!r}")
+    if not keys.role_allows(caller.role, target.role):
+        raise ApiError(403, "INSUFFICIENT_PERMISSIONS", f"an {caller.role} cannot revoke a "
+                       f"{target.role} key", {"requiredPermission": target.role,
+                                              "currentPermissions": [caller.role]})
     try:
         info = await ctx.store.call(lambda s: keys.revoke_key(s, key_id, tenant))
     except keys.KeyError_:

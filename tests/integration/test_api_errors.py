@@ -44,7 +44,7 @@ async def test_auth_errors(api):
     r = await stack.http.post("/get_autogroup_stats/", json={"id": 10, "api_key": key})
     assert r.status_code == 200 and r.json()["endpoint"] == "mine"
     r = await stack.http.post("/sql", json={"query": "SELECT 1", "api_key": key})
-    assert r.status_code == 403 and r.json()["details"]["requiredPermission"] == "admin"
+    assert r.status_code == 403 and r.json()["details"]["requiredPermission"] == "superadmin"
 
 
 @pytest.mark.parametrize("body,param,allowed", [
@@ -97,7 +97,7 @@ async def test_health_docs_and_sql(api):
     spec = (await stack.http.get("/openapi.json")).json()
     assert {"/get_endpoint_stats/", "/get_autogroup_stats/", "/sql"} <= set(spec["paths"])
     assert (await stack.http.get("/docs")).status_code == 200
-    admin = await stack.key("acme", "admin")
+    admin = await stack.key("acme", "superadmin")  # SQL reads every tenant: superadmin only
     r = await stack.http.post("/sql", json={
         "query": "SELECT tenant, endpoint_id FROM {db}.endpoints FINAL ORDER BY tenant".replace(
             "{db}", stack.settings.clickhouse_database),

@@ -1,0 +1,109 @@
+"""Coopr-style job metrics: `GET /v2/metrics/queues` and `GET /v2/metrics/nodes/usage`.
+
+Both need the admin role (reference: "only admins are allowed"); a tenant admin sees its own
+tenant, a superadmin key (the reference's superadmin tenant) sees every tenant. Keys come as
+`Coopr-UserID` + `Coopr-ApiKey` + `Coopr-TenantID` headers or `Authorization: Bearer`.
+
+- Queues: each task's latest state (by event time, then source position) decides: `queued`
+  counts as queued, `started` as in progress; `finished` and `failed` leave the queue.
+- Node usage: node-seconds in [start, end]. A node (tenant, cluster, node_id) accrues time from
+  each `up` event to its next event, or to `end` if there is none. `end` defaults to now;
+  `start` to the first task completion (finished or failed) in the caller's scope, else the
+  first node event, else `end`. `user` narrows to one user (within the caller's tenant for a
+  tenant admin; across tenants for a superadmin); `tenant` is for superadmins only: anyone
+  else gets 405, as in the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from query_api.auth import authorize
+from query_api.context import ApiContext
+from query_api.errors import ApiError, bad_param
+from query_api.params import get_int, get_str
+from query_api.responses import JsonResponse
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["queues and node usage"])
+
+
+@router.get("/v2/metrics/queues", summary="Tasks queued and in progress per tenant (admin)")
+async def queues(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    key = await ctx.auth.authenticate(request)
+    own = authorize(key, "admin")
+    everyone = key.role == "superadmin"
+    where = "" if everyone else "WHERE tenant = {tenant:String}"
+    rows = await ctx.store.rows(
+        f"SELECT tenant, countIf(state = 'queued'), countIf(state = 'started') FROM ("
+        f"SELECT tenant, task_id, argMax(state, (ts, src_partition, src_offset, src_index)) "
+        f"AS state FROM {ctx.store.database}.job_tasks FINAL {where} GROUP BY tenant, task_id"
+        f") GROUP BY tenant ORDER BY tenant", {"tenant": own})
+    out: dict[str, dict[str, int]] = {own: {"inProgress": 0, "queued": 0, "total": 0}}
+    for tenant, queued, started in rows:
+        out[tenant] = {"inProgress": int(started), "queued": int(queued),
+                       "total": int(started) + int(queued)}
+    return JsonResponse(dict(sorted(out.items())))
+
+
+def _scope(key_role: str, own: str, tenant: str | None, user: str | None
+           ) -> tuple[str, dict[str, Any]]:
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if key_role != "superadmin":
+        conds.append("tenant = {tenant:String}")
+        params["tenant"] = own
+    elif tenant is not None:
+        conds.append("tenant = {tenant:String}")
+        params["tenant"] = tenant
+    if user is not None:
+        conds.append("user = {user:String}")
+        params["user"] = user
+    return " AND ".join(conds) or "1", params
+
+
+@router.get("/v2/metrics/nodes/usage", summary="Node-seconds in a time range (admin)")
+async def node_usage(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    key = await ctx.auth.authenticate(request)
+    own = authorize(key, "admin")
+    q = request.query_params
+    tenant = get_str(q, "tenant", max_len=64)
+    if tenant is not None and key.role != "superadmin":
+        raise ApiError(405, "METHOD_NOT_ALLOWED", "tenant-level node usage is available to "
+                       "the superadmin tenant only", {"parameter": "tenant"})
+    user = get_str(q, "user", max_len=128)
+    start = get_int(q, "start", lo=0)
+    end = get_int(q, "end", lo=0)
+    if end is None:
+        end = int(ctx.clock())
+    where, params = _scope(key.role, own, tenant, user)
+    db = ctx.store.database
+    if start is None:
+        first = await ctx.store.rows(
+            f"SELECT (SELECT min(toUnixTimestamp(ts)) FROM {db}.job_tasks FINAL WHERE {where} "
+            f"AND state IN ('finished', 'failed')), (SELECT min(toUnixTimestamp(ts)) FROM "
+            f"{db}.job_nodes FINAL WHERE {where}), (SELECT count() FROM {db}.job_tasks FINAL "
+            f"WHERE {where} AND state IN ('finished', 'failed'))", params)
+        done_at, node_at, done = first[0]
+        start = int(done_at) if done else int(node_at) if node_at else end
+        start = min(start, end)
+    if end < start:
+        raise bad_param("end", end, f"end must be >= start ({start})")
+    rows = await ctx.store.rows(
+        f"SELECT sum(greatest(0, least(if(nxt < 0, {{end_ms:Int64}}, nxt), {{end_ms:Int64}}) "
+        f"- greatest(t, {{start_ms:Int64}}))) FROM ("
+        f"SELECT state, toUnixTimestamp64Milli(ts) AS t, "
+        f"leadInFrame(toUnixTimestamp64Milli(ts), 1, toInt64(-1)) OVER (PARTITION BY tenant, "
+        f"cluster, node_id ORDER BY ts, src_partition, src_offset, src_index ROWS BETWEEN "
+        f"CURRENT ROW AND 1 FOLLOWING) AS nxt "
+        f"FROM {db}.job_nodes FINAL WHERE {where} "
+        f"AND ts < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')) WHERE state = 'up'",
+        {**params, "start_ms": start * 1000, "end_ms": end * 1000})
+    ms = int(rows[0][0] or 0)
+    value: int | float = ms // 1000 if ms % 1000 == 0 else ms / 1000
+    return JsonResponse({"start": start, "end": end, "data": [{"time": start, "value": value}]})

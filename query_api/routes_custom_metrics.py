@@ -1,0 +1,171 @@
+"""Custom metrics reads: `GET /v2/metrics/custom/timeseries` and `GET /v2/metrics/custom/series`.
+
+Timeseries points cover [t, t + step) for t = t1, t1 + step, ... < t2, over the 1-second rows
+of `metrics_1s` (FINAL: redelivered messages count once). Aggregations over the matching series
+(after tag filters; per group with `group_by`):
+
+- `sum`: sum of values (counters: sample-rate-scaled increments); `count`: samples received;
+- `rate`: sum / step, per second (counters);
+- `avg`, `min`, `max`: over every sample; `last`: the latest sample (gauges);
+- `p50`, `p95`, `p99`: from merged histogram buckets (kinds h, ms, d), within 1% relative error.
+
+Empty points are 0 for sum, count and rate, null otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+
+from pipeline import sketch
+from query_api.auth import authorize
+from query_api.context import ApiContext
+from query_api.errors import bad_param
+from query_api.params import get_choice, get_int, get_number, get_str
+from query_api.responses import JsonResponse
+from query_api.windows import MAX_POINTS, default_step, point_count
+
+__all__ = ["AGGREGATIONS", "router"]
+
+router = APIRouter(tags=["custom metrics"])
+
+AGGREGATIONS = ("sum", "count", "rate", "avg", "min", "max", "last", "p50", "p95", "p99")
+_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+MAX_TAG_FILTERS = 16
+MAX_ROWS = 200_000
+MAX_GROUPS = 500
+
+
+def _tag_filters(values: list[str]) -> list[tuple[str, str]]:
+    if len(values) > MAX_TAG_FILTERS:
+        raise bad_param("tag", values, f"at most {MAX_TAG_FILTERS} tag filters")
+    out = []
+    for v in values:
+        k, sep, val = v.partition(":")
+        if not sep or not k:
+            raise bad_param("tag", v, "tag filters read key:value (repeat the parameter to "
+                            "combine them)")
+        out.append((k, val))
+    return out
+
+
+def _value(agg: str, step: int, count: float, total: float, lo: float, hi: float, last: float,
+           hist: dict[int, int]) -> float | None:
+    if agg == "sum":
+        return total
+    if agg == "count":
+        return count
+    if agg == "rate":
+        return total / step
+    if not count:
+        return None
+    if agg == "avg":
+        return total / count
+    if agg == "min":
+        return lo
+    if agg == "max":
+        return hi
+    if agg == "last":
+        return last
+    return sketch.quantile(hist, _QUANTILES[agg]) if hist else None
+
+
+@router.get("/v2/metrics/custom/timeseries", summary="Timeseries of one custom metric (reader)")
+async def custom_timeseries(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    key = await ctx.auth.authenticate(request)
+    q = request.query_params
+    tenant = authorize(key, "reader", get_str(q, "tenant", max_len=64))
+    name = get_str(q, "name", required=True, max_len=200)
+    agg = get_choice(q, "aggregation", AGGREGATIONS, default="sum")
+    group_by = get_str(q, "group_by", max_len=200)
+    assert name is not None and agg is not None
+    now = int(ctx.clock())
+    t2 = int(get_number(q, "t2", default=float(now)) or 0)
+    t1 = int(get_number(q, "t1", default=float(t2 - 3600)) or 0)
+    if t1 < 0:
+        raise bad_param("t1", t1, "t1 must be >= 0 (unix seconds)")
+    if t2 <= t1:
+        raise bad_param("t2", t2, "t2 must be greater than t1")
+    step = get_int(q, "step", default=default_step(t1, t2), lo=1)
+    assert step is not None
+    npoints = point_count(t1, t2, step)
+    if npoints > MAX_POINTS:
+        raise bad_param("step", step, f"range {t1}..{t2} at step {step} s gives {npoints} "
+                        f"points; at most {MAX_POINTS} (raise step or shorten the range)")
+    filters = _tag_filters(q.getlist("tag"))
+    params: dict[str, Any] = {"tenant": tenant, "name": name, "t1": t1, "t2": t2,
+                              "gk": group_by or ""}
+    where = ""
+    for i, (k, v) in enumerate(filters):
+        where += f" AND tags[{{k{i}:String}}] = {{v{i}:String}}"
+        params[f"k{i}"], params[f"v{i}"] = k, v
+    group = "tags[{gk:String}]" if group_by else "''"
+    quantile = agg in _QUANTILES
+    hist = "sumMap(hist)" if quantile else "0"
+    sql = (f"SELECT intDiv(toUnixTimestamp(bucket) - {t1}, {step}) AS k, {group} AS g, "
+           f"sum(count), sum(sum), min(min), max(max), "
+           f"argMax(last, (last_ts, src_partition, src_offset)), {hist} "
+           f"FROM {ctx.store.database}.metrics_1s FINAL "
+           f"WHERE tenant = {{tenant:String}} AND name = {{name:String}} "
+           f"AND bucket >= toDateTime({{t1:Int64}}, 'UTC') "
+           f"AND bucket < toDateTime({{t2:Int64}}, 'UTC'){where} "
+           f"GROUP BY k, g ORDER BY g, k LIMIT {MAX_ROWS + 1}")
+    rows = await ctx.store.rows(sql, params)
+    if len(rows) > MAX_ROWS:
+        raise bad_param("group_by" if group_by else "step", group_by or step,
+                        f"the query yields more than {MAX_ROWS} points; raise step, "
+                        f"shorten the range or add tag filters")
+    groups: dict[str, dict[int, float | None]] = {}
+    for k, g, count, total, lo, hi, last, h in rows:
+        groups.setdefault(g, {})[int(k)] = _value(agg, step, float(count), float(total),
+                                                  float(lo), float(hi), float(last),
+                                                  _hist(h) if quantile else {})
+        if len(groups) > MAX_GROUPS:
+            raise bad_param("group_by", group_by, f"more than {MAX_GROUPS} groups; add tag "
+                            f"filters or group by a tag with fewer values")
+    empty = 0.0 if agg in ("sum", "count", "rate") else None
+    series = []
+    for g, points in sorted(groups.items()):
+        series.append({
+            "tags": {group_by: g} if group_by else {},
+            "points": [[t1 + i * step, _finite(points.get(i, empty))] for i in range(npoints)],
+        })
+    return JsonResponse({"name": name, "tenant": tenant, "aggregation": agg, "t1": t1, "t2": t2,
+                         "step": step, "group_by": group_by,
+                         "tags": dict(filters), "series": series})
+
+
+def _hist(h: Any) -> dict[int, int]:
+    return {int(b): int(c) for b, c in dict(h).items()}
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is None or math.isfinite(v) else None
+
+
+@router.get("/v2/metrics/custom/series", summary="Custom metric series and their tags (reader)")
+async def custom_series(request: Request) -> JsonResponse:
+    ctx: ApiContext = request.app.state.ctx
+    key = await ctx.auth.authenticate(request)
+    q = request.query_params
+    tenant = authorize(key, "reader", get_str(q, "tenant", max_len=64))
+    name = get_str(q, "name", max_len=200)
+    prefix = get_str(q, "prefix", max_len=200)
+    limit = get_int(q, "limit", default=100, lo=1, hi=10_000)
+    params: dict[str, Any] = {"tenant": tenant, "name": name or "", "prefix": prefix or ""}
+    where = " AND name = {name:String}" if name else ""
+    where += " AND startsWith(name, {prefix:String})" if prefix else ""
+    rows = await ctx.store.rows(
+        f"SELECT name, kind, series_key, toUnixTimestamp64Milli(last_seen) "
+        f"FROM {ctx.store.database}.metric_series FINAL WHERE tenant = {{tenant:String}}{where} "
+        f"ORDER BY name, series_key, kind LIMIT {limit}", params)
+    return JsonResponse({
+        "tenant": tenant,
+        "series": [{"name": n, "kind": k, "tags": orjson.loads(sk), "last_seen": ts / 1000}
+                   for n, k, sk, ts in rows],
+        "count": len(rows),
+    })
