@@ -24,18 +24,23 @@ BASE = {
                    "endpoint_id": 7, "autogroup_id": 70, "id": 3, "loadtime": 1.5,
                    "cur_load": 3, "max_perf": 120.0, "num_requests_working": 2,
                    "num_requests_recieved": 5, "error_msg": "", "gpu_util": 55.5},
+    "jobs": {"v": 1, "type": "task", "ts": NOW_MS / 1000, "tenant": "acme", "user": "ann",
+             "task_id": "t-1", "state": "queued", "cluster": "c1"},
+    "jobs-node": {"v": 1, "type": "node", "ts": NOW_MS / 1000, "tenant": "acme",
+                  "user": "ann", "cluster": "c1", "node_id": "n-1", "state": "up"},
 }
 
 ODD_VALUES: list[Any] = [None, True, False, 0, -1, 1, 1.0, 2.5, -0.0, 99, 100, 599, 600,
                          2**53, 2**63 - 1, 2**64 - 1, 1e12, 1e13, 86_400_000, 86_400_001, "",
                          "x", "200", "a" * 129, "a" * 4097, [], {}, [1], {"a": 1},
                          "timeout", "meteor", 946_684_799, 946_684_800,
-                         NOW_MS / 1000 + 301, NOW_MS + 299_000]
+                         NOW_MS / 1000 + 301, NOW_MS + 299_000, "queued", "up", "down",
+                         "node", "task", "request"]
 
 
 def mutate(rng: random.Random, event: dict[str, Any], kind: str) -> dict[str, Any]:
     e = dict(event)
-    props = list(schemas.load(EVENT_TYPES[kind][e["type"]])["properties"])
+    props = list(schemas.load(EVENT_TYPES[kind][event["type"]])["properties"])
     for _ in range(rng.randint(0, 3)):
         roll = rng.random()
         if roll < 0.6:
@@ -55,12 +60,14 @@ def stored(kind: str, event: dict[str, Any]) -> dict[str, tuple[type, Any]]:
             for name, v in event.items()}
 
 
-@pytest.mark.parametrize("kind", ["requests", "heartbeats"])
-def test_fast_path_agrees_with_python_validators(kind: str) -> None:
+@pytest.mark.parametrize("case", ["requests", "heartbeats", "jobs", "jobs-node"])
+def test_fast_path_agrees_with_python_validators(case: str) -> None:
+    kind = case.split("-")[0]
     rng = random.Random(20261123)
     accepted = rejected = 0
     for _ in range(3000):
-        events = [mutate(rng, BASE[kind], kind) for _ in range(rng.randint(1, 4))]
+        bases = [BASE[c] for c in BASE if c.split("-")[0] == kind]
+        events = [mutate(rng, rng.choice(bases), kind) for _ in range(rng.randint(1, 4))]
         value = orjson.dumps(events if rng.random() < 0.8 else events[0],
                              option=orjson.OPT_PASSTHROUGH_DATACLASS)
         checker = EventChecker(kind, now_ms=NOW_MS, max_future_ms=300_000,
