@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.faults import FaultSpec, parse_fault
+
 __all__ = ["Settings", "SettingsError", "TopicNames"]
 
 TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
@@ -69,6 +71,16 @@ class Settings:
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
     - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
     - `VITALS_SECRET`: HMAC key for scroll ids; default: generated once into the data dir.
+    - `VITALS_SESSION_TIMEOUT_S`: Kafka consumer-group session timeout (default 45): how long
+      a worker that died without leaving (kill -9, lost host) keeps its partitions before the
+      group rebalances them to the others. The broker bounds it (6-1800 s by default).
+    - `VITALS_DLQ_ALERT_RATIO`, `VITALS_DLQ_ALERT_WINDOW_S`, `VITALS_DLQ_ALERT_MIN_EVENTS`: a
+      topic whose share of dead-lettered events over the trailing window (default 60 s) exceeds
+      the ratio (default 0.05), once at least the minimum events (default 20) were seen, raises
+      the `vitals_dlq_alert` gauge and logs a WARNING (see `pipeline.dlq_alert`).
+    - `VITALS_FAULT`: test-only fault injection, `<point>:<n>` (see `pipeline.faults`); the
+      worker kills itself with SIGKILL the n-th time it reaches the point. Never set it in
+      production.
     """
 
     kafka_bootstrap: str | None = None
@@ -88,6 +100,11 @@ class Settings:
     batch_max_seconds: float = 0.25
     max_message_bytes: int = 4 * 1024 * 1024
     secret: str | None = None
+    session_timeout_s: float = 45.0
+    dlq_alert_ratio: float = 0.05
+    dlq_alert_window_s: int = 60
+    dlq_alert_min_events: int = 20
+    fault: FaultSpec | None = None
 
     @property
     def dsn(self) -> str:
@@ -137,6 +154,15 @@ class Settings:
             raise SettingsError(
                 f"CLICKHOUSE_DSN={dsn!r}: allowed schemes are chdb://, http://, https://"
             )
+        ratio = flt("VITALS_DLQ_ALERT_RATIO", d.dlq_alert_ratio)
+        if ratio > 1:
+            raise SettingsError(f"VITALS_DLQ_ALERT_RATIO={ratio} must be <= 1")
+        fault = None
+        if env.get("VITALS_FAULT"):
+            try:
+                fault = parse_fault(env["VITALS_FAULT"])
+            except ValueError as exc:
+                raise SettingsError(f"VITALS_FAULT={env['VITALS_FAULT']!r}: {exc}") from None
         return cls(
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or None,
             clickhouse_dsn=dsn,
@@ -155,4 +181,9 @@ class Settings:
             batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
             max_message_bytes=num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024),
             secret=env.get("VITALS_SECRET") or None,
+            session_timeout_s=flt("VITALS_SESSION_TIMEOUT_S", d.session_timeout_s),
+            dlq_alert_ratio=ratio,
+            dlq_alert_window_s=num("VITALS_DLQ_ALERT_WINDOW_S", d.dlq_alert_window_s, 1),
+            dlq_alert_min_events=num("VITALS_DLQ_ALERT_MIN_EVENTS", d.dlq_alert_min_events, 1),
+            fault=fault,
         )

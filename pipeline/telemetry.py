@@ -22,6 +22,9 @@ MetricName = Literal[
     "vitals_insert_seconds",
     "vitals_api_request_seconds",
     "vitals_consumer_lag",
+    "vitals_dlq_alert",
+    "vitals_dlq_ratio",
+    "vitals_processing_errors_total",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -34,6 +37,11 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_insert_seconds": ("histogram", "Latency of one batch insert into ClickHouse"),
     "vitals_api_request_seconds": ("histogram", "Query API request latency, by route"),
     "vitals_consumer_lag": ("gauge", "Messages behind the log end, by topic and partition"),
+    "vitals_dlq_alert": ("gauge", "1 while a topic's dead-letter share is above "
+                         "VITALS_DLQ_ALERT_RATIO over the alert window, else 0"),
+    "vitals_dlq_ratio": ("gauge", "Share of events dead-lettered over the alert window, by topic"),
+    "vitals_processing_errors_total": ("counter", "Messages dead-lettered because processing "
+                                       "raised, by topic"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
