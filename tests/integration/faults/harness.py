@@ -41,13 +41,14 @@ ENDPOINTS = (1, 2, 3)
 WINDOW_S = 60
 
 
-def workload(n_requests: int, *, t0: int, span_s: int, seed: int = 7,
-             id_prefix: str = "r") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def workload(n_requests: int, *, t0: int, span_s: int, seed: int = 7, id_prefix: str = "r",
+             endpoints: tuple[int, ...] = ENDPOINTS
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Requests with unique ids over [t0, t0 + span_s), and heartbeats every 10 s per worker."""
     rng = random.Random(seed)
     requests = []
     for i in range(n_requests):
-        ep = ENDPOINTS[i % len(ENDPOINTS)]
+        ep = endpoints[i % len(endpoints)]
         status = rng.choice((200, 200, 200, 200, 201, 429, 500, 503))
         e: dict[str, Any] = {
             "v": 1, "type": "request", "id": f"{id_prefix}{i}", "tenant": TENANT,
@@ -58,7 +59,7 @@ def workload(n_requests: int, *, t0: int, span_s: int, seed: int = 7,
             e["error_kind"] = "timeout"
         requests.append(e)
     heartbeats = []
-    for ep in ENDPOINTS:
+    for ep in endpoints:
         for w in range(2):
             for t in range(t0, t0 + span_s, 10):
                 heartbeats.append({
@@ -203,7 +204,33 @@ def names(tag: str | None = None) -> tuple[str, TopicNames, str, str]:
     return tag, TopicNames(prefix=f"f{tag}-"), f"f_{tag}", f"fg{tag}"
 
 
-async def assert_exact(vp: VitalsProcess, ledger: Ledger, *, t0: int, span_s: int) -> list[str]:
+class InProcess:
+    """The `VitalsProcess` reading interface over an in-process `Stack` (conftest)."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.database = stack.settings.clickhouse_database
+        self.admin = ""
+
+    async def sql(self, query: str) -> list[dict[str, Any]]:
+        raw = await self.stack.rt.store.raw(query, "JSONEachRow")
+        return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+
+    async def post(self, path: str, body: dict[str, Any], key: str | None = None) -> Any:
+        if key is None:
+            self.admin = self.admin or await self.stack.key("default", "superadmin")
+        r = await self.stack.http.post(path, json=body,
+                                       headers={"Authorization": f"Bearer {key or self.admin}"})
+        assert r.status_code < 300, f"{path}: {r.status_code} {r.text[:500]}"
+        return r.json()
+
+    async def wait_for(self, probe: Callable[[], Any], expected: Any,
+                       timeout: float = 120) -> None:
+        await self.stack.wait_for(probe, expected, timeout)
+
+
+async def assert_exact(vp: VitalsProcess | InProcess, ledger: Ledger, *, t0: int, span_s: int,
+                       endpoints: tuple[int, ...] = ENDPOINTS) -> list[str]:
     """Wait until every acknowledged event is stored, then check the ledger, the rollups and
     the stats API against ground truth. Returns the ledger lines for the record."""
     want = {k: len(v) for k, v in ledger.acked.items()}
@@ -218,7 +245,7 @@ async def assert_exact(vp: VitalsProcess, ledger: Ledger, *, t0: int, span_s: in
     reader = (await vp.post("/admin/keys", {"tenant": TENANT, "role": "reader"}))["key"]
     points_t1, points_t2, step = t0 + 30, t0 + span_s + WINDOW_S, 15
     points = list(range(points_t1, points_t2, step))
-    for ep in ENDPOINTS:
+    for ep in endpoints:
         for metric in ("totreqs", "reqrate", "reliable", "curload"):
             got = await vp.post("/get_endpoint_stats/", {
                 "id": ep, "metric_name": metric, "t1": points_t1, "t2": points_t2,
