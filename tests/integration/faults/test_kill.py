@@ -3,14 +3,18 @@ is stored exactly once and every stat equals ground truth."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.settings import Settings
+from pipeline.telemetry import Telemetry
+from pipeline.worker import create_worker_app
 from tests.integration.faults.harness import VitalsProcess, assert_exact, names, publish, workload
-from tests.integration.faults.ledger import Ledger
+from tests.integration.faults.ledger import Ledger, distinct_stored
 
 
 async def committed(bootstrap: str, group: str) -> int:
@@ -51,4 +55,47 @@ async def test_kill9_at_fault_point_loses_and_duplicates_nothing(kafka_bootstrap
         print(f"\n{fault}: {ledger.messages} messages, {done} committed before the kill, "
               f"{ledger.messages - done} processed after restart; " + "; ".join(lines))
     finally:
+        await vp.close()
+
+
+class StalledStore:
+    """A store whose writes never return: a group member stuck on storage, never committing."""
+
+    database = "stalled"
+
+    async def insert(self, table, columns, names) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_kill9_during_rebalance_loses_and_duplicates_nothing(kafka_bootstrap, tmp_path):
+    _, topics, db, group = names()
+    vp = VitalsProcess(tmp_path / "data", bootstrap=kafka_bootstrap, topics=topics,
+                       database=db, group=group)
+    ledger = Ledger(topics)
+    t0, span = int(time.time()) - 400, 300
+    requests, heartbeats = workload(600, t0=t0, span_s=span)
+    member = None
+    try:
+        await vp.start(fault="rebalance:1")
+        await publish(kafka_bootstrap, topics, ledger, requests[:300], heartbeats)
+        await vp.wait_for(lambda: distinct_stored(vp.sql, db),
+                          {"requests": 300, "heartbeats": len(heartbeats)})
+        # a second member joins the group: the worker is killed inside the rebalance
+        settings = Settings(kafka_bootstrap=kafka_bootstrap, topics=topics, consumer_group=group,
+                            topic_partitions=2, session_timeout_s=6, batch_max_seconds=0.05)
+        member = create_worker_app(settings, StalledStore(), Telemetry())  # type: ignore[arg-type]
+        member.finalize()
+        await member.start()
+        assert await vp.wait_exit() == -signal.SIGKILL
+        assert "injected fault rebalance:1 reached" in vp.log_tail()
+        # traffic while the worker is dead goes to the stuck member, which commits nothing
+        await publish(kafka_bootstrap, topics, ledger, requests[300:], [])
+        await member.stop()
+        member = None
+        await vp.start()
+        lines = await assert_exact(vp, ledger, t0=t0, span_s=span)
+        print("\nrebalance:1: " + "; ".join(lines))
+    finally:
+        if member is not None:
+            await member.stop()
         await vp.close()
