@@ -13,8 +13,8 @@ import time
 from pipeline.kafka_local import LocalKafka
 from pipeline.producer import Producer
 from tests.integration.faults.harness import InProcess, assert_exact, workload
-from tests.integration.kafka_fixture import JAR_CACHE
 from tests.integration.faults.ledger import Ledger
+from tests.integration.kafka_fixture import JAR_CACHE
 
 
 async def test_broker_restart_under_load(stack_factory, tmp_path):
