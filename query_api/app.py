@@ -10,6 +10,7 @@ from starlette.responses import Response
 from query_api import routes_admin, routes_stats
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
+from query_api.openapi_docs import document_errors
 
 __all__ = ["create_app"]
 
@@ -36,4 +37,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
+    document_errors(app)
     return app
