@@ -71,6 +71,8 @@ class Settings:
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
     - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
     - `VITALS_SECRET`: HMAC key for scroll ids; default: generated once into the data dir.
+    - `VITALS_MAX_BODY_BYTES`: largest HTTP request body the API reads (default 16 MiB; a
+      larger or longer body gets 413 before it is buffered). Routes have smaller limits.
     - `VITALS_SESSION_TIMEOUT_S`: Kafka consumer-group session timeout (default 45): how long
       a worker that died without leaving (kill -9, lost host) keeps its partitions before the
       group rebalances them to the others. The broker bounds it (6-1800 s by default).
@@ -100,6 +102,7 @@ class Settings:
     batch_max_seconds: float = 0.25
     max_message_bytes: int = 4 * 1024 * 1024
     secret: str | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
     session_timeout_s: float = 45.0
     dlq_alert_ratio: float = 0.05
     dlq_alert_window_s: int = 60
@@ -181,6 +184,7 @@ class Settings:
             batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
             max_message_bytes=num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024),
             secret=env.get("VITALS_SECRET") or None,
+            max_body_bytes=num("VITALS_MAX_BODY_BYTES", d.max_body_bytes, 1024),
             session_timeout_s=flt("VITALS_SESSION_TIMEOUT_S", d.session_timeout_s),
             dlq_alert_ratio=ratio,
             dlq_alert_window_s=num("VITALS_DLQ_ALERT_WINDOW_S", d.dlq_alert_window_s, 1),

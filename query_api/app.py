@@ -10,6 +10,7 @@ from starlette.responses import Response
 from query_api import routes_admin, routes_stats
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
+from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
 
 __all__ = ["create_app"]
@@ -24,6 +25,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):  # type: ignore[no-untyped-def]

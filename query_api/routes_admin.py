@@ -50,15 +50,17 @@ async def metrics(request: Request) -> Response:
                              media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.post("/sql", tags=["ops"], summary="Run read-only SQL (admin key); ClickHouse formats",
+@router.post("/sql", tags=["ops"],
+             summary="Run read-only SQL (superadmin key); ClickHouse formats",
              responses={200: {"content": {"text/plain": {}, "application/json": {}}}})
 async def sql(request: Request) -> Response:
     """Body `{"query": "...", "format": "TSV"}`; runs with `readonly=1`. This is how analysts
-    reach the embedded engine, which only the running process may open."""
+    reach the embedded engine, which only the running process may open. SQL sees every
+    tenant's rows, so it takes the superadmin role."""
     ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
-    require_role(key, "admin")
+    require_role(key, "superadmin")
     query = get_str(body, "query", required=True, max_len=100_000)
     fmt = get_choice(body, "format", SQL_FORMATS, default="TSVWithNames")
     assert query is not None and fmt is not None

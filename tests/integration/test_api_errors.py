@@ -44,7 +44,7 @@ async def test_auth_errors(api):
     r = await stack.http.post("/get_autogroup_stats/", json={"id": 10, "api_key": key})
     assert r.status_code == 200 and r.json()["endpoint"] == "mine"
     r = await stack.http.post("/sql", json={"query": "SELECT 1", "api_key": key})
-    assert r.status_code == 403 and r.json()["details"]["requiredPermission"] == "admin"
+    assert r.status_code == 403 and r.json()["details"]["requiredPermission"] == "superadmin"
 
 
 @pytest.mark.parametrize("body,param,allowed", [
