@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import sketch
 
-__all__ = ["ROLLUP_FIELDS", "TABLE_COLUMNS", "SinkBatch", "classify"]
+__all__ = ["ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "SinkBatch", "classify"]
 
 ROLLUP_FIELDS = (
     "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
@@ -47,6 +47,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "autogroups": ("tenant", "autogroup_id", "endpoint_id", "last_seen"),
     "dead_letters": ("topic", "src_partition", "src_offset", "src_index", "reason", "payload"),
 }
+
+#: (row counts per table, column lengths per directly built table, events, endpoint registry,
+#: autogroup registry) at a point in time.
+Checkpoint = tuple[dict[str, int], dict[str, int], int, dict[tuple[str, int, str], int],
+                   dict[tuple[str, int, int], int]]
 
 _RESOLUTIONS = (("requests_1s", 1), ("requests_1m", 60), ("requests_1h", 3600))
 
@@ -246,6 +251,21 @@ class SinkBatch:
         if cols is None:
             cols = self._direct["requests_raw"] = [[] for _ in TABLE_COLUMNS["requests_raw"]]
         return cols
+
+    def checkpoint(self) -> Checkpoint:
+        """A mark to `rollback` to: drops whatever a failing builder half-appended."""
+        return ({t: len(r) for t, r in self.rows.items()},
+                {t: len(cols[0]) for t, cols in self._direct.items()}, self.events,
+                dict(self._endpoints), dict(self._autogroups))
+
+    def rollback(self, mark: Checkpoint) -> None:
+        lengths, direct, events, endpoints, autogroups = mark
+        for table, rows in self.rows.items():
+            del rows[lengths.get(table, 0):]
+        for table, cols in self._direct.items():
+            for col in cols:
+                del col[direct.get(table, 0):]
+        self.events, self._endpoints, self._autogroups = events, endpoints, autogroups
 
     def rows_for(self, table: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
         """The row list of `table` (rows are tuples in `columns` order); for kinds whose tables

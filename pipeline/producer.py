@@ -12,11 +12,16 @@ Async use::
                                   "endpoint_id": 7, "status": 200, "latency_ms": 41.5})
 
 Sync use: `SyncProducer` runs the same producer on a background event loop.
+
+Delivery reports: `on_delivery(topic, events, error)` is called once per envelope when Kafka
+acknowledged it (`error` None) or it finally failed; `events` are the envelope's events as JSON
+bytes. A ledger of acknowledged events (tests/integration/faults/ledger.py) is built from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +38,13 @@ from pipeline.settings import TopicNames
 from pipeline.topics import KINDS
 from schemas import SchemaViolation
 
-__all__ = ["Producer", "SyncProducer", "event_key"]
+__all__ = ["DeliveryReport", "Producer", "SyncProducer", "event_key"]
+
+log = logging.getLogger("vitals.producer")
+
+#: (topic, the envelope's events as JSON bytes, None if acknowledged else the error)
+DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
+
 
 def event_key(kind: str, event: dict[str, Any]) -> bytes:
     """The Kafka message key of `event` on topic kind `kind` (see `TopicKind.key_field`)."""
@@ -44,7 +55,9 @@ class Producer:
     def __init__(self, bootstrap: str, topics: TopicNames | None = None, *,
                  max_events: int = 500, max_bytes: int = 512 * 1024, linger_s: float = 0.05,
                  validate: bool = True, max_future_s: int = 300,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_delivery: DeliveryReport | None = None) -> None:
+        self.on_delivery = on_delivery
         self.topics = topics or TopicNames()
         self.max_events = max_events
         self.max_bytes = max_bytes
@@ -112,7 +125,17 @@ class Producer:
 
     async def _emit(self, topic: str, key: bytes, items: list[bytes]) -> None:
         value = b"[" + b",".join(items) + b"]"
-        fut = await self._kafka.send(topic, value, key=key)
+        report = self.on_delivery
+        try:
+            fut = await self._kafka.send(topic, value, key=key)
+        except Exception as exc:
+            if report is not None:
+                report(topic, items, exc)
+            raise
+        if report is not None:
+            fut.add_done_callback(
+                lambda f: report(topic, items, f.exception() if not f.cancelled()
+                                 else asyncio.CancelledError()))
         self._track(fut)
         self.sent_events += len(items)
         self.sent_messages += 1
@@ -122,16 +145,27 @@ class Producer:
         fut.add_done_callback(self._pending.discard)
 
     async def _drain_buffers(self) -> None:
+        """Emit every buffered envelope; if some fail, the others still go and the first error
+        is raised at the end (each failure is also reported to `on_delivery`)."""
+        first: Exception | None = None
         async with self._lock:
             buffers, self._buffers = self._buffers, {}
             for (topic, key), (items, _) in buffers.items():
                 if items:
-                    await self._emit(topic, key, items)
+                    try:
+                        await self._emit(topic, key, items)
+                    except Exception as exc:
+                        first = first or exc
+        if first is not None:
+            raise first
 
     async def _linger(self) -> None:
         while True:
             await asyncio.sleep(self.linger_s)
-            await self._drain_buffers()
+            try:
+                await self._drain_buffers()
+            except Exception as exc:  # reported per envelope; keep lingering
+                log.warning("publishing to Kafka failed: %r", exc)
 
     async def flush(self) -> None:
         await self._drain_buffers()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.faults import FaultSpec, parse_fault
+
 __all__ = ["Settings", "SettingsError", "TopicNames"]
 
 TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
@@ -82,6 +84,18 @@ class Settings:
       (default 8192 bytes, the DogStatsD agent's buffer size).
     - `VITALS_METRICS_MAX_SERIES`: distinct custom-metric series (name + tags + kind) per
       tenant; events of further series are dead-lettered and counted (default 10000).
+    - `VITALS_MAX_BODY_BYTES`: largest HTTP request body the API reads (default 16 MiB; a
+      larger or longer body gets 413 before it is buffered). Routes have smaller limits.
+    - `VITALS_SESSION_TIMEOUT_S`: Kafka consumer-group session timeout (default 45): how long
+      a worker that died without leaving (kill -9, lost host) keeps its partitions before the
+      group rebalances them to the others. The broker bounds it (6-1800 s by default).
+    - `VITALS_DLQ_ALERT_RATIO`, `VITALS_DLQ_ALERT_WINDOW_S`, `VITALS_DLQ_ALERT_MIN_EVENTS`: a
+      topic whose share of dead-lettered events over the trailing window (default 60 s) exceeds
+      the ratio (default 0.05), once at least the minimum events (default 20) were seen, raises
+      the `vitals_dlq_alert` gauge and logs a WARNING (see `pipeline.dlq_alert`).
+    - `VITALS_FAULT`: test-only fault injection, `<point>:<n>` (see `pipeline.faults`); the
+      worker kills itself with SIGKILL the n-th time it reaches the point. Never set it in
+      production.
     """
 
     kafka_bootstrap: str | None = None
@@ -108,6 +122,12 @@ class Settings:
     statsd_max_buffer: int = 200_000
     statsd_max_datagram: int = 8192
     metrics_max_series: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    session_timeout_s: float = 45.0
+    dlq_alert_ratio: float = 0.05
+    dlq_alert_window_s: int = 60
+    dlq_alert_min_events: int = 20
+    fault: FaultSpec | None = None
 
     @property
     def dsn(self) -> str:
@@ -161,6 +181,15 @@ class Settings:
         statsd_port = None if statsd_raw == "off" else num("VITALS_STATSD_PORT", 8125)
         if statsd_port is not None and statsd_port > 65535:
             raise SettingsError(f"VITALS_STATSD_PORT={statsd_port} must be <= 65535 or off")
+        ratio = flt("VITALS_DLQ_ALERT_RATIO", d.dlq_alert_ratio)
+        if ratio > 1:
+            raise SettingsError(f"VITALS_DLQ_ALERT_RATIO={ratio} must be <= 1")
+        fault = None
+        if env.get("VITALS_FAULT"):
+            try:
+                fault = parse_fault(env["VITALS_FAULT"])
+            except ValueError as exc:
+                raise SettingsError(f"VITALS_FAULT={env['VITALS_FAULT']!r}: {exc}") from None
         return cls(
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or None,
             clickhouse_dsn=dsn,
@@ -186,4 +215,10 @@ class Settings:
             statsd_max_buffer=num("VITALS_STATSD_MAX_BUFFER", d.statsd_max_buffer, 1),
             statsd_max_datagram=num("VITALS_STATSD_MAX_DATAGRAM", d.statsd_max_datagram, 64),
             metrics_max_series=num("VITALS_METRICS_MAX_SERIES", d.metrics_max_series, 1),
+            max_body_bytes=num("VITALS_MAX_BODY_BYTES", d.max_body_bytes, 1024),
+            session_timeout_s=flt("VITALS_SESSION_TIMEOUT_S", d.session_timeout_s),
+            dlq_alert_ratio=ratio,
+            dlq_alert_window_s=num("VITALS_DLQ_ALERT_WINDOW_S", d.dlq_alert_window_s, 1),
+            dlq_alert_min_events=num("VITALS_DLQ_ALERT_MIN_EVENTS", d.dlq_alert_min_events, 1),
+            fault=fault,
         )

@@ -6,6 +6,13 @@ dead-letter record was acknowledged by Kafka. Transient storage faults are retri
 exponential backoff for as long as it takes (the agent stops pulling meanwhile, so Kafka holds the
 backlog: backpressure, not unbounded buffering). Rows are keyed by source position, so a retry or
 a redelivery after a crash never counts twice.
+
+Poison: an invalid event is dead-lettered alone (see `decode_envelope`); a message whose
+processing raises (a builder bug tripped by its content) is dead-lettered whole with reason
+`processing failed: <error>`, its half-built rows are rolled back, and the batch moves on. Every
+dead letter counts toward the topic's `DlqAlarm` (see `pipeline.dlq_alert`).
+
+Fault points `before_insert` and `after_insert` (see `pipeline.faults`) sit in `write`.
 """
 
 from __future__ import annotations
@@ -20,17 +27,21 @@ import orjson
 
 from pipeline.aggregation import SinkBatch
 from pipeline.decode import Reject, decode_envelope
+from pipeline.dlq_alert import DlqAlarm
 from pipeline.errors import StorageUnavailable
+from pipeline.faults import FaultInjector
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
 from pipeline.topics import KINDS, kind
 
-__all__ = ["DlqSender", "Message", "Sink"]
+__all__ = ["DeadLetter", "DlqSender", "Message", "Sink"]
 
 log = logging.getLogger("vitals.sink")
 
 DlqSender = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+#: A dead-letter record: (message key, JSON value, `vitals-reason` header value).
+DeadLetter = tuple[bytes | None, bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,7 @@ class Message:
 class Sink:
     def __init__(self, kind: str, settings: Settings, store: AsyncStore, send_dlq: DlqSender,
                  telemetry: Telemetry, *, clock: Callable[[], float] = time.time,
-                 max_backoff_s: float = 10.0) -> None:
+                 max_backoff_s: float = 10.0, faults: FaultInjector | None = None) -> None:
         self.kind = kind
         self.settings = settings
         self.store = store
@@ -56,43 +67,59 @@ class Sink:
         self.dlq_topic = settings.topics.dlq(kind)
         make_gate = KINDS[kind].gate
         self.gate = make_gate(settings, telemetry) if make_gate is not None else None
+        self.faults = faults
+        self.alarm = DlqAlarm(ratio=settings.dlq_alert_ratio, window_s=settings.dlq_alert_window_s,
+                              min_events=settings.dlq_alert_min_events, clock=clock)
+        telemetry.set("vitals_dlq_alert", 0, topic=settings.topics.topic(kind))
 
-    def build(self, messages: Sequence[Message]
-              ) -> tuple[SinkBatch, list[tuple[bytes | None, bytes]]]:
-        """Pure part: rows for the batch, and the dead-letter records (key, value)."""
+    def build(self, messages: Sequence[Message]) -> tuple[SinkBatch, list[DeadLetter]]:
+        """Pure part: rows for the batch, and the dead-letter records."""
         s = self.settings
         batch = SinkBatch()
-        dead: list[tuple[bytes | None, bytes]] = []
+        dead: list[DeadLetter] = []
         now_ms = int(self.clock() * 1000)
         build = kind(self.kind).build
         for m in messages:
-            decoded = decode_envelope(m.value, self.kind, now_ms=now_ms,
-                                      max_future_ms=s.max_future_s * 1000,
-                                      max_bytes=s.max_message_bytes,
-                                      max_age_ms=s.retention_days * 86_400_000)
-            events = decoded.events
-            if events and self.gate is not None:
-                events, refused = self.gate.admit(events)
-                decoded.rejects += [Reject(i, r, orjson.dumps(e)) for i, r, e in refused]
-            if events:
-                build(batch, m.partition, m.offset, events)
+            mark = batch.checkpoint()
+            try:
+                decoded = decode_envelope(m.value, self.kind, now_ms=now_ms,
+                                          max_future_ms=s.max_future_s * 1000,
+                                          max_bytes=s.max_message_bytes,
+                                          max_age_ms=s.retention_days * 86_400_000)
+                events = decoded.events
+                if events and self.gate is not None:
+                    events, refused = self.gate.admit(events)
+                    decoded.rejects += [Reject(i, r, orjson.dumps(e)) for i, r, e in refused]
+                if events:
+                    build(batch, m.partition, m.offset, events)
+            except Exception as exc:
+                batch.rollback(mark)
+                reason = f"processing failed: {type(exc).__name__}: {exc}"[:1000]
+                log.error("%s[%d]@%d dead-lettered: %s", m.topic, m.partition, m.offset, reason,
+                          exc_info=exc)
+                self.telemetry.inc("vitals_processing_errors_total", topic=m.topic)
+                payload = (m.value or b"")[:65536]
+                batch.add_dead_letter(m.topic, m.partition, m.offset, None, reason, payload)
+                dead.append(_dead_letter(m, None, reason, payload, b"processing-error"))
+                continue
             for r in decoded.rejects:
                 batch.add_dead_letter(m.topic, m.partition, m.offset, r.index, r.reason, r.payload)
-                dead.append((m.key, orjson.dumps({
-                    "topic": m.topic, "partition": m.partition, "offset": m.offset,
-                    "index": r.index, "reason": r.reason,
-                    "payload": r.payload[:65536].decode("utf-8", "replace"),
-                })))
+                dead.append(_dead_letter(m, r.index, r.reason, r.payload, b"invalid"))
         return batch, dead
 
     async def write(self, messages: Sequence[Message]) -> SinkBatch:
         if self.gate is not None:
             await self.gate.prepare(self.store)
         batch, dead = self.build(messages)
-        for key, value in dead:
-            await self.send_dlq(self.dlq_topic, key, value, [("vitals-reason", b"invalid")])
+        for key, value, why in dead:
+            await self.send_dlq(self.dlq_topic, key, value, [("vitals-reason", why)])
+        if self.faults is not None:
+            self.faults.hit("before_insert")
         await self._insert_with_retry(batch)
+        if self.faults is not None:
+            self.faults.hit("after_insert")
         topic = self.settings.topics.topic(self.kind)
+        self._watch_dead_letters(topic, batch.events + len(dead), len(dead))
         self.telemetry.inc("vitals_messages_consumed_total", len(messages), topic=topic)
         self.telemetry.inc("vitals_events_consumed_total", batch.events, topic=topic)
         if dead:
@@ -100,6 +127,22 @@ class Sink:
             self.telemetry.inc("vitals_events_rejected_total", rejected, topic=topic)
             self.telemetry.inc("vitals_dlq_messages_total", len(dead), topic=topic)
         return batch
+
+    def _watch_dead_letters(self, topic: str, seen: int, dead: int) -> None:
+        changed = self.alarm.record(seen, dead)
+        self.telemetry.set("vitals_dlq_ratio", round(self.alarm.ratio, 6), topic=topic)
+        if changed is None:
+            return
+        self.telemetry.set("vitals_dlq_alert", 1 if changed else 0, topic=topic)
+        a = self.alarm
+        if changed:
+            log.warning("DLQ alert on %s: %d of %d events (%.1f%%) dead-lettered in the last "
+                        "%d s, above the %.1f%% limit (VITALS_DLQ_ALERT_RATIO); is a producer "
+                        "broken? see %s", topic, a.dead, a.seen, 100 * a.ratio, a.window_s,
+                        100 * a.threshold, self.dlq_topic)
+        else:
+            log.warning("DLQ alert on %s cleared: %.1f%% dead-lettered in the last %d s",
+                        topic, 100 * a.ratio, a.window_s)
 
     async def _insert_with_retry(self, batch: SinkBatch) -> None:
         tables = batch.tables()
@@ -118,3 +161,11 @@ class Sink:
             self.telemetry.observe("vitals_insert_seconds", time.perf_counter() - started,
                                    topic=self.kind)
             return
+
+
+def _dead_letter(m: Message, index: int | None, reason: str, payload: bytes,
+                 why: bytes) -> DeadLetter:
+    return (m.key, orjson.dumps({
+        "topic": m.topic, "partition": m.partition, "offset": m.offset, "index": index,
+        "reason": reason, "payload": payload[:65536].decode("utf-8", "replace"),
+    }), why)

@@ -28,6 +28,9 @@ MetricName = Literal[
     "vitals_statsd_dropped_total",
     "vitals_statsd_events_total",
     "vitals_metrics_series_rejected_total",
+    "vitals_dlq_alert",
+    "vitals_dlq_ratio",
+    "vitals_processing_errors_total",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -49,6 +52,11 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_statsd_events_total": ("counter", "Aggregated metric events published to Kafka"),
     "vitals_metrics_series_rejected_total": ("counter", "Metric events dead-lettered by the "
                                              "per-tenant series limit, by tenant"),
+    "vitals_dlq_alert": ("gauge", "1 while a topic's dead-letter share is above "
+                         "VITALS_DLQ_ALERT_RATIO over the alert window, else 0"),
+    "vitals_dlq_ratio": ("gauge", "Share of events dead-lettered over the alert window, by topic"),
+    "vitals_processing_errors_total": ("counter", "Messages dead-lettered because processing "
+                                       "raised, by topic"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -5,6 +5,16 @@ nothing by itself; each batch is acked only after `Sink.write` returned, i.e. af
 accepted its rows. Faust then commits acked offsets. A worker killed before the acks gets the
 whole batch again, and the source-keyed ReplacingMergeTree rows absorb the repeat.
 Agent concurrency is 1 (faust can commit past an in-flight message with more).
+
+Backpressure: while `Sink.write` waits for ClickHouse (retrying with backoff), the agent pulls
+nothing; faust's per-partition buffer (`stream_buffer_maxsize` messages) fills and faust removes
+the partition from the fetcher (`Consumer.on_buffer_full`) until the buffer drains to half. So a
+storage outage holds at most about `stream_buffer_maxsize` + one fetch per partition in memory;
+the rest of the backlog stays in Kafka, and no offset is committed until the rows are stored.
+
+Fault injection (`Settings.fault`, tests only): one `FaultInjector` per app, shared by the sinks
+(`before_insert`, `after_insert`), the agents (`after_commit`: the acked batch is committed, then
+the process dies) and the partitions-revoked signal (`rebalance`).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from typing import Any
 
 import faust
 
+from pipeline.faults import FaultInjector
 from pipeline.settings import Settings
 from pipeline.sink import Message, Sink
 from pipeline.storage import AsyncStore
@@ -52,6 +63,8 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
         producer_acks=-1,
         broker_max_poll_records=1000,
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
 
     async def send_dlq(topic: str, key: bytes | None, value: bytes,
@@ -60,13 +73,26 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
                                       headers=headers)
         await fut
 
+    faults = FaultInjector(settings.fault) if settings.fault is not None else None
+    if faults is not None:
+        log.warning("fault injection armed: %s (VITALS_FAULT; tests only)", settings.fault)
+        fi = faults
+
+        async def on_revoked(_sender: Any, /, *args: Any, signal: Any, **_kw: Any) -> None:
+            revoked = args[0] if args else None
+            if revoked:
+                fi.hit("rebalance")
+
+        app.on_partitions_revoked.connect(on_revoked)
+
     for kind in kinds:
-        _add_agent(app, kind, Sink(kind, settings, store, send_dlq, telemetry, clock=clock),
-                   settings)
+        _add_agent(app, kind, Sink(kind, settings, store, send_dlq, telemetry, clock=clock,
+                                   faults=faults), settings, faults)
     return app
 
 
-def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings) -> None:
+def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings,
+               faults: FaultInjector | None) -> None:
     topic = app.topic(settings.topics.topic(kind), key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
 
@@ -79,6 +105,10 @@ def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings) -> Non
             await sink.write(messages)
             for e in events:
                 await manual.ack(e)
+            if faults is not None:
+                if faults.armed("after_commit"):
+                    await app.consumer.commit()
+                faults.hit("after_commit")
 
     agent.__name__ = f"ingest_{kind.replace('-', '_')}"
     app.agent(topic, name=f"vitals.{kind}", concurrency=1)(agent)

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from query_api import routes_admin, routes_coopr, routes_custom_metrics, routes_stats
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
+from query_api.limits import BodyLimit
+from query_api.openapi_docs import document_errors
 
 __all__ = ["create_app"]
 
@@ -23,6 +25,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -38,4 +41,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_custom_metrics.router)
     app.include_router(routes_coopr.router)
+    document_errors(app)
     return app

@@ -42,18 +42,21 @@ async def readyz(request: Request) -> JsonResponse:
     return JsonResponse({"status": "ready"})
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself")
+@router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself",
+            response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     ctx: ApiContext = request.app.state.ctx
     return PlainTextResponse(ctx.telemetry.render(),
                              media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.post("/sql", tags=["ops"], summary="Run read-only SQL (superadmin); ClickHouse formats")
+@router.post("/sql", tags=["ops"],
+             summary="Run read-only SQL (superadmin key); ClickHouse formats",
+             responses={200: {"content": {"text/plain": {}, "application/json": {}}}})
 async def sql(request: Request) -> Response:
     """Body `{"query": "...", "format": "TSV"}`; runs with `readonly=1`. This is how analysts
     reach the embedded engine, which only the running process may open. SQL sees every
-    tenant's rows, so it needs the superadmin role."""
+    tenant's rows, so it takes the superadmin role."""
     ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
@@ -75,7 +78,8 @@ async def sql(request: Request) -> Response:
     return Response(data, media_type=media)
 
 
-@router.post("/admin/keys", tags=["admin"], summary="Create an API key (admin)")
+@router.post("/admin/keys", tags=["admin"], summary="Create an API key (admin)",
+             status_code=201)
 async def create_key(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())

@@ -18,6 +18,9 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["stats"])
 
+MAX_ID = 9_007_199_254_740_991  # ids are JSON-safe integers (schemas/request.json)
+MAX_TS = 4_102_444_800  # 2100-01-01: ClickHouse DateTime ends in 2106
+
 _BODY_DOC = {
     "requestBody": {"content": {"application/json": {"schema": {
         "type": "object",
@@ -50,11 +53,14 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: stats.Scope, id
     t2f = get_number(body, "t2", required=True)
     assert t1f is not None and t2f is not None
     t1, t2 = int(t1f), int(t2f)
+    for name, value in (("t1", t1f), ("t2", t2f)):
+        if value > MAX_TS:
+            raise bad_param(name, value, f"{name} must be <= {MAX_TS} (unix seconds)")
     if t1 < 0:
         raise bad_param("t1", t1f, "t1 must be >= 0 (unix seconds)")
     if t2 <= t1:
         raise bad_param("t2", t2f, "t2 must be greater than t1")
-    step = get_int(body, "step", default=default_step(t1, t2), lo=1)
+    step = get_int(body, "step", default=default_step(t1, t2), lo=1, hi=MAX_TS)
     assert step is not None
     npoints = point_count(t1, t2, step)
     if npoints > MAX_POINTS:
@@ -72,7 +78,7 @@ async def get_endpoint_stats(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
-    ident = get_int(body, "id", lo=0)
+    ident = get_int(body, "id", lo=0, hi=MAX_ID)
     name = get_str(body, "endpoint", max_len=128)
     if ident is None and not name:
         raise bad_param("id", None, "one of id or endpoint is required")
@@ -86,7 +92,7 @@ async def get_autogroup_stats(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
-    ident = get_int(body, "id", required=True, lo=0)
+    ident = get_int(body, "id", required=True, lo=0, hi=MAX_ID)
     assert ident is not None
     scope, ep_name = await resolve_autogroup(ctx.store, key, ident)
     return JsonResponse(await _respond(ctx, body, scope, ident, ep_name))

@@ -1,0 +1,63 @@
+"""The broker restarted under load: the SDK producer (idempotent, acks=all) retries, the worker
+reconnects and resumes, and the totals are exact.
+
+Runs on a private broker (restarting the session broker could move its port under the other
+tests); `LocalKafka.stop()` + `start()` on the same home keeps the port and the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pipeline.kafka_local import LocalKafka
+from pipeline.producer import Producer
+from tests.integration.faults.harness import InProcess, assert_exact, workload
+from tests.integration.faults.ledger import Ledger
+from tests.integration.kafka_fixture import JAR_CACHE
+
+
+async def test_broker_restart_under_load(stack_factory, tmp_path):
+    kafka = LocalKafka(tmp_path / "broker", cache_dir=JAR_CACHE, progress=lambda _m: None)
+    info = await asyncio.to_thread(kafka.start, 120.0)
+    try:
+        stack = await stack_factory(kafka_bootstrap=info.bootstrap, session_timeout_s=6)
+        s = stack.settings
+        ledger = Ledger(s.topics)
+        t0, span = int(time.time()) - 400, 300
+        requests, heartbeats = workload(1500, t0=t0, span_s=span)
+        restarted = asyncio.Event()
+        began = time.monotonic()
+
+        async def restart() -> None:
+            t = time.monotonic()
+            await asyncio.to_thread(kafka.stop)
+            print(f"\nstop took {time.monotonic() - t:.1f}")
+            await asyncio.sleep(1)
+            again = await asyncio.to_thread(kafka.start, 120.0)
+            print(f"restart done at {time.monotonic() - t:.1f}")
+            assert again.bootstrap == info.bootstrap
+            restarted.set()
+
+        async with Producer(s.kafka_bootstrap, s.topics, max_events=10,
+                            on_delivery=ledger.on_delivery) as p:
+            task = None
+            for i, e in enumerate(requests):
+                await p.send("requests", e)
+                if i < len(heartbeats):
+                    await p.send("heartbeats", heartbeats[i])
+                if i == 500:
+                    task = asyncio.create_task(restart())
+                if i % 50 == 0:
+                    await asyncio.sleep(0.05)  # a steady trickle, not one burst
+            assert task is not None
+            await task
+        print(f"published at {time.monotonic() - began:.1f}")
+        assert restarted.is_set()
+        assert not ledger.failed, {k: len(v) for k, v in ledger.failed.items()}
+        lines = await assert_exact(InProcess(stack), ledger, t0=t0, span_s=span)
+        print(f"stored at {time.monotonic() - began:.1f}")
+        print("\nbroker restart: " + "; ".join(lines))
+        await stack.rt.stop()  # leave the group while the broker still runs
+    finally:
+        await asyncio.to_thread(kafka.stop)
