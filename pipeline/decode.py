@@ -64,6 +64,7 @@ class EventChecker:
         self.allowed = ", ".join(sorted(self.validators))
         topic_kind = KINDS[kind]
         self.ts_field, self.ts_default_now = topic_kind.ts_field, topic_kind.ts_default_now
+        self.refine = topic_kind.refine
         self.now_ms = now_ms
         self.max_future_ms = max_future_ms
         self.max_age_ms = max_age_ms
@@ -77,6 +78,8 @@ class EventChecker:
             raise SchemaViolation(
                 f"type: {etype!r} is not an event type of this topic; allowed: {self.allowed}")
         event = validate(item)
+        if self.refine is not None:
+            event = self.refine(event)
         ts_field, now_ms = self.ts_field, self.now_ms
         raw_ts = event.get(ts_field)
         if raw_ts is None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import task_events
 from pipeline.aggregation import SinkBatch
 
 __all__ = ["KINDS", "Builder", "TopicKind", "kind"]
@@ -30,7 +31,9 @@ class TopicKind:
       in one partition, in order);
     - `ts_field`: the event-time field, normalised to epoch ms by decoding; when
       `ts_default_now` it may be absent and then means "now" (the decode clock);
-    - `build`: appends the rows of one message's valid events to a `SinkBatch`.
+    - `build`: appends the rows of one message's valid events to a `SinkBatch`;
+    - `refine`: optional per-event check beyond the JSON Schema (raises SchemaViolation), run
+      by `pipeline.decode.EventChecker` after schema validation.
     """
 
     name: str
@@ -39,6 +42,7 @@ class TopicKind:
     build: Builder
     ts_field: str = "ts"
     ts_default_now: bool = False
+    refine: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 KINDS: dict[str, TopicKind] = {
@@ -46,6 +50,9 @@ KINDS: dict[str, TopicKind] = {
                           SinkBatch.add_requests),
     "heartbeats": TopicKind("heartbeats", {"heartbeat": "heartbeat"}, "endpoint_id",
                             SinkBatch.add_heartbeats),
+    "task-events": TopicKind("task-events", task_events.EVENT_TYPES, "task",
+                             task_events.add_task_events, ts_field="timestamp",
+                             ts_default_now=True, refine=task_events.refine),
 }
 
 

@@ -1,0 +1,201 @@
+"""ClickHouse reads of task events: ownership, event and log pages, metric listings, scalar
+histograms. Every query is scoped to one tenant; rows come back as ClearML-shaped event dicts.
+
+Positions are `(timestamp ms, event_id)`: a total order over a task's events (event ids are
+unique per task), used by the keyset cursors of `query_api.scroll`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.keys import ApiKey
+from pipeline.storage import AsyncStore
+from query_api.errors import ApiError
+
+__all__ = [
+    "METRIC_SELECT",
+    "Pos",
+    "after_clause",
+    "event_from_row",
+    "iso_ms",
+    "resolve_tenant",
+]
+
+Pos = tuple[int, str]
+
+METRIC_SELECT = (
+    "event_type, toUnixTimestamp64Milli(timestamp), event_id, iter, metric, variant, value, "
+    "values, key, url, plot_str, worker, task")
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ms % 1000:03d}Z"
+
+
+def event_from_row(r: Sequence[Any]) -> dict[str, Any]:
+    """A ClearML-shaped event from a METRIC_SELECT row (13 columns) or a union row (15)."""
+    etype, ts, task = r[0], int(r[1]), r[12]
+    e: dict[str, Any] = {"type": etype, "task": task, "timestamp": ts, "@timestamp": iso_ms(ts)}
+    if etype == "log":
+        e.update(level=r[13], worker=r[11], msg=r[14])
+        return e
+    e.update(iter=int(r[3]), metric=r[4], variant=r[5])
+    if etype == "training_stats_scalar":
+        e["value"] = r[6]
+    elif etype == "training_stats_vector":
+        e["values"] = list(r[7])
+    elif etype == "training_debug_image":
+        e.update(key=r[8], url=r[9])
+    else:
+        e["plot_str"] = r[10]
+    if r[11]:
+        e["worker"] = r[11]
+    return e
+
+
+def after_clause(order: str) -> str:
+    """Keyset condition on (timestamp, event_id) past params {ts} and {id}, for `order`."""
+    op = ">" if order == "asc" else "<"
+    return (f"(timestamp {op} fromUnixTimestamp64Milli({{ts:Int64}}, 'UTC') OR "
+            f"(timestamp = fromUnixTimestamp64Milli({{ts:Int64}}, 'UTC') AND "
+            f"event_id {op} {{id:String}}))")
+
+
+async def resolve_tenant(store: AsyncStore, key: ApiKey, tasks: Sequence[str]) -> str:
+    """The tenant whose events of `tasks` the key may read: the key's own tenant when it
+    reported the tasks; 403 when only another tenant did (superadmin: that tenant); 404 when
+    nobody reported events of a task."""
+    rows = await store.rows(
+        f"SELECT task, groupUniqArray(tenant) FROM {store.database}.task_owners FINAL "
+        f"WHERE task IN {{tasks:Array(String)}} GROUP BY task", {"tasks": list(tasks)})
+    owners = {t: list(ts) for t, ts in rows}
+    chosen: set[str] = set()
+    for task in tasks:
+        tenants = owners.get(task)
+        if not tenants:
+            raise ApiError(404, "NOT_FOUND", f"unknown task {task!r}: no events were reported "
+                           "for it", {"parameter": "task", "value": task})
+        if key.tenant in tenants:
+            chosen.add(key.tenant)
+        elif key.role == "superadmin":
+            chosen.add(sorted(tenants)[0])
+        else:
+            raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
+                           f"task {task!r} belongs to another tenant",
+                           {"requiredPermission": "tenant:own", "currentPermissions": [key.role]})
+    if len(chosen) > 1:
+        raise ApiError(400, "INVALID_PARAMETERS", "tasks belong to different tenants",
+                       {"parameter": "tasks", "value": list(tasks)[:20]})
+    return chosen.pop()
+
+
+def _aliased(exprs: Sequence[str]) -> str:
+    return ", ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
+
+
+# The same 15 columns from both tables, so a page can UNION them (c1, c2: the position).
+_METRIC_COLS = _aliased([
+    "event_type", "toUnixTimestamp64Milli(timestamp)", "event_id", "iter", "metric", "variant",
+    "value", "values", "key", "url", "plot_str", "worker", "task", "''", "''"])
+_LOG_COLS = _aliased([
+    "'log'", "toUnixTimestamp64Milli(timestamp)", "event_id", "toInt64(0)", "''", "''",
+    "toFloat64(0)", "CAST([] AS Array(Float64))", "''", "''", "''", "worker", "task", "level",
+    "msg"])
+
+
+def _page_sql(table: str, cols: str, where: str, order: str, limit: int) -> str:
+    d = "ASC" if order == "asc" else "DESC"
+    return (f"SELECT {cols} FROM {table} FINAL WHERE {where} "
+            f"ORDER BY timestamp {d}, event_id {d} LIMIT {limit}")
+
+
+async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
+                      event_type: str | None, after: Pos | None, limit: int,
+                      metric: str | None = None) -> list[dict[str, Any]]:
+    """Up to `limit` events of the task past `after` in (timestamp, event_id) `order`; each
+    event carries its position under the key `_pos`."""
+    db = store.database
+    params: dict[str, Any] = {"t": tenant, "task": task}
+    where = "tenant = {t:String} AND task = {task:String}"
+    if after is not None:
+        where += " AND " + after_clause(order)
+        params["ts"], params["id"] = after
+    parts = []
+    if event_type != "log":
+        mwhere = where
+        if event_type:
+            mwhere += " AND event_type = {et:String}"
+            params["et"] = event_type
+        if metric is not None:
+            mwhere += " AND metric = {metric:String}"
+            params["metric"] = metric
+        parts.append(_page_sql(f"{db}.task_metric_events", _METRIC_COLS, mwhere, order, limit))
+    if event_type in (None, "log") and metric is None:
+        parts.append(_page_sql(f"{db}.task_log_events", _LOG_COLS, where, order, limit))
+    d = "ASC" if order == "asc" else "DESC"
+    sql = parts[0] if len(parts) == 1 else (
+        f"SELECT * FROM ({' UNION ALL '.join(f'({p})' for p in parts)}) "
+        f"ORDER BY c1 {d}, c2 {d} LIMIT {limit}")
+    rows = await store.rows(sql, params)
+    out = []
+    for r in rows:
+        e = event_from_row(r)
+        e["_pos"] = (int(r[1]), r[2])
+        out.append(e)
+    return out
+
+
+async def events_total(store: AsyncStore, tenant: str, task: str, event_type: str | None,
+                       metric: str | None = None) -> int:
+    db = store.database
+    params: dict[str, Any] = {"t": tenant, "task": task, "et": event_type or "",
+                              "metric": metric or ""}
+    where = "tenant = {t:String} AND task = {task:String}"
+    parts = []
+    if event_type != "log":
+        mwhere = where + (" AND event_type = {et:String}" if event_type else "")
+        mwhere += " AND metric = {metric:String}" if metric is not None else ""
+        parts.append(f"(SELECT count() FROM {db}.task_metric_events FINAL WHERE {mwhere})")
+    if event_type in (None, "log") and metric is None:
+        parts.append(f"(SELECT count() FROM {db}.task_log_events FINAL WHERE {where})")
+    rows = await store.rows("SELECT " + " + ".join(parts), params)
+    return int(rows[0][0])
+
+
+async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
+                   after: Pos | None, from_ts: int | None, limit: int) -> list[dict[str, Any]]:
+    """Log events in `direction` (asc: later, desc: earlier) past a position, or strictly
+    past `from_ts` (ms), or from the start/end of the log."""
+    params: dict[str, Any] = {"t": tenant, "task": task}
+    where = "tenant = {t:String} AND task = {task:String}"
+    if after is not None:
+        where += " AND " + after_clause(direction)
+        params["ts"], params["id"] = after
+    elif from_ts is not None:
+        op = ">" if direction == "asc" else "<"
+        where += f" AND timestamp {op} fromUnixTimestamp64Milli({{fts:Int64}}, 'UTC')"
+        params["fts"] = from_ts
+    rows = await store.rows(_page_sql(f"{store.database}.task_log_events", _LOG_COLS, where,
+                                      direction, limit), params)
+    out = []
+    for r in rows:
+        e = event_from_row(r)
+        e["_pos"] = (int(r[1]), r[2])
+        out.append(e)
+    return out
+
+
+async def delete_task(store: AsyncStore, tenant: str, task: str) -> int:
+    """Delete every event of the task; returns how many there were."""
+    total = await events_total(store, tenant, task, None)
+    db = store.database
+    params = {"t": tenant, "task": task}
+    for table in ("task_metric_events", "task_log_events"):
+        await store.command(
+            f"ALTER TABLE {db}.{table} DELETE WHERE tenant = {{t:String}} AND "
+            f"task = {{task:String}} SETTINGS mutations_sync = 1", params)
+    return total
