@@ -95,14 +95,14 @@ async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
     events = await task_events_db.events_page(store, tenant, task, order="asc",
                                               event_type=SCALAR, after=after,
                                               limit=batch_size, metric=metric)
-    total = await task_events_db.events_total(store, tenant, task, SCALAR, metric)
-    pos = events[-1].pop("_pos") if events else after
-    for e in events:
-        e.pop("_pos", None)
-    cursor: dict[str, Any] = dict(expect)
+    total = state["n"] if state and "n" in state else \
+        await task_events_db.events_total(store, tenant, task, SCALAR, metric)
+    pos = events[-1][0] if events else after
+    cursor: dict[str, Any] = {**expect, "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
-    return {"events": events, "returned": len(events), "total": total,
+    return {"events": task_events_db.events_json(events), "returned": len(events),
+            "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 
 

@@ -4,6 +4,9 @@ delete. Metric reads live in `routes_event_metrics`, plots and debug images in
 
 Writes (add, add_batch, delete_for_task) need an admin key; reads a reader key. A key only ever
 sees its tenant's events (`task_events_db.resolve_tenant`).
+
+`total` of a scrolled read is counted when the scroll starts (the call without scroll_id) and
+carried in the scroll id: counting a million events on every page would cost more than the page.
 """
 
 from __future__ import annotations
@@ -138,10 +141,6 @@ async def add_batch(call: Call) -> dict[str, Any]:
     return result
 
 
-def _strip(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for e in events:
-        e.pop("_pos", None)
-    return events
 
 
 @action(router, "get_task_events", summary="Scroll through a task's events by timestamp",
@@ -171,13 +170,15 @@ async def get_task_events(call: Call) -> dict[str, Any]:
     events = await task_events_db.events_page(store, tenant, task, order=order,
                                               event_type=event_type, after=after,
                                               limit=batch_size)
-    total = await task_events_db.events_total(store, tenant, task, event_type)
-    pos = events[-1]["_pos"] if events else after
+    total = state["n"] if state and "n" in state else \
+        await task_events_db.events_total(store, tenant, task, event_type)
+    pos = events[-1][0] if events else after
     cursor: dict[str, Any] = {"a": "events", "t": tenant, "k": task, "o": order,
-                              "e": event_type or ""}
+                              "e": event_type or "", "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
-    return {"events": _strip(events), "returned": len(events), "total": total,
+    return {"events": task_events_db.events_json(events), "returned": len(events),
+            "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 
 
@@ -212,14 +213,15 @@ async def get_task_log(call: Call) -> dict[str, Any]:
         out_order = order or direction
     events = await task_log.page(store, tenant, task, direction=direction, after=after,
                                  from_ts=from_ts, limit=batch_size)
-    total = await task_events_db.events_total(store, tenant, task, "log")
-    pos = events[-1]["_pos"] if events else after
-    cursor: dict[str, Any] = {"a": "log", "t": tenant, "k": task, "d": direction}
+    total = state["n"] if state and "n" in state else \
+        await task_events_db.events_total(store, tenant, task, "log")
+    pos = events[-1][0] if events else after
+    cursor: dict[str, Any] = {"a": "log", "t": tenant, "k": task, "d": direction,
+                              "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
-    if out_order != direction:
-        events.reverse()
-    return {"events": _strip(events), "returned": len(events), "total": total,
+    events_json = task_events_db.events_json(events, reverse=out_order != direction)
+    return {"events": events_json, "returned": len(events), "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 
 

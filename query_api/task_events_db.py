@@ -11,15 +11,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from pipeline.keys import ApiKey
 from pipeline.storage import AsyncStore
 from query_api.errors import ApiError
 
 __all__ = [
+    "LOG_JSON",
+    "METRIC_JSON",
     "METRIC_SELECT",
+    "Page",
     "Pos",
     "after_clause",
     "event_from_row",
+    "events_json",
     "iso_ms",
     "resolve_tenant",
 ]
@@ -93,31 +99,66 @@ async def resolve_tenant(store: AsyncStore, key: ApiKey, tasks: Sequence[str]) -
     return chosen.pop()
 
 
-def _aliased(exprs: Sequence[str]) -> str:
-    return ", ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
+_ISO = ("concat(formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.'), "
+        "leftPad(toString(toUnixTimestamp64Milli(timestamp) % 1000), 3, '0'), 'Z')")
 
 
-# The same 15 columns from both tables, so a page can UNION them (c1, c2: the position).
-_METRIC_COLS = _aliased([
-    "event_type", "toUnixTimestamp64Milli(timestamp)", "event_id", "iter", "metric", "variant",
-    "value", "values", "key", "url", "plot_str", "worker", "task", "''", "''"])
-_LOG_COLS = _aliased([
-    "'log'", "toUnixTimestamp64Milli(timestamp)", "event_id", "toInt64(0)", "''", "''",
-    "toFloat64(0)", "CAST([] AS Array(Float64))", "''", "''", "''", "worker", "task", "level",
-    "msg"])
+def _head(type_expr: str) -> str:
+    return (f"""'{{"type":', toJSONString({type_expr}), ',"task":', toJSONString(task), """
+            f"""',"timestamp":', toString(toUnixTimestamp64Milli(timestamp)), """
+            f"""',"@timestamp":"', {_ISO}, '"'""")
 
 
-def _page_sql(table: str, cols: str, where: str, order: str, limit: int) -> str:
+#: One event as ClearML JSON, built by ClickHouse (no per-row Python work on large pages).
+METRIC_JSON = (
+    f"""concat({_head("toString(event_type)")}, ',"iter":', toString(iter), """
+    """',"metric":', toJSONString(metric), ',"variant":', toJSONString(variant), multiIf("""
+    """event_type = 'training_stats_scalar', concat(',"value":', toString(value)), """
+    """event_type = 'training_stats_vector', concat(',"values":', toJSONString(values)), """
+    """event_type = 'training_debug_image', concat(',"key":', toJSONString(key), """
+    """',"url":', toJSONString(url)), concat(',"plot_str":', toJSONString(plot_str))), """
+    """if(worker = '', '', concat(',"worker":', toJSONString(toString(worker)))), '}')""")
+LOG_JSON = (
+    f"""concat({_head("'log'")}, ',"level":', toJSONString(toString(level)), """
+    """',"worker":', toJSONString(toString(worker)), ',"msg":', toJSONString(msg), '}')""")
+
+
+def _page_sql(table: str, json: str, where: str, order: str, limit: int) -> str:
+    """(position ms, event_id, event JSON) of one table's page; JSON is built after LIMIT."""
     d = "ASC" if order == "asc" else "DESC"
-    return (f"SELECT {cols} FROM {table} FINAL WHERE {where} "
-            f"ORDER BY timestamp {d}, event_id {d} LIMIT {limit}")
+    return (f"SELECT toUnixTimestamp64Milli(timestamp) AS c1, event_id AS c2, {json} AS j "
+            f"FROM (SELECT * FROM {table} FINAL WHERE {where} "
+            f"ORDER BY timestamp {d}, event_id {d} LIMIT {limit})")
+
+
+#: (position, event JSON) per event, in page order.
+Page = list[tuple[Pos, bytes]]
+
+
+def _page(data: bytes) -> Page:
+    """Parse TabSeparatedRaw rows (ms, event_id, JSON): JSON strings escape tabs and newlines,
+    so each line splits unambiguously."""
+    out: Page = []
+    for line in data.split(b"\n"):
+        if line:
+            ts, eid, j = line.split(b"\t", 2)
+            out.append(((int(ts), eid.decode()), j))
+    return out
+
+
+def events_json(page: Page, *, reverse: bool = False) -> orjson.Fragment:
+    """The page's events as one pre-serialised JSON array."""
+    parts = [j for _, j in page]
+    if reverse:
+        parts.reverse()
+    return orjson.Fragment(b"[" + b",".join(parts) + b"]")
 
 
 async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
                       event_type: str | None, after: Pos | None, limit: int,
-                      metric: str | None = None) -> list[dict[str, Any]]:
-    """Up to `limit` events of the task past `after` in (timestamp, event_id) `order`; each
-    event carries its position under the key `_pos`."""
+                      metric: str | None = None) -> Page:
+    """Up to `limit` events of the task past `after` in (timestamp, event_id) `order`, as
+    (position, event JSON)."""
     db = store.database
     params: dict[str, Any] = {"t": tenant, "task": task}
     where = "tenant = {t:String} AND task = {task:String}"
@@ -133,20 +174,14 @@ async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
         if metric is not None:
             mwhere += " AND metric = {metric:String}"
             params["metric"] = metric
-        parts.append(_page_sql(f"{db}.task_metric_events", _METRIC_COLS, mwhere, order, limit))
+        parts.append(_page_sql(f"{db}.task_metric_events", METRIC_JSON, mwhere, order, limit))
     if event_type in (None, "log") and metric is None:
-        parts.append(_page_sql(f"{db}.task_log_events", _LOG_COLS, where, order, limit))
+        parts.append(_page_sql(f"{db}.task_log_events", LOG_JSON, where, order, limit))
     d = "ASC" if order == "asc" else "DESC"
     sql = parts[0] if len(parts) == 1 else (
         f"SELECT * FROM ({' UNION ALL '.join(f'({p})' for p in parts)}) "
         f"ORDER BY c1 {d}, c2 {d} LIMIT {limit}")
-    rows = await store.rows(sql, params)
-    out = []
-    for r in rows:
-        e = event_from_row(r)
-        e["_pos"] = (int(r[1]), r[2])
-        out.append(e)
-    return out
+    return _page(await store.raw(sql, "TabSeparatedRaw", params))
 
 
 async def events_total(store: AsyncStore, tenant: str, task: str, event_type: str | None,
@@ -167,7 +202,7 @@ async def events_total(store: AsyncStore, tenant: str, task: str, event_type: st
 
 
 async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
-                   after: Pos | None, from_ts: int | None, limit: int) -> list[dict[str, Any]]:
+                   after: Pos | None, from_ts: int | None, limit: int) -> Page:
     """Log events in `direction` (asc: later, desc: earlier) past a position, or strictly
     past `from_ts` (ms), or from the start/end of the log."""
     params: dict[str, Any] = {"t": tenant, "task": task}
@@ -179,14 +214,8 @@ async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
         op = ">" if direction == "asc" else "<"
         where += f" AND timestamp {op} fromUnixTimestamp64Milli({{fts:Int64}}, 'UTC')"
         params["fts"] = from_ts
-    rows = await store.rows(_page_sql(f"{store.database}.task_log_events", _LOG_COLS, where,
-                                      direction, limit), params)
-    out = []
-    for r in rows:
-        e = event_from_row(r)
-        e["_pos"] = (int(r[1]), r[2])
-        out.append(e)
-    return out
+    sql = _page_sql(f"{store.database}.task_log_events", LOG_JSON, where, direction, limit)
+    return _page(await store.raw(sql, "TabSeparatedRaw", params))
 
 
 async def delete_task(store: AsyncStore, tenant: str, task: str) -> int:
