@@ -97,11 +97,11 @@ async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
                                               limit=batch_size, metric=metric)
     total = state["n"] if state and "n" in state else \
         await task_events_db.events_total(store, tenant, task, SCALAR, metric)
-    pos = events[-1][0] if events else after
+    pos = events.last or after
     cursor: dict[str, Any] = {**expect, "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
-    return {"events": task_events_db.events_json(events), "returned": len(events),
+    return {"events": events.json(), "returned": events.count,
             "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 

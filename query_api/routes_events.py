@@ -172,12 +172,12 @@ async def get_task_events(call: Call) -> dict[str, Any]:
                                               limit=batch_size)
     total = state["n"] if state and "n" in state else \
         await task_events_db.events_total(store, tenant, task, event_type)
-    pos = events[-1][0] if events else after
+    pos = events.last or after
     cursor: dict[str, Any] = {"a": "events", "t": tenant, "k": task, "o": order,
                               "e": event_type or "", "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
-    return {"events": task_events_db.events_json(events), "returned": len(events),
+    return {"events": events.json(), "returned": events.count,
             "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 
@@ -215,13 +215,13 @@ async def get_task_log(call: Call) -> dict[str, Any]:
                                  from_ts=from_ts, limit=batch_size)
     total = state["n"] if state and "n" in state else \
         await task_events_db.events_total(store, tenant, task, "log")
-    pos = events[-1][0] if events else after
+    pos = events.last or after
     cursor: dict[str, Any] = {"a": "log", "t": tenant, "k": task, "d": direction,
                               "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
-    events_json = task_events_db.events_json(events, reverse=out_order != direction)
-    return {"events": events_json, "returned": len(events), "total": total,
+    events_json = events.json(reverse=out_order != direction)
+    return {"events": events_json, "returned": events.count, "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 
 

@@ -8,6 +8,7 @@ unique per task), used by the keyset cursors of `query_api.scroll`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,6 @@ __all__ = [
     "Pos",
     "after_clause",
     "event_from_row",
-    "events_json",
     "iso_ms",
     "resolve_tenant",
 ]
@@ -106,7 +106,7 @@ _ISO = ("concat(formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.'), "
 def _head(type_expr: str) -> str:
     return (f"""'{{"type":', toJSONString({type_expr}), ',"task":', toJSONString(task), """
             f"""',"timestamp":', toString(toUnixTimestamp64Milli(timestamp)), """
-            f"""',"@timestamp":"', {_ISO}, '"'""")
+            f"""',"@timestamp":"', {_ISO}, '","id":"', event_id, '"'""")
 
 
 #: One event as ClearML JSON, built by ClickHouse (no per-row Python work on large pages).
@@ -131,34 +131,36 @@ def _page_sql(table: str, json: str, where: str, order: str, limit: int) -> str:
             f"ORDER BY timestamp {d}, event_id {d} LIMIT {limit})")
 
 
-#: (position, event JSON) per event, in page order.
-Page = list[tuple[Pos, bytes]]
+@dataclass(frozen=True)
+class Page:
+    """A page of events as ClickHouse wrote them: one JSON object per line (JSON strings
+    escape newlines, so lines split unambiguously), and the position of the last one."""
 
+    lines: bytes
+    count: int
+    last: Pos | None
 
-def _page(data: bytes) -> Page:
-    """Parse TabSeparatedRaw rows (ms, event_id, JSON): JSON strings escape tabs and newlines,
-    so each line splits unambiguously."""
-    out: Page = []
-    for line in data.split(b"\n"):
-        if line:
-            ts, eid, j = line.split(b"\t", 2)
-            out.append(((int(ts), eid.decode()), j))
-    return out
+    @classmethod
+    def parse(cls, data: bytes) -> Page:
+        count = data.count(b"\n")
+        if not count:
+            return cls(b"", 0, None)
+        tail = orjson.loads(data[data.rstrip(b"\n").rfind(b"\n") + 1:])
+        return cls(data, count, (int(tail["timestamp"]), tail["id"]))
 
-
-def events_json(page: Page, *, reverse: bool = False) -> orjson.Fragment:
-    """The page's events as one pre-serialised JSON array."""
-    parts = [j for _, j in page]
-    if reverse:
-        parts.reverse()
-    return orjson.Fragment(b"[" + b",".join(parts) + b"]")
+    def json(self, *, reverse: bool = False) -> orjson.Fragment:
+        """The events as one pre-serialised JSON array (optionally in reverse order)."""
+        body = self.lines.rstrip(b"\n")
+        if reverse:
+            body = b"\n".join(reversed(body.split(b"\n")))
+        return orjson.Fragment(b"[" + body.replace(b"\n", b",") + b"]")
 
 
 async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
                       event_type: str | None, after: Pos | None, limit: int,
                       metric: str | None = None) -> Page:
     """Up to `limit` events of the task past `after` in (timestamp, event_id) `order`, as
-    (position, event JSON)."""
+    one JSON object per line."""
     db = store.database
     params: dict[str, Any] = {"t": tenant, "task": task}
     where = "tenant = {t:String} AND task = {task:String}"
@@ -181,7 +183,7 @@ async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
     sql = parts[0] if len(parts) == 1 else (
         f"SELECT * FROM ({' UNION ALL '.join(f'({p})' for p in parts)}) "
         f"ORDER BY c1 {d}, c2 {d} LIMIT {limit}")
-    return _page(await store.raw(sql, "TabSeparatedRaw", params))
+    return Page.parse(await store.raw(f"SELECT j FROM ({sql})", "TabSeparatedRaw", params))
 
 
 async def events_total(store: AsyncStore, tenant: str, task: str, event_type: str | None,
@@ -215,7 +217,7 @@ async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
         where += f" AND timestamp {op} fromUnixTimestamp64Milli({{fts:Int64}}, 'UTC')"
         params["fts"] = from_ts
     sql = _page_sql(f"{store.database}.task_log_events", LOG_JSON, where, direction, limit)
-    return _page(await store.raw(sql, "TabSeparatedRaw", params))
+    return Page.parse(await store.raw(f"SELECT j FROM ({sql})", "TabSeparatedRaw", params))
 
 
 async def delete_task(store: AsyncStore, tenant: str, task: str) -> int:

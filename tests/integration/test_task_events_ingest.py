@@ -7,6 +7,7 @@ import base64
 import orjson
 
 from pipeline.producer import Producer
+from pipeline.task_events import metric_event_id
 from tests.integration.task_events_helpers import (
     BASE_MS,
     add_batch,
@@ -47,7 +48,9 @@ async def test_add_batch_scroll_and_replay(stack_factory):
     assert first["events"][0] == {"type": "training_stats_scalar", "task": "t1",
                                   "timestamp": BASE_MS, "@timestamp": first["events"][0]
                                   ["@timestamp"], "iter": 0, "metric": "loss",
-                                  "variant": "total", "value": 0.0}
+                                  "variant": "total", "value": 0.0,
+                                  "id": metric_event_id("training_stats_scalar", 0, "loss",
+                                                        "total", "")}
     assert first["events"][1]["type"] == "log" and first["events"][1]["msg"] == "line 0"
     extra = [scalar("t1", 100 + i, 1.0, ts=BASE_MS + 50_000 + i) for i in range(3)]
     status, _ = await add_batch(stack, key, extra)

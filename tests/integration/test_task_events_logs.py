@@ -38,7 +38,9 @@ async def test_get_task_log_v29_and_v17(stack_factory):
     assert page["returned"] == 5 and page["total"] == 12
     assert page["events"][0] == {"type": "log", "task": "L", "timestamp": TS[11],
                                  "@timestamp": page["events"][0]["@timestamp"],
-                                 "level": "warning", "worker": "w1", "msg": "m11"}
+                                 "level": "warning", "worker": "w1", "msg": "m11",
+                                 "id": page["events"][0]["id"]}
+    assert page["events"][0]["id"].startswith("l00000")
     nxt = await data(stack, key, "get_task_log",
                      {"task": "L", "batch_size": 5, "scroll_id": page["scroll_id"]})
     assert msgs(nxt) == ["m6", "m5", "m4", "m3", "m2"]
