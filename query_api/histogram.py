@@ -12,7 +12,6 @@ API computes the same buckets in ClickHouse.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 __all__ = ["MAX_SAMPLES", "SINGLE_SCALAR_ITERATION", "bucket_of", "downsample", "interval_for"]
@@ -25,7 +24,7 @@ SINGLE_SCALAR_ITERATION = -(2**31)
 def interval_for(count: int, lo: int, hi: int, samples: int) -> int:
     if count < samples:
         return 1
-    return max(1, math.ceil((hi - lo + 1) / samples))
+    return max(1, -(-(hi - lo + 1) // samples))  # exact integer ceil, also for ms ranges
 
 
 def bucket_of(x: int, interval: int) -> int:

@@ -171,15 +171,19 @@ async def scalar_histograms(store: AsyncStore, tenant: str, tasks: list[str], sa
                              f"({src}) GROUP BY task, metric, variant", params)
     if not stats:
         return {}
-    names = [f"{t}\x1f{m}\x1f{v}" for t, m, v, *_ in stats]
     ivs = [histogram.interval_for(int(n), int(lo), int(hi), samples)
            for *_, n, lo, hi in stats]
+    if len(set(ivs)) == 1:  # the common case: one interval for every series
+        iv = str(ivs[0])
+    else:
+        iv = ("transform(concat(task, '\\x1f', metric, '\\x1f', variant), "
+              "{names:Array(String)}, {ivs:Array(Int64)}, toInt64(1))")
+        params["names"] = [f"{t}\x1f{m}\x1f{v}" for t, m, v, *_ in stats]
+        params["ivs"] = ivs
     rows = await store.rows(
-        f"SELECT task, metric, variant, x - positiveModulo(x, iv) AS b, avg(value), "
-        f"min(value), max(value) FROM (SELECT *, transform(concat(task, '\\x1f', metric, "
-        f"'\\x1f', variant), {{names:Array(String)}}, {{ivs:Array(Int64)}}, toInt64(1)) AS iv "
-        f"FROM ({src})) GROUP BY task, metric, variant, b ORDER BY task, metric, variant, b",
-        {**params, "names": names, "ivs": ivs})
+        f"SELECT task, metric, variant, x - positiveModulo(x, {iv}) AS b, avg(value), "
+        f"min(value), max(value) FROM ({src}) GROUP BY task, metric, variant, b "
+        f"ORDER BY task, metric, variant, b", params)
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for task, metric, variant, b, mean, lo, hi in rows:
         series = out.get((task, metric, variant))

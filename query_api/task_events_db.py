@@ -167,8 +167,16 @@ async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
     if after is not None:
         where += " AND " + after_clause(order)
         params["ts"], params["id"] = after
+    metrics, logs = event_type != "log", event_type in (None, "log") and metric is None
+    if metrics and logs:  # read only the tables holding events of the task: no union to sort
+        found = await store.rows(
+            f"SELECT (SELECT count() FROM (SELECT 1 FROM {db}.task_metric_events WHERE "
+            f"tenant = {{t:String}} AND task = {{task:String}} LIMIT 1)), (SELECT count() FROM "
+            f"(SELECT 1 FROM {db}.task_log_events WHERE tenant = {{t:String}} AND "
+            f"task = {{task:String}} LIMIT 1))", params)
+        metrics, logs = bool(found[0][0]), bool(found[0][1])
     parts = []
-    if event_type != "log":
+    if metrics:
         mwhere = where
         if event_type:
             mwhere += " AND event_type = {et:String}"
@@ -177,8 +185,10 @@ async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
             mwhere += " AND metric = {metric:String}"
             params["metric"] = metric
         parts.append(_page_sql(f"{db}.task_metric_events", METRIC_JSON, mwhere, order, limit))
-    if event_type in (None, "log") and metric is None:
+    if logs:
         parts.append(_page_sql(f"{db}.task_log_events", LOG_JSON, where, order, limit))
+    if not parts:
+        return Page(b"", 0, None)
     d = "ASC" if order == "asc" else "DESC"
     sql = parts[0] if len(parts) == 1 else (
         f"SELECT * FROM ({' UNION ALL '.join(f'({p})' for p in parts)}) "
