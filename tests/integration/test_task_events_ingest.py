@@ -6,8 +6,9 @@ import base64
 
 import orjson
 
+from pipeline.aggregation import SinkBatch
 from pipeline.producer import Producer
-from pipeline.task_events import metric_event_id
+from pipeline.task_events import add_task_events, metric_event_id
 from tests.integration.task_events_helpers import (
     BASE_MS,
     add_batch,
@@ -17,6 +18,7 @@ from tests.integration.task_events_helpers import (
     scalar,
     wait_count,
 )
+from tests.integration.test_dead_letters import read_dlq
 
 
 async def test_add_batch_scroll_and_replay(stack_factory):
@@ -164,3 +166,62 @@ async def test_scroll_id_errors_and_bad_bodies(stack_factory):
     assert status == 200 and doc["data"]["total"] == 3
     assert doc["meta"]["endpoint"] == {"name": "events.get_task_events",
                                        "requested_version": "2.1", "actual_version": "2.1"}
+
+
+async def test_invalid_kafka_events_dead_lettered_and_redelivery_collapses(stack_factory):
+    stack = await stack_factory()
+    s = stack.settings
+    good = {"type": "log", "task": "k1", "tenant": "acme", "msg": "ok", "timestamp": BASE_MS}
+    async with Producer(s.kafka_bootstrap, s.topics, validate=False) as p:
+        await p.send_raw(s.topics.topic("task-events"), orjson.dumps([
+            good, {"type": "training_stats_scalar", "task": "k1", "value": "NaN"},
+            {"type": "plot", "task": "k1", "plot_str": "{"}]), b"k1")
+    await wait_count(stack, "task_log_events", 1)
+    dlq = await read_dlq(s.kafka_bootstrap, s.topics.dlq("task-events"), 2)
+    assert sorted((d["index"], d["reason"].split(":")[0]) for d in dlq) == [
+        (1, "value"), (2, "plot_str")]
+    # a redelivered message (same source position) yields the very same rows: seen once
+    batch = SinkBatch()
+    add_task_events(batch, 0, 99, [(0, {**good, "level": "info", "worker": ""}),
+                                   (1, {**good, "level": "info", "worker": "", "msg": "two"})])
+    for _ in range(2):
+        for table, names, columns in batch.tables():
+            await stack.rt.store.insert(table, columns, names)
+    await wait_count(stack, "task_log_events", 3)
+
+
+READS = {
+    "get_task_events": {"task": "t1"}, "get_task_log": {"task": "t1"},
+    "download_task_log": {"task": "t1"}, "get_task_metrics": {"tasks": ["t1"]},
+    "get_scalar_metrics_and_variants": {"task": "t1"},
+    "get_scalar_metric_data": {"task": "t1", "metric": "loss"},
+    "get_task_latest_scalar_values": {"task": "t1"},
+    "get_vector_metrics_and_variants": {"task": "t1"},
+    "vector_metrics_iter_histogram": {"task": "t1", "metric": "m", "variant": "v"},
+    "scalar_metrics_iter_histogram": {"task": "t1"},
+    "multi_task_scalar_metrics_iter_histogram": {"tasks": ["t1"]},
+    "get_task_plots": {"task": "t1"}, "get_multi_task_plots": {"tasks": ["t1"]},
+    "debug_images": {"task": "t1"},
+    "get_debug_image_sample": {"task": "t1", "metric": "m", "variant": "v"},
+    "delete_for_task": {"task": "t1"},
+}
+
+
+async def test_every_action_is_tenant_scoped(stack_factory):
+    stack = await stack_factory()
+    key = await stack.key("acme", "admin")
+    rival = await stack.key("rival", "admin")
+    status, _ = await add_batch(stack, key, [scalar("t1", 0, 1.0)])
+    assert status == 200
+    await wait_count(stack, "task_metric_events", 1)
+    for action, body in READS.items():
+        status, doc = await call(stack, rival, action, body)
+        assert (status, doc["error"]) == (403, "INSUFFICIENT_PERMISSIONS"), action
+        status, doc = await call(stack, rival, action, {**body, "task": "zz", "tasks": ["zz"]})
+        assert (status, doc["error"]) == (404, "NOT_FOUND"), action
+        r = await stack.http.post(f"/events.{action}", json=body)
+        assert r.status_code == 401, action
+    status, doc = await call(stack, key, "debug_images", {"metrics": [{"task": "t1"}]})
+    assert status == 200 and doc["data"]["metrics"] == []
+    status, doc = await call(stack, rival, "debug_images", {"metrics": [{"task": "t1"}]})
+    assert status == 403
