@@ -169,7 +169,8 @@ async def get_task_events(call: Call) -> dict[str, Any]:
     store = call.ctx.store
     events = await task_events_db.events_page(store, tenant, task, order=order,
                                               event_type=event_type, after=after,
-                                              limit=batch_size)
+                                              limit=batch_size,
+                                              window_ms=state.get("w") if state else None)
     total = state["n"] if state and "n" in state else \
         await task_events_db.events_total(store, tenant, task, event_type)
     pos = events.last or after
@@ -177,6 +178,8 @@ async def get_task_events(call: Call) -> dict[str, Any]:
                               "e": event_type or "", "n": total}
     if pos is not None:
         cursor["ts"], cursor["id"] = pos
+    if events.count == batch_size:  # the next page likely spans about as much time
+        cursor["w"] = events.span_ms + events.span_ms // 2 + 1
     return {"events": events.json(), "returned": events.count,
             "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}

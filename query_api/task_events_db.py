@@ -139,14 +139,18 @@ class Page:
     lines: bytes
     count: int
     last: Pos | None
+    #: |last timestamp - first timestamp| in ms: the time span the page covered
+    span_ms: int = 0
 
     @classmethod
     def parse(cls, data: bytes) -> Page:
         count = data.count(b"\n")
         if not count:
             return cls(b"", 0, None)
+        head = orjson.loads(data[:data.find(b"\n")])
         tail = orjson.loads(data[data.rstrip(b"\n").rfind(b"\n") + 1:])
-        return cls(data, count, (int(tail["timestamp"]), tail["id"]))
+        return cls(data, count, (int(tail["timestamp"]), tail["id"]),
+                   abs(int(tail["timestamp"]) - int(head["timestamp"])))
 
     def json(self, *, reverse: bool = False) -> orjson.Fragment:
         """The events as one pre-serialised JSON array (optionally in reverse order)."""
@@ -158,15 +162,38 @@ class Page:
 
 async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
                       event_type: str | None, after: Pos | None, limit: int,
-                      metric: str | None = None) -> Page:
+                      metric: str | None = None, window_ms: int | None = None) -> Page:
     """Up to `limit` events of the task past `after` in (timestamp, event_id) `order`, as
-    one JSON object per line."""
+    one JSON object per line.
+
+    `window_ms` (a hint, e.g. from the previous page's span) first reads only events within
+    that time of `after`: metric events are not stored in timestamp order, so this lets the
+    timestamp skip index prune the rest of the task. The first `limit` events of such a
+    window are the first `limit` events overall; a window holding fewer is read again whole.
+    """
+    if after is not None and window_ms:
+        op = "+" if order == "asc" else "-"
+        bound = ("(timestamp " + ("<" if order == "asc" else ">") +
+                 f" fromUnixTimestamp64Milli({{ts:Int64}} {op} {int(window_ms)}, 'UTC'))")
+        page = await _events_page(store, tenant, task, order=order, event_type=event_type,
+                                  after=after, limit=limit, metric=metric, bound=bound)
+        if page.count == limit:
+            return page
+    return await _events_page(store, tenant, task, order=order, event_type=event_type,
+                              after=after, limit=limit, metric=metric, bound=None)
+
+
+async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
+                       event_type: str | None, after: Pos | None, limit: int,
+                       metric: str | None, bound: str | None) -> Page:
     db = store.database
     params: dict[str, Any] = {"t": tenant, "task": task}
     where = "tenant = {t:String} AND task = {task:String}"
     if after is not None:
         where += " AND " + after_clause(order)
         params["ts"], params["id"] = after
+    if bound is not None:
+        where += " AND " + bound
     metrics, logs = event_type != "log", event_type in (None, "log") and metric is None
     if metrics and logs:  # read only the tables holding events of the task: no union to sort
         found = await store.rows(

@@ -143,7 +143,7 @@ def test_line_format_compiles_to_sql_or_400():
 def test_page_parse_and_json():
     data = b'{"timestamp":1,"id":"a"}\n{"timestamp":2,"id":"b","msg":"x\\ny"}\n'
     page = Page.parse(data)
-    assert (page.count, page.last) == (2, (2, "b"))
+    assert (page.count, page.last, page.span_ms) == (2, (2, "b"), 1)
     assert orjson.loads(orjson.dumps(page.json())) == [
         {"timestamp": 1, "id": "a"}, {"timestamp": 2, "id": "b", "msg": "x\ny"}]
     assert [e["id"] for e in orjson.loads(orjson.dumps(page.json(reverse=True)))] == ["b", "a"]
