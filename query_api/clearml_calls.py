@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from pipeline.errors import StorageError, StorageUnavailable
 from pipeline.keys import ApiKey, Role
 from query_api.auth import require_role
 from query_api.context import ApiContext
@@ -47,6 +46,7 @@ def scroll_codec(ctx: ApiContext) -> ScrollCodec:
     codec: ScrollCodec | None = getattr(ctx, "_scroll_codec", None)
     if codec is None:
         codec = ScrollCodec(load_secret(ctx.settings.secret, ctx.settings.data_dir))
+        # One codec per API context (the secret may be read from the data dir once).
         ctx._scroll_codec = codec  # type: ignore[attr-defined]
     return codec
 
@@ -126,8 +126,6 @@ def action(router: APIRouter, name: str, *, role: Role = "reader", summary: str,
                 if exc.details:
                     out["details"] = exc.details
                 return JsonResponse(out, status_code=exc.status, headers=exc.headers)
-            except (StorageUnavailable, StorageError):
-                raise
             if isinstance(data, Response):
                 return data
             return JsonResponse({"meta": _meta(name, version, 200, "OK"), "data": data})

@@ -45,10 +45,8 @@ def iso_ms(ms: int) -> str:
 def event_from_row(r: Sequence[Any]) -> dict[str, Any]:
     """A ClearML-shaped event from a METRIC_SELECT row (13 columns) or a union row (15)."""
     etype, ts, task = r[0], int(r[1]), r[12]
-    e: dict[str, Any] = {"type": etype, "task": task, "timestamp": ts, "@timestamp": iso_ms(ts)}
-    if etype == "log":
-        e.update(level=r[13], worker=r[11], msg=r[14])
-        return e
+    e: dict[str, Any] = {"type": etype, "task": task, "timestamp": ts, "@timestamp": iso_ms(ts),
+                         "id": r[2]}
     e.update(iter=int(r[3]), metric=r[4], variant=r[5])
     if etype == "training_stats_scalar":
         e["value"] = r[6]
