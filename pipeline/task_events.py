@@ -55,7 +55,7 @@ METRIC_COLUMNS = (
 )
 LOG_COLUMNS = ("tenant", "task", "timestamp", "event_id", "level", "worker", "msg",
                "src_partition", "src_offset", "src_index")
-OWNER_COLUMNS = ("task", "tenant", "last_seen")
+OWNER_COLUMNS = ("task", "tenant", "kind", "last_seen")
 
 
 def refine(event: dict[str, Any]) -> dict[str, Any]:
@@ -108,11 +108,15 @@ def log_event_id(partition: int, offset: int, index: int) -> str:
 def add_task_events(batch: SinkBatch, partition: int, offset: int,
                     events: Iterable[tuple[int, dict[str, Any]]]) -> None:
     """Append the rows of one Kafka message's valid task events to `batch`."""
+    # Owners first: the sink inserts tables in registration order, so a reader that sees an
+    # event also sees its task's owner row.
+    owner_rows = batch.rows_for("task_owners", OWNER_COLUMNS)
     metrics = batch.rows_for("task_metric_events", METRIC_COLUMNS)
     logs = batch.rows_for("task_log_events", LOG_COLUMNS)
-    owners: dict[tuple[str, str], int] = {}
+    owners: dict[tuple[str, str, str], int] = {}
     for index, e in events:
         tenant, task, ts, etype = e["tenant"], e["task"], e["timestamp"], e["type"]
+        kind = "logs" if etype == "log" else "metrics"
         if etype == "log":
             logs.append((tenant, task, ts, log_event_id(partition, offset, index),
                          e["level"], e["worker"], e["msg"], partition, offset, index))
@@ -127,9 +131,7 @@ def add_task_events(batch: SinkBatch, partition: int, offset: int,
                 e.get("plot_str", ""), e["worker"], (offset << 20) | index,
                 partition, offset, index,
             ))
-        if owners.get((tenant, task), -1) < ts:
-            owners[(tenant, task)] = ts
+        if owners.get((tenant, task, kind), -1) < ts:
+            owners[(tenant, task, kind)] = ts
         batch.events += 1
-    if owners:
-        rows = batch.rows_for("task_owners", OWNER_COLUMNS)
-        rows.extend((task, tenant, ts) for (tenant, task), ts in owners.items())
+    owner_rows.extend((task, tenant, kind, ts) for (tenant, task, kind), ts in owners.items())

@@ -153,7 +153,7 @@ async def get_task_events(call: Call) -> dict[str, Any]:
     assert task is not None
     batch_size = get_int(b, "batch_size", default=500, lo=1, hi=10_000)
     assert batch_size is not None
-    tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
+    tenant, kinds = await task_events_db.resolve_owner(call.ctx.store, call.key, [task])
     state = scroll_state(call, {"a": "events", "t": tenant, "k": task})
     order = get_choice(b, "order", ("asc", "desc"))
     event_type = get_choice(b, "event_type", _TYPES)
@@ -170,7 +170,8 @@ async def get_task_events(call: Call) -> dict[str, Any]:
     events = await task_events_db.events_page(store, tenant, task, order=order,
                                               event_type=event_type, after=after,
                                               limit=batch_size,
-                                              window_ms=state.get("w") if state else None)
+                                              window_ms=state.get("w") if state else None,
+                                              kinds=kinds)
     total = state["n"] if state and "n" in state else \
         await task_events_db.events_total(store, tenant, task, event_type)
     pos = events.last or after

@@ -27,6 +27,7 @@ __all__ = [
     "after_clause",
     "event_from_row",
     "iso_ms",
+    "resolve_owner",
     "resolve_tenant",
 ]
 
@@ -73,10 +74,19 @@ async def resolve_tenant(store: AsyncStore, key: ApiKey, tasks: Sequence[str]) -
     """The tenant whose events of `tasks` the key may read: the key's own tenant when it
     reported the tasks; 403 when only another tenant did (superadmin: that tenant); 404 when
     nobody reported events of a task."""
+    return (await resolve_owner(store, key, tasks))[0]
+
+
+async def resolve_owner(store: AsyncStore, key: ApiKey, tasks: Sequence[str]
+                        ) -> tuple[str, frozenset[str]]:
+    """(tenant as `resolve_tenant`, the kinds of events — 'metrics', 'logs' — that tenant
+    reported for the tasks)."""
     rows = await store.rows(
-        f"SELECT task, groupUniqArray(tenant) FROM {store.database}.task_owners FINAL "
-        f"WHERE task IN {{tasks:Array(String)}} GROUP BY task", {"tasks": list(tasks)})
-    owners = {t: list(ts) for t, ts in rows}
+        f"SELECT task, tenant, groupUniqArray(kind) FROM {store.database}.task_owners FINAL "
+        f"WHERE task IN {{tasks:Array(String)}} GROUP BY task, tenant", {"tasks": list(tasks)})
+    owners: dict[str, dict[str, list[str]]] = {}
+    for task, tenant, kinds in rows:
+        owners.setdefault(task, {})[tenant] = list(kinds)
     chosen: set[str] = set()
     for task in tasks:
         tenants = owners.get(task)
@@ -94,7 +104,8 @@ async def resolve_tenant(store: AsyncStore, key: ApiKey, tasks: Sequence[str]) -
     if len(chosen) > 1:
         raise ApiError(400, "INVALID_PARAMETERS", "tasks belong to different tenants",
                        {"parameter": "tasks", "value": list(tasks)[:20]})
-    return chosen.pop()
+    tenant = chosen.pop()
+    return tenant, frozenset(k for t in tasks for k in owners[t].get(tenant, ()))
 
 
 _ISO = ("concat(formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.'), "
@@ -160,7 +171,8 @@ class Page:
 
 async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
                       event_type: str | None, after: Pos | None, limit: int,
-                      metric: str | None = None, window_ms: int | None = None) -> Page:
+                      metric: str | None = None, window_ms: int | None = None,
+                      kinds: frozenset[str] = frozenset({"metrics", "logs"})) -> Page:
     """Up to `limit` events of the task past `after` in (timestamp, event_id) `order`, as
     one JSON object per line.
 
@@ -168,22 +180,24 @@ async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
     that time of `after`: metric events are not stored in timestamp order, so this lets the
     timestamp skip index prune the rest of the task. The first `limit` events of such a
     window are the first `limit` events overall; a window holding fewer is read again whole.
+    `kinds` (from `resolve_owner`) names the tables that may hold events of the task.
     """
     if after is not None and window_ms:
         op = "+" if order == "asc" else "-"
         bound = ("(timestamp " + ("<" if order == "asc" else ">") +
                  f" fromUnixTimestamp64Milli({{ts:Int64}} {op} {int(window_ms)}, 'UTC'))")
         page = await _events_page(store, tenant, task, order=order, event_type=event_type,
-                                  after=after, limit=limit, metric=metric, bound=bound)
+                                  after=after, limit=limit, metric=metric, bound=bound,
+                                  kinds=kinds)
         if page.count == limit:
             return page
     return await _events_page(store, tenant, task, order=order, event_type=event_type,
-                              after=after, limit=limit, metric=metric, bound=None)
+                              after=after, limit=limit, metric=metric, bound=None, kinds=kinds)
 
 
 async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
                        event_type: str | None, after: Pos | None, limit: int,
-                       metric: str | None, bound: str | None) -> Page:
+                       metric: str | None, bound: str | None, kinds: frozenset[str]) -> Page:
     db = store.database
     params: dict[str, Any] = {"t": tenant, "task": task}
     where = "tenant = {t:String} AND task = {task:String}"
@@ -192,14 +206,8 @@ async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
         params["ts"], params["id"] = after
     if bound is not None:
         where += " AND " + bound
-    metrics, logs = event_type != "log", event_type in (None, "log") and metric is None
-    if metrics and logs:  # read only the tables holding events of the task: no union to sort
-        found = await store.rows(
-            f"SELECT (SELECT count() FROM (SELECT 1 FROM {db}.task_metric_events WHERE "
-            f"tenant = {{t:String}} AND task = {{task:String}} LIMIT 1)), (SELECT count() FROM "
-            f"(SELECT 1 FROM {db}.task_log_events WHERE tenant = {{t:String}} AND "
-            f"task = {{task:String}} LIMIT 1))", params)
-        metrics, logs = bool(found[0][0]), bool(found[0][1])
+    metrics = event_type != "log" and "metrics" in kinds
+    logs = event_type in (None, "log") and metric is None and "logs" in kinds
     parts = []
     if metrics:
         mwhere = where

@@ -9,7 +9,8 @@
 -- * task_log_events holds log lines. They are never merged with each other: event_id is built
 --   from the Kafka source position (partition, offset, index), so only a redelivery of the same
 --   message collapses (FINAL), two identical lines sent twice stay two lines.
--- * task_owners records which tenant reported events of which task (read authorisation).
+-- * task_owners records which tenant reported which kind of events ('metrics' or 'logs') of
+--   which task: read authorisation, and which table a task's reads need to touch.
 --
 -- Placeholders: {db} database, {raw_ttl_days} raw retention.
 
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS {db}.task_owners
 (
     task           String,
     tenant         LowCardinality(String),
+    kind           LowCardinality(String),
     last_seen      DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(last_seen)
-ORDER BY (task, tenant);
+ORDER BY (task, tenant, kind);

@@ -86,7 +86,8 @@ def test_rows_identity_and_owners():
     assert m["version"] == [(7 << 20) | 0] and m["value"] == [2.0]
     lg = tables["task_log_events"]
     assert tuple(lg) == LOG_COLUMNS and lg["event_id"] == [log_event_id(2, 7, 1)]
-    assert tables["task_owners"] == {"task": ["t"], "tenant": ["a"], "last_seen": [9]}
+    assert tables["task_owners"] == {"task": ["t", "t"], "tenant": ["a", "a"],
+                                     "kind": ["metrics", "logs"], "last_seen": [5, 9]}
     assert len(batch) == 2
     # identity: the key (or url) separates images; logs order by source position
     assert metric_event_id("plot", 1, "m", "v", "") != metric_event_id("plot", 2, "m", "v", "")
