@@ -141,8 +141,6 @@ async def add_batch(call: Call) -> dict[str, Any]:
     return result
 
 
-
-
 @action(router, "get_task_events", summary="Scroll through a task's events by timestamp",
         body_doc=doc(["task"], task=_TASK, order={"type": "string", "enum": ["asc", "desc"]},
                      scroll_id={"type": "string"}, batch_size={"type": "integer"},
@@ -181,8 +179,7 @@ async def get_task_events(call: Call) -> dict[str, Any]:
         cursor["ts"], cursor["id"] = pos
     if events.count == batch_size:  # the next page likely spans about as much time
         cursor["w"] = events.span_ms + events.span_ms // 2 + 1
-    return {"events": events.json(), "returned": events.count,
-            "total": total,
+    return {"events": events.json(), "returned": events.count, "total": total,
             "scroll_id": scroll_codec(call.ctx).encode(cursor)}
 
 
