@@ -29,6 +29,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "METRIC_TYPES",
     "OWNER_COLUMNS",
+    "OWNER_KIND",
     "add_task_events",
     "log_event_id",
     "metric_event_id",
@@ -47,6 +48,7 @@ METRIC_TYPES = ("training_stats_scalar", "training_stats_vector", "training_debu
 LOG_LEVELS = ("notset", "debug", "verbose", "info", "warn", "warning", "error", "fatal",
               "critical")
 MAX_VECTOR_LEN = 1_000_000
+BIG_LOG_CHARS = 4096
 
 METRIC_COLUMNS = (
     "tenant", "task", "event_type", "metric", "variant", "iter", "event_id", "timestamp",
@@ -56,6 +58,11 @@ METRIC_COLUMNS = (
 LOG_COLUMNS = ("tenant", "task", "timestamp", "event_id", "level", "worker", "msg",
                "src_partition", "src_offset", "src_index")
 OWNER_COLUMNS = ("task", "tenant", "kind", "last_seen")
+#: task_owners.kind per event type: 'blobs' marks tasks holding events that can weigh MBs
+#: (plots, vectors, log lines over BIG_LOG_CHARS), whose reads are sized before they are
+#: fetched.
+OWNER_KIND = {"training_stats_scalar": "metrics", "training_debug_image": "metrics",
+              "training_stats_vector": "blobs", "plot": "blobs", "log": "logs"}
 
 
 def refine(event: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +123,7 @@ def add_task_events(batch: SinkBatch, partition: int, offset: int,
     owners: dict[tuple[str, str, str], int] = {}
     for index, e in events:
         tenant, task, ts, etype = e["tenant"], e["task"], e["timestamp"], e["type"]
-        kind = "logs" if etype == "log" else "metrics"
+        kind = OWNER_KIND[etype]
         if etype == "log":
             logs.append((tenant, task, ts, log_event_id(partition, offset, index),
                          e["level"], e["worker"], e["msg"], partition, offset, index))
@@ -133,5 +140,7 @@ def add_task_events(batch: SinkBatch, partition: int, offset: int,
             ))
         if owners.get((tenant, task, kind), -1) < ts:
             owners[(tenant, task, kind)] = ts
+        if etype == "log" and len(e["msg"]) > BIG_LOG_CHARS:
+            owners[(tenant, task, "blobs")] = max(ts, owners.get((tenant, task, "blobs"), -1))
         batch.events += 1
     owner_rows.extend((task, tenant, kind, ts) for (tenant, task, kind), ts in owners.items())

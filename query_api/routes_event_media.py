@@ -49,9 +49,17 @@ async def latest_iters(store: AsyncStore, tenant: str, tasks: list[str], etype: 
         where += (" AND (task, metric, variant, -iter, event_id) > ({a0:String}, {a1:String}, "
                   "{a2:String}, {a3:Int64}, {a4:String})")
         params.update({f"a{i}": v for i, v in enumerate(after)})
-    rows = await store.rows(f"SELECT {METRIC_SELECT} FROM ({ranked}) WHERE {where} "
-                            f"ORDER BY task, metric, variant, iter DESC, event_id "
-                            f"LIMIT {limit}", params)
+    order = "ORDER BY task, metric, variant, iter DESC, event_id"
+    sizes = await store.rows(f"SELECT length(plot_str) + length(url) + length(key) + 256 FROM "
+                             f"({ranked}) WHERE {where} {order} LIMIT {limit}", params)
+    used, fit = 0, len(sizes)
+    for n, (size,) in enumerate(sizes):  # at most PAGE_BYTES of events per page (>= 1)
+        used += int(size)
+        if used > task_events_db.PAGE_BYTES:
+            fit = max(1, n)
+            break
+    rows = await store.rows(f"SELECT {METRIC_SELECT} FROM ({ranked}) WHERE {where} {order} "
+                            f"LIMIT {fit}", params) if fit else []
     events = [event_from_row(r) for r in rows]
     last = rows[-1] if rows else None
     pos = [last[12], last[4], last[5], -int(last[3]), last[2]] if last is not None else after

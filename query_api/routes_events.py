@@ -198,7 +198,7 @@ async def get_task_log(call: Call) -> dict[str, Any]:
     assert batch_size is not None
     order = get_choice(b, "order", ("asc", "desc"))
     store = call.ctx.store
-    tenant = await task_events_db.resolve_tenant(store, call.key, [task])
+    tenant, kinds = await task_events_db.resolve_owner(store, call.key, [task])
     state = scroll_state(call, {"a": "log", "t": tenant, "k": task})
     after = (state["ts"], state["id"]) if state and "ts" in state else None
     from_ts: int | None = None
@@ -213,7 +213,7 @@ async def get_task_log(call: Call) -> dict[str, Any]:
         from_ts = None if fts is None else int(fts)
         out_order = order or direction
     events = await task_log.page(store, tenant, task, direction=direction, after=after,
-                                 from_ts=from_ts, limit=batch_size)
+                                 from_ts=from_ts, limit=batch_size, kinds=kinds)
     total = state["n"] if state and "n" in state else \
         await task_events_db.events_total(store, tenant, task, "log")
     pos = events.last or after

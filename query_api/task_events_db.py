@@ -22,6 +22,7 @@ __all__ = [
     "LOG_JSON",
     "METRIC_JSON",
     "METRIC_SELECT",
+    "PAGE_BYTES",
     "Page",
     "Pos",
     "after_clause",
@@ -206,8 +207,12 @@ async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
         params["ts"], params["id"] = after
     if bound is not None:
         where += " AND " + bound
-    metrics = event_type != "log" and "metrics" in kinds
+    metrics = event_type != "log" and bool(kinds & {"metrics", "blobs"})
     logs = event_type in (None, "log") and metric is None and "logs" in kinds
+    if "blobs" in kinds and event_type not in ("training_stats_scalar",
+                                                "training_debug_image"):
+        limit = await _fitting(store, params, where, event_type, metric, order, limit,
+                               metrics=metrics, logs=logs)
     parts = []
     if metrics:
         mwhere = where
@@ -229,6 +234,40 @@ async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
     return Page.parse(await store.raw(f"SELECT j FROM ({sql})", "TabSeparatedRaw", params))
 
 
+#: Upper bound of the event bytes one page carries (plots and vectors can weigh MBs each).
+PAGE_BYTES = 32 * 1024 * 1024
+_METRIC_SIZE = "toString(length(plot_str) + length(url) + length(key) + 24 * length(values) + 256)"
+_LOG_SIZE = "toString(length(msg) + 256)"
+
+
+async def _fitting(store: AsyncStore, params: dict[str, Any], where: str,
+                   event_type: str | None, metric: str | None, order: str, limit: int, *,
+                   metrics: bool, logs: bool) -> int:
+    """How many of the next `limit` events fit in PAGE_BYTES (at least 1): sizes are read
+    first, so a page of large plots or log lines never builds gigabytes of JSON."""
+    db = store.database
+    mwhere = where + (" AND event_type = {et:String}" if event_type else "") + \
+        (" AND metric = {metric:String}" if metric is not None else "")
+    parts = []
+    if metrics:
+        parts.append(_page_sql(f"{db}.task_metric_events", _METRIC_SIZE, mwhere, order, limit))
+    if logs:
+        parts.append(_page_sql(f"{db}.task_log_events", _LOG_SIZE, where, order, limit))
+    if not parts:
+        return limit
+    d = "ASC" if order == "asc" else "DESC"
+    sql = (f"SELECT j FROM ({' UNION ALL '.join(f'({p})' for p in parts)}) "
+           f"ORDER BY c1 {d}, c2 {d} LIMIT {limit}")
+    sizes = (await store.raw(sql, "TabSeparatedRaw",
+                             {**params, "et": event_type or "", "metric": metric or ""})).split()
+    used = 0
+    for n, size in enumerate(sizes):
+        used += int(size)
+        if used > PAGE_BYTES:
+            return max(1, n)
+    return limit
+
+
 async def events_total(store: AsyncStore, tenant: str, task: str, event_type: str | None,
                        metric: str | None = None) -> int:
     db = store.database
@@ -247,7 +286,8 @@ async def events_total(store: AsyncStore, tenant: str, task: str, event_type: st
 
 
 async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
-                   after: Pos | None, from_ts: int | None, limit: int) -> Page:
+                   after: Pos | None, from_ts: int | None, limit: int,
+                   kinds: frozenset[str] = frozenset({"logs", "blobs"})) -> Page:
     """Log events in `direction` (asc: later, desc: earlier) past a position, or strictly
     past `from_ts` (ms), or from the start/end of the log."""
     params: dict[str, Any] = {"t": tenant, "task": task}
@@ -259,6 +299,9 @@ async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
         op = ">" if direction == "asc" else "<"
         where += f" AND timestamp {op} fromUnixTimestamp64Milli({{fts:Int64}}, 'UTC')"
         params["fts"] = from_ts
+    if "blobs" in kinds:
+        limit = await _fitting(store, params, where, "log", None, direction, limit,
+                               metrics=False, logs=True)
     sql = _page_sql(f"{store.database}.task_log_events", LOG_JSON, where, direction, limit)
     return Page.parse(await store.raw(f"SELECT j FROM ({sql})", "TabSeparatedRaw", params))
 

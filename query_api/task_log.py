@@ -1,9 +1,9 @@
 """Task logs: pages for `get_task_log`, and the streaming `download_task_log` attachment.
 
 Downloads are produced by ClickHouse itself (one `concat` per line for text, JSONEachRow for
-JSON lines) in chunks of `CHUNK` lines walked by keyset over (timestamp, event_id), up to the last
-line that existed when the download started. Memory stays bounded by one chunk, whatever the
-log's length.
+JSON lines) in chunks of at most `CHUNK` lines or `CHUNK_BYTES` of messages, walked by keyset
+over (timestamp, event_id), up to the last line that existed when the download started. Memory
+stays bounded by one chunk, whatever the log's length.
 
 `line_format` is a Python format string over the placeholders asctime (UTC,
 `YYYY-MM-DD HH:MM:SS,mmm`), timestamp (epoch ms), level, worker and msg; any other placeholder,
@@ -23,11 +23,13 @@ from pipeline.storage import AsyncStore
 from query_api.errors import bad_param
 from query_api.task_events_db import Pos, after_clause, log_page
 
-__all__ = ["CHUNK", "DEFAULT_FORMAT", "PLACEHOLDERS", "compile_format", "download", "page"]
+__all__ = ["CHUNK", "CHUNK_BYTES", "DEFAULT_FORMAT", "PLACEHOLDERS", "compile_format", "download",
+           "page"]
 
 log = logging.getLogger("vitals.api")
 
 CHUNK = 200_000
+CHUNK_BYTES = 32 * 1024 * 1024
 DEFAULT_FORMAT = "{asctime} {worker} {level} {msg}"
 _ASCTIME = ("concat(formatDateTime(timestamp, '%Y-%m-%d %H:%i:%S'), ',', "
             "leftPad(toString(toUnixTimestamp64Milli(timestamp) % 1000), 3, '0'))")
@@ -105,9 +107,14 @@ async def _chunks(store: AsyncStore, tenant: str, task: str,
             if cursor is not None:
                 where += " AND " + after_clause("asc")
                 params["ts"], params["id"] = cursor
+            # the chunk ends at CHUNK lines or CHUNK_BYTES of messages, whichever comes first
             bound = await store.rows(
-                f"SELECT toUnixTimestamp64Milli(timestamp), event_id FROM {table} WHERE {where} "
-                f"ORDER BY timestamp, event_id LIMIT 1 OFFSET {CHUNK - 1}", params)
+                f"SELECT ts, id FROM (SELECT toUnixTimestamp64Milli(timestamp) AS ts, "
+                f"event_id AS id, sum(length(msg) + 64) OVER w AS cum, row_number() OVER w "
+                f"AS rn FROM (SELECT timestamp, event_id, msg FROM {table} WHERE {where} "
+                f"ORDER BY timestamp, event_id LIMIT {CHUNK}) WINDOW w AS (ORDER BY timestamp, "
+                f"event_id ROWS UNBOUNDED PRECEDING)) WHERE cum >= {CHUNK_BYTES} OR rn = {CHUNK} "
+                f"ORDER BY ts, id LIMIT 1", params)
             upper: Pos = (int(bound[0][0]), bound[0][1]) if bound else end
             params["ets"], params["eid"] = upper
             if template is not None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from query_api import task_log
+from query_api import task_events_db, task_log
 from tests.integration.task_events_helpers import BASE_MS, add_batch, call, data, log, wait_count
 
 TS = [BASE_MS + i * 1000 + (-1000 if i == 6 else 0) + 7 for i in range(12)]  # 5 and 6 tie
@@ -109,3 +109,28 @@ async def test_download_task_log(stack_factory, monkeypatch):
                                                    "worker"]
     status, doc = await call(stack, key, "download_task_log", {"task": "L", "line_type": "xml"})
     assert status == 400 and doc["details"]["allowedValues"] == ["json", "text"]
+
+
+async def test_large_log_lines_are_paged_by_size(stack_factory, monkeypatch):
+    stack = await stack_factory()
+    admin = await stack.key("acme", "admin")
+    big = [log("B", i, f"{i}:" + "x" * 5000) for i in range(6)]
+    status, _ = await add_batch(stack, admin, big)
+    assert status == 200
+    await wait_count(stack, "task_log_events", 6)
+    monkeypatch.setattr(task_events_db, "PAGE_BYTES", 12_000)
+    monkeypatch.setattr(task_log, "CHUNK_BYTES", 12_000)
+    got, sid = [], None
+    while True:
+        body = {"task": "B", "navigate_earlier": False, **({"scroll_id": sid} if sid else {})}
+        page = await data(stack, admin, "get_task_log", body)
+        if not page["events"]:
+            break
+        assert page["returned"] <= 2
+        sid = page["scroll_id"]
+        got += [e["msg"].split(":")[0] for e in page["events"]]
+    assert got == [str(i) for i in range(6)]
+    r = await stack.http.post("/events.download_task_log", headers={
+        "Authorization": f"Bearer {admin}"}, json={"task": "B", "line_type": "text",
+                                                  "line_format": "{msg}"})
+    assert r.text == "".join(e["msg"] + "\n" for e in big)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from query_api import task_events_db
 from tests.integration.task_events_helpers import BASE_MS, add_batch, call, data, wait_count
 
 
@@ -22,7 +23,7 @@ def image(task: str, metric: str, variant: str, i: int) -> dict:
 BIG = orjson.dumps({"data": [{"x": list(range(150_000)), "y": [0.5] * 150_000}]}).decode()
 
 
-async def test_plots(stack_factory):
+async def test_plots(stack_factory, monkeypatch):
     stack = await stack_factory()
     admin = await stack.key("acme", "admin")
     ev = [plot("P", "roc", v, i) for v in ("a", "b") for i in range(3)]
@@ -62,6 +63,25 @@ async def test_plots(stack_factory):
         "SELECT sum(data_compressed_bytes) * 3 < sum(data_uncompressed_bytes) FROM system.parts "
         "WHERE database = '{db}' AND table = 'task_metric_events' AND active")
     assert rows == [(1,)]
+    # pages stop at PAGE_BYTES of event data (but hold at least one event)
+    monkeypatch.setattr(task_events_db, "PAGE_BYTES", 1_000_000)
+    small = await data(stack, key, "get_task_plots", {"task": "P", "iters": 2, "batch_size": 10})
+    assert [e["metric"] for e in small["plots"]] == ["big"]
+    rest = await data(stack, key, "get_task_plots", {"task": "P", "iters": 2, "batch_size": 10,
+                                                     "scroll_id": small["scroll_id"]})
+    assert rest["returned"] == 5
+    seen, sid = [], None
+    while True:
+        body = {"task": "P", "batch_size": 10, **({"scroll_id": sid} if sid else {})}
+        page = await data(stack, key, "get_task_events", body)
+        if not page["events"]:
+            break
+        sid = page["scroll_id"]
+        sizes = sorted(len(e.get("plot_str", "")) for e in page["events"])
+        assert sum(sizes[:-1]) <= 1_000_000
+        seen += [(e["metric"], e["variant"], e["iter"]) for e in page["events"]]
+    assert sorted(seen) == sorted([("roc", v, i) for v in "ab" for i in range(3)]
+                                  + [("cm", "x", 5), ("big", "z", 0)])
 
 
 async def test_debug_images_navigation_and_delete(stack_factory):
