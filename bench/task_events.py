@@ -13,6 +13,7 @@ Usage (from the repo root)::
 
     python -m bench.task_events              # N = 1,000,000
     python -m bench.task_events --n 100000   # quicker
+    python -m bench.task_events --dir /tmp/te-bench   # load once, rerun the reads later
 """
 
 from __future__ import annotations
@@ -65,16 +66,21 @@ async def load(store: AsyncStore, n: int, base_ms: int) -> None:
     await store.command(f"OPTIMIZE TABLE {store.database}.task_log_events FINAL")
 
 
-async def run(n: int, repeat: int, batch: int) -> dict[str, float]:
-    tmp = Path(tempfile.mkdtemp(prefix="vitals-bench-te-"))
+async def run(n: int, repeat: int, batch: int, data_dir: Path | None = None
+              ) -> dict[str, float]:
+    reuse = data_dir is not None and (data_dir / "ch").exists()
+    tmp = data_dir or Path(tempfile.mkdtemp(prefix="vitals-bench-te-"))
     settings = Settings(clickhouse_dsn=f"chdb://{tmp / 'ch'}", clickhouse_database="bench_te",
                         data_dir=tmp)
     store = AsyncStore.open(settings.dsn, settings.clickhouse_database)
     await store.call(lambda s: migrate(s))
     base_ms = (int(time.time()) - 86_400) * 1000
     t0 = time.perf_counter()
-    await load(store, n, base_ms)
-    print(f"loaded {n:,} scalars + {n:,} log lines in {time.perf_counter() - t0:.1f} s")
+    if reuse:
+        print(f"reusing the data loaded in {tmp}")
+    else:
+        await load(store, n, base_ms)
+        print(f"loaded {n:,} scalars + {n:,} log lines in {time.perf_counter() - t0:.1f} s")
     key = (await store.call(lambda s: keys.create_key(s, "bench", "reader"))).key
     app = create_app(ApiContext(settings=settings, store=store, auth=Authenticator(store)))
     out: dict[str, float] = {}
@@ -131,8 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--dir", type=Path, default=None,
+                    help="keep the loaded data here and reuse it on later runs (same --n)")
     args = ap.parse_args(argv)
-    asyncio.run(run(args.n, args.repeat, args.batch))
+    asyncio.run(run(args.n, args.repeat, args.batch, args.dir))
 
 
 if __name__ == "__main__":
