@@ -1,5 +1,6 @@
-"""ClickHouse reads of task events: ownership, event and log pages, metric listings, scalar
-histograms. Every query is scoped to one tenant; rows come back as ClearML-shaped event dicts.
+"""ClickHouse reads of task events: ownership, event and log pages, delete. Every query is
+scoped to one tenant. Pages come back as ClearML-shaped event JSON built by ClickHouse
+(`Page`, one object per line); single events as dicts (`event_from_row`).
 
 Positions are `(timestamp ms, event_id)`: a total order over a task's events (event ids are
 unique per task), used by the keyset cursors of `query_api.scroll`.
@@ -45,7 +46,7 @@ def iso_ms(ms: int) -> str:
 
 
 def event_from_row(r: Sequence[Any]) -> dict[str, Any]:
-    """A ClearML-shaped event from a METRIC_SELECT row (13 columns) or a union row (15)."""
+    """A ClearML-shaped event (dict) from a METRIC_SELECT row."""
     etype, ts, task = r[0], int(r[1]), r[12]
     e: dict[str, Any] = {"type": etype, "task": task, "timestamp": ts, "@timestamp": iso_ms(ts),
                          "id": r[2]}
