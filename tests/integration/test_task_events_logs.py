@@ -72,6 +72,17 @@ async def test_get_task_log_v29_and_v17(stack_factory):
                                                     "order": "desc",
                                                     "scroll_id": tail["scroll_id"]})
     assert msgs(tail2) == ["m6", "m5", "m4", "m3", "m2"]
+    # get_task_events in desc order pages through the log exactly once, ties included
+    got, sid = [], None
+    while True:
+        body = {"task": "L", "order": "desc", "batch_size": 5,
+                **({"scroll_id": sid} if sid else {})}
+        page = await data(stack, key, "get_task_events", body)
+        if not page["events"]:
+            break
+        sid = page["scroll_id"]
+        got += msgs(page)
+    assert got == [f"m{i}" for i in sorted(range(12), key=lambda i: (TS[i], i), reverse=True)]
     status, doc = await call(stack, key, "get_task_log", {"task": "L", "from": "middle"})
     assert status == 400 and doc["details"]["allowedValues"] == ["head", "tail"]
 
