@@ -67,6 +67,7 @@ class EventChecker:
         self.allowed = ", ".join(sorted(self.validators))
         topic_kind = KINDS[kind]
         self.ts_field, self.ts_default_now = topic_kind.ts_field, topic_kind.ts_default_now
+        self.refine = topic_kind.refine
         self.now_ms = now_ms
         self.max_future_ms = max_future_ms
         self.max_age_ms = max_age_ms
@@ -79,7 +80,10 @@ class EventChecker:
         if validate is None:
             raise SchemaViolation(
                 f"type: {etype!r} is not an event type of this topic; allowed: {self.allowed}")
-        return self.stamp(validate(item))
+        event = validate(item)
+        if self.refine is not None:
+            event = self.refine(event)
+        return self.stamp(event)
 
     def stamp(self, event: dict[str, Any]) -> dict[str, Any]:
         """Normalise a schema-valid event's time to epoch ms, checking the time window."""
@@ -119,9 +123,12 @@ def _decode_fast(value: bytes, kind: str, checker: EventChecker) -> list[dict[st
         return None
     if not events:
         return None
+    refine, stamp = checker.refine, checker.stamp
     try:
+        if refine is not None:
+            events = [refine(e) for e in events]
         for e in events:
-            checker.stamp(e)
+            stamp(e)
     except SchemaViolation:
         return None
     return events

@@ -226,6 +226,8 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
         ("metrics_1s", "bucket", raw_ttl_days),
         ("job_tasks", "toDateTime(ts)", rollup_ttl_days),
         ("job_nodes", "toDateTime(ts)", rollup_ttl_days),
+        ("task_metric_events", "toDateTime(timestamp)", raw_ttl_days),
+        ("task_log_events", "toDateTime(timestamp)", raw_ttl_days),
     ):
         store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied

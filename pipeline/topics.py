@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline import custom_metrics, jobs
+from pipeline import custom_metrics, jobs, task_events
 from pipeline.aggregation import SinkBatch
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ class TopicKind:
       `ts_default_now` it may be absent and then means "now" (the decode clock);
     - `build`: appends the rows of one message's valid events to a `SinkBatch`;
     - `gate`: optional factory of a `Gate` that admits events before `build`.
+    - `refine`: optional per-event check beyond the JSON Schema (raises SchemaViolation), run
+      by `pipeline.decode.EventChecker` after schema validation.
     """
 
     name: str
@@ -59,6 +61,7 @@ class TopicKind:
     ts_field: str = "ts"
     ts_default_now: bool = False
     gate: Callable[[Settings, Telemetry], Gate] | None = None
+    refine: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 KINDS: dict[str, TopicKind] = {
@@ -69,6 +72,9 @@ KINDS: dict[str, TopicKind] = {
     "metrics": TopicKind("metrics", {"metric": "metric"}, "name", custom_metrics.build,
                          gate=lambda s, t: custom_metrics.SeriesGate(s.metrics_max_series, t)),
     "jobs": TopicKind("jobs", {"task": "job_task", "node": "job_node"}, "tenant", jobs.build),
+    "task-events": TopicKind("task-events", task_events.EVENT_TYPES, "task",
+                             task_events.add_task_events, ts_field="timestamp",
+                             ts_default_now=True, refine=task_events.refine),
 }
 
 

@@ -7,7 +7,13 @@ import time
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from query_api import routes_admin, routes_coopr, routes_custom_metrics, routes_stats
+from query_api import (
+    routes_admin,
+    routes_coopr,
+    routes_custom_metrics,
+    routes_events,
+    routes_stats,
+)
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
@@ -41,5 +47,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_custom_metrics.router)
     app.include_router(routes_coopr.router)
+    app.include_router(routes_events.router)
     document_errors(app)
     return app

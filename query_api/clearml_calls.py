@@ -1,0 +1,147 @@
+"""The ClearML call convention for `POST /events.<action>` routes.
+
+- Routes answer `/events.<action>` and `/v<version>/events.<action>` (ClearML clients put the API
+  version in the path); the `X-Clearml-Version` header also sets it. Without either, an action
+  picks its behaviour from the body (see each action).
+- Responses use ClearML's envelope: `{"meta": {..., "result_code": 200, "result_msg": "OK"},
+  "data": {...}}`. Errors keep Vitals' error body (`error`, `message`, `details` naming the
+  parameter and the allowed values) and add the same `meta` (`result_code` = HTTP status,
+  `result_msg` = message), so both kinds of clients read them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from pipeline.keys import ApiKey, Role
+from query_api.auth import require_role
+from query_api.context import ApiContext
+from query_api.errors import ApiError, bad_param
+from query_api.params import parse_json_body
+from query_api.responses import JsonResponse
+from query_api.scroll import ScrollCodec, ScrollIdInvalid, load_secret
+
+__all__ = ["Call", "action", "get_bool", "get_str_list", "scroll_codec", "scroll_state"]
+
+Handler = Callable[["Call"], Awaitable[Any]]
+
+
+@dataclass
+class Call:
+    ctx: ApiContext
+    request: Request
+    body: dict[str, Any]
+    key: ApiKey
+    name: str
+    version: tuple[int, int] | None
+
+
+def scroll_codec(ctx: ApiContext) -> ScrollCodec:
+    codec: ScrollCodec | None = getattr(ctx, "_scroll_codec", None)
+    if codec is None:
+        codec = ScrollCodec(load_secret(ctx.settings.secret, ctx.settings.data_dir))
+        # One codec per API context (the secret may be read from the data dir once).
+        ctx._scroll_codec = codec  # type: ignore[attr-defined]
+    return codec
+
+
+def scroll_state(call: Call, expect: Mapping[str, Any], name: str = "scroll_id"
+                 ) -> dict[str, Any] | None:
+    """The decoded state of the body's scroll id (None when absent), or 400 INVALID_SCROLL_ID."""
+    raw = call.body.get(name)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise bad_param(name, raw, f"{name} must be a string returned by a previous call")
+    try:
+        return scroll_codec(call.ctx).decode(raw, expect)
+    except ScrollIdInvalid as exc:
+        raise ApiError(400, "INVALID_SCROLL_ID", f"{name}: {exc.message}",
+                       {"parameter": name, "reason": exc.reason}) from None
+
+
+def get_bool(body: Mapping[str, Any], name: str, default: bool) -> bool:
+    v = body.get(name)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise bad_param(name, v, f"{name} must be a boolean", [True, False])
+    return v
+
+
+def get_str_list(body: Mapping[str, Any], name: str, *, max_items: int) -> list[str]:
+    v = body.get(name)
+    if v is None:
+        raise bad_param(name, None, f"{name} is required (a list of task ids)")
+    if (not isinstance(v, list) or not v or len(v) > max_items
+            or not all(isinstance(t, str) and 0 < len(t) <= 128 for t in v)):
+        raise bad_param(name, v, f"{name} must be a list of 1 to {max_items} task ids")
+    return list(dict.fromkeys(v))
+
+
+def _parse_version(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        major, _, minor = text.lstrip("v").partition(".")
+        return int(major), int(minor or 0)
+    except ValueError:
+        raise bad_param("version", text, "API version must read like 2.9") from None
+
+
+def _meta(name: str, version: tuple[int, int] | None, code: int, msg: str) -> dict[str, Any]:
+    shown = None if version is None else f"{version[0]}.{version[1]}"
+    return {"id": uuid.uuid4().hex, "trx": uuid.uuid4().hex,
+            "endpoint": {"name": f"events.{name}", "requested_version": shown,
+                         "actual_version": shown},
+            "result_code": code, "result_subcode": 0, "result_msg": msg, "error_stack": None}
+
+
+def action(router: APIRouter, name: str, *, role: Role = "reader", summary: str,
+           body_doc: dict[str, Any] | None = None, raw_body: bool = False
+           ) -> Callable[[Handler], Handler]:
+    """Register `handler` as POST /events.<name> (and the versioned path). The handler returns
+    the `data` object, or a starlette Response sent as is (downloads)."""
+
+    def register(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            ctx: ApiContext = request.app.state.ctx
+            version: tuple[int, int] | None = None
+            try:
+                version = _parse_version(request.path_params.get("version")
+                                         or request.headers.get("x-clearml-version"))
+                body = {} if raw_body else parse_json_body(await request.body())
+                key = await ctx.auth.authenticate(request, body.get("api_key"))
+                require_role(key, role)
+                data = await handler(Call(ctx, request, body, key, name, version))
+            except ApiError as exc:
+                out = {"meta": _meta(name, version, exc.status, exc.message), "data": {},
+                       "error": exc.code, "message": exc.message}
+                if exc.details:
+                    out["details"] = exc.details
+                return JsonResponse(out, status_code=exc.status, headers=exc.headers)
+            if isinstance(data, Response):
+                return data
+            return JsonResponse({"meta": _meta(name, version, 200, "OK"), "data": data})
+
+        extra = {"requestBody": {"content": {
+            "application/json": {"schema": body_doc or {"type": "object"}}}, "required": True}}
+        router.add_api_route(f"/events.{name}", endpoint, methods=["POST"], summary=summary,
+                             tags=["task events"], openapi_extra=extra,
+                             response_class=JsonResponse)
+        router.add_api_route(f"/v{{version}}/events.{name}", endpoint, methods=["POST"],
+                             include_in_schema=False)
+        return handler
+
+    return register
+
+
+def doc(required: Sequence[str], **props: Any) -> dict[str, Any]:
+    """A small JSON Schema for the OpenAPI body of an action."""
+    return {"type": "object", "required": list(required), "properties": props}

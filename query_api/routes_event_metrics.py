@@ -1,0 +1,226 @@
+"""Metric reads of the ClearML events API: metric listings, scalar data, latest values, vector
+and scalar histograms (downsampled with ClearML's interval rule, see `query_api.histogram`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter
+
+from pipeline.storage import AsyncStore
+from pipeline.task_events import EVENT_TYPES
+from query_api import histogram, task_events_db
+from query_api.clearml_calls import Call, action, doc, get_str_list, scroll_codec, scroll_state
+from query_api.params import get_choice, get_int, get_str
+
+__all__ = ["MAX_COMPARE_TASKS", "router"]
+
+router = APIRouter()
+
+MAX_COMPARE_TASKS = 10
+SCALAR = "training_stats_scalar"
+_TASK = {"type": "string", "description": "Task ID"}
+_KEYS = ("iter", "timestamp", "iso_time")
+_X = {"iter": "iter", "timestamp": "toUnixTimestamp64Milli(timestamp)",
+      "iso_time": "toUnixTimestamp64Milli(timestamp)"}
+
+
+async def _metrics_and_variants(store: AsyncStore, tenant: str, task: str,
+                                etype: str) -> dict[str, list[str]]:
+    rows = await store.rows(
+        f"SELECT DISTINCT metric, variant FROM {store.database}.task_metric_events WHERE "
+        f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = {{et:String}} "
+        f"ORDER BY metric, variant", {"t": tenant, "task": task, "et": etype})
+    out: dict[str, list[str]] = {}
+    for metric, variant in rows:
+        out.setdefault(metric, []).append(variant)
+    return out
+
+
+async def _one_task(call: Call) -> tuple[str, str]:
+    task = get_str(call.body, "task", required=True, max_len=128)
+    assert task is not None
+    return task, await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
+
+
+@action(router, "get_task_metrics", summary="Metrics reported by each task, per event type",
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
+                     event_type={"type": "string", "enum": list(EVENT_TYPES)}))
+async def get_task_metrics(call: Call) -> dict[str, Any]:
+    tasks = get_str_list(call.body, "tasks", max_items=100)
+    etype = get_choice(call.body, "event_type", tuple(EVENT_TYPES))
+    store = call.ctx.store
+    tenant = await task_events_db.resolve_tenant(store, call.key, tasks)
+    by_task: dict[str, list[str]] = {t: [] for t in tasks}
+    if etype != "log":
+        rows = await store.rows(
+            f"SELECT DISTINCT task, metric FROM {store.database}.task_metric_events WHERE "
+            f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}}"
+            + (" AND event_type = {et:String}" if etype else "") + " ORDER BY task, metric",
+            {"t": tenant, "tasks": tasks, "et": etype or ""})
+        for task, metric in rows:
+            by_task[task].append(metric)
+    return {"metrics": [{"task": t, "metrics": m} for t, m in by_task.items()]}
+
+
+@action(router, "get_scalar_metrics_and_variants", summary="Scalar metrics → variants",
+        body_doc=doc(["task"], task=_TASK))
+async def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
+    task, tenant = await _one_task(call)
+    return {"metrics": await _metrics_and_variants(call.ctx.store, tenant, task, SCALAR)}
+
+
+@action(router, "get_vector_metrics_and_variants", summary="Vector metrics → variants",
+        body_doc=doc(["task"], task=_TASK))
+async def get_vector_metrics_and_variants(call: Call) -> dict[str, Any]:
+    task, tenant = await _one_task(call)
+    return {"metrics": await _metrics_and_variants(call.ctx.store, tenant, task,
+                                                   "training_stats_vector")}
+
+
+@action(router, "get_scalar_metric_data", summary="Scalar events of one metric, by timestamp",
+        body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "string"},
+                     scroll_id={"type": "string"}, batch_size={"type": "integer"}))
+async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
+    task, tenant = await _one_task(call)
+    metric = get_str(call.body, "metric", required=True, max_len=1024)
+    assert metric is not None
+    batch_size = get_int(call.body, "batch_size", default=1000, lo=1, hi=10_000)
+    assert batch_size is not None
+    expect = {"a": "scalar_data", "t": tenant, "k": task, "m": metric}
+    state = scroll_state(call, expect)
+    after = (state["ts"], state["id"]) if state and "ts" in state else None
+    store = call.ctx.store
+    events = await task_events_db.events_page(store, tenant, task, order="asc",
+                                              event_type=SCALAR, after=after,
+                                              limit=batch_size, metric=metric)
+    total = state["n"] if state and "n" in state else \
+        await task_events_db.events_total(store, tenant, task, SCALAR, metric)
+    pos = events.last or after
+    cursor: dict[str, Any] = {**expect, "n": total}
+    if pos is not None:
+        cursor["ts"], cursor["id"] = pos
+    return {"events": events.json(), "returned": events.count,
+            "total": total,
+            "scroll_id": scroll_codec(call.ctx).encode(cursor)}
+
+
+@action(router, "get_task_latest_scalar_values",
+        summary="Last value and mean of the last 100 values of every scalar variant",
+        body_doc=doc(["task"], task=_TASK))
+async def get_task_latest_scalar_values(call: Call) -> dict[str, Any]:
+    task, tenant = await _one_task(call)
+    store = call.ctx.store
+    rows = await store.rows(
+        f"SELECT metric, variant, argMax(value, (iter, timestamp)), avg(value), max(iter) FROM ("
+        f"SELECT metric, variant, iter, timestamp, value, row_number() OVER (PARTITION BY "
+        f"metric, variant ORDER BY iter DESC, timestamp DESC) AS rn FROM "
+        f"{store.database}.task_metric_events FINAL WHERE tenant = {{t:String}} AND "
+        f"task = {{task:String}} AND event_type = '{SCALAR}') WHERE rn <= 100 "
+        f"GROUP BY metric, variant ORDER BY metric, variant", {"t": tenant, "task": task})
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    last_iter = None
+    for metric, variant, last, mean100, top in rows:
+        metrics.setdefault(metric, []).append(
+            {"name": variant, "last_value": last, "last_100_value": mean100})
+        last_iter = top if last_iter is None else max(last_iter, top)
+    return {"metrics": [{"name": m, "variants": v} for m, v in metrics.items()],
+            "last_iter": last_iter}
+
+
+@action(router, "vector_metrics_iter_histogram",
+        summary="Vectors of one metric/variant per iteration (latest 10,000 iterations)",
+        body_doc=doc(["task", "metric", "variant"], task=_TASK, metric={"type": "string"},
+                     variant={"type": "string"}))
+async def vector_metrics_iter_histogram(call: Call) -> dict[str, Any]:
+    task, tenant = await _one_task(call)
+    metric = get_str(call.body, "metric", required=True, max_len=1024)
+    variant = get_str(call.body, "variant", required=True, max_len=1024)
+    store = call.ctx.store
+    rows = await store.rows(
+        f"SELECT iter, values FROM {store.database}.task_metric_events FINAL WHERE "
+        f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = "
+        f"'training_stats_vector' AND metric = {{m:String}} AND variant = {{v:String}} "
+        f"ORDER BY iter DESC, event_id LIMIT 10000",
+        {"t": tenant, "task": task, "m": metric, "v": variant})
+    rows.reverse()
+    return {"metric": metric, "variant": variant, "iterations": [int(r[0]) for r in rows],
+            "vectors": [list(r[1]) for r in rows]}
+
+
+def _histogram_params(call: Call) -> tuple[int, str]:
+    samples = get_int(call.body, "samples", default=histogram.MAX_SAMPLES, lo=0,
+                      hi=histogram.MAX_SAMPLES)
+    assert samples is not None
+    key = get_choice(call.body, "key", _KEYS, default="iter")
+    assert key is not None
+    return samples or histogram.MAX_SAMPLES, key
+
+
+async def scalar_histograms(store: AsyncStore, tenant: str, tasks: list[str], samples: int,
+                            key: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(task, metric, variant) → {x, y, y_min, y_max} downsampled to `samples` points."""
+    x = _X[key]
+    src = (f"SELECT task, metric, variant, value, {x} AS x FROM "
+           f"{store.database}.task_metric_events FINAL WHERE tenant = {{t:String}} AND "
+           f"task IN {{tasks:Array(String)}} AND event_type = '{SCALAR}' AND "
+           f"iter > {histogram.SINGLE_SCALAR_ITERATION}")
+    params: dict[str, Any] = {"t": tenant, "tasks": tasks}
+    stats = await store.rows(f"SELECT task, metric, variant, count(), min(x), max(x) FROM "
+                             f"({src}) GROUP BY task, metric, variant", params)
+    if not stats:
+        return {}
+    ivs = [histogram.interval_for(int(n), int(lo), int(hi), samples)
+           for *_, n, lo, hi in stats]
+    if len(set(ivs)) == 1:  # the common case: one interval for every series
+        iv = str(ivs[0])
+    else:
+        iv = ("transform(concat(task, '\\x1f', metric, '\\x1f', variant), "
+              "{names:Array(String)}, {ivs:Array(Int64)}, toInt64(1))")
+        params["names"] = [f"{t}\x1f{m}\x1f{v}" for t, m, v, *_ in stats]
+        params["ivs"] = ivs
+    rows = await store.rows(
+        f"SELECT task, metric, variant, x - positiveModulo(x, {iv}) AS b, avg(value), "
+        f"min(value), max(value) FROM ({src}) GROUP BY task, metric, variant, b "
+        f"ORDER BY task, metric, variant, b", params)
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for task, metric, variant, b, mean, lo, hi in rows:
+        series = out.get((task, metric, variant))
+        if series is None:
+            series = out[(task, metric, variant)] = {"x": [], "y": [], "y_min": [], "y_max": []}
+        series["x"].append(task_events_db.iso_ms(int(b)) if key == "iso_time" else int(b))
+        series["y"].append(mean)
+        series["y_min"].append(lo)
+        series["y_max"].append(hi)
+    return out
+
+
+@action(router, "scalar_metrics_iter_histogram",
+        summary="Downsampled scalar series of a task: metric → variant → {x, y, y_min, y_max}",
+        body_doc=doc(["task"], task=_TASK, samples={"type": "integer", "default": 6000},
+                     key={"type": "string", "enum": list(_KEYS)}))
+async def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
+    task, tenant = await _one_task(call)
+    samples, key = _histogram_params(call)
+    series = await scalar_histograms(call.ctx.store, tenant, [task], samples, key)
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (_, metric, variant), data in series.items():
+        out[metric][variant] = {"name": variant, **data}
+    return dict(out)
+
+
+@action(router, "multi_task_scalar_metrics_iter_histogram",
+        summary="Compare scalar series of up to 10 tasks: metric → variant → task → series",
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK, "maxItems": 10},
+                     samples={"type": "integer", "default": 6000},
+                     key={"type": "string", "enum": list(_KEYS)}))
+async def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
+    tasks = get_str_list(call.body, "tasks", max_items=MAX_COMPARE_TASKS)
+    samples, key = _histogram_params(call)
+    tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, tasks)
+    series = await scalar_histograms(call.ctx.store, tenant, tasks, samples, key)
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    for (task, metric, variant), data in series.items():
+        out[metric][variant][task] = {"name": task, **data}
+    return {m: dict(v) for m, v in out.items()}

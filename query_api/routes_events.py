@@ -1,0 +1,253 @@
+"""`POST /events.<action>` (ClearML events API): ingest, event and log reads, log download,
+delete. Metric reads live in `routes_event_metrics`, plots and debug images in
+`routes_event_media`; both are mounted on this router.
+
+Writes (add, add_batch, delete_for_task) need an admin key; reads a reader key. A key only ever
+sees its tenant's events (`task_events_db.resolve_tenant`).
+
+`total` of a scrolled read is counted when the scroll starts (the call without scroll_id) and
+carried in the scroll id: counting a million events on every page would cost more than the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+
+from pipeline.errors import InvalidEvent
+from pipeline.task_events import EVENT_TYPES
+from query_api import routes_event_media, routes_event_metrics, task_events_db, task_log
+from query_api.clearml_calls import Call, action, doc, get_bool, scroll_codec, scroll_state
+from query_api.errors import ApiError, bad_param
+from query_api.params import get_choice, get_int, get_number, get_str
+
+__all__ = ["router"]
+
+router = APIRouter()
+router.include_router(routes_event_metrics.router)
+router.include_router(routes_event_media.router)
+
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_LINES = 100_000
+MAX_ERRORS_LISTED = 100
+_TYPES = tuple(EVENT_TYPES)
+_TASK = {"type": "string", "description": "Task ID"}
+
+
+async def _read_body(call: Call, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in call.request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes",
+                           {"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _ingest(call: Call, items: list[tuple[int, Any]]) -> dict[str, Any]:
+    producer = call.ctx.producer
+    if producer is None:
+        raise ApiError(503, "STORAGE_UNAVAILABLE", "HTTP ingest needs a Kafka broker; this "
+                       "API process has none (set KAFKA_BOOTSTRAP)", headers={"Retry-After": "5"})
+    max_bytes = call.ctx.settings.max_message_bytes
+    valid: list[dict[str, Any]] = []
+    errors: dict[str, str] = {}
+    nerr = 0
+    for line, item in items:
+        try:
+            if not isinstance(item, dict):
+                raise InvalidEvent("event: expected a JSON object")
+            event = {k: v for k, v in item.items() if k != "api_key"}
+            event["tenant"] = call.key.tenant
+            producer.check("task-events", event)
+            size = len(orjson.dumps(event))
+            if size > max_bytes:
+                raise InvalidEvent(f"event of {size} bytes exceeds the {max_bytes}-byte limit")
+            valid.append(event)
+        except InvalidEvent as exc:
+            nerr += 1
+            if len(errors) < MAX_ERRORS_LISTED:
+                errors[str(line)] = exc.reason
+    if not valid:
+        raise ApiError(400, "EVENTS_NOT_ADDED", f"no event was added: {nerr} invalid",
+                       {"parameter": "body", "errors_info": errors})
+    for event in valid:
+        await producer.send("task-events", event)
+    await producer.flush()
+    return {"added": len(valid), "errors": nerr, "errors_info": errors}
+
+
+@action(router, "add", role="admin", raw_body=True,
+        summary="Add one task event (published to Kafka topic task-events)",
+        body_doc=doc(["task", "type"], task=_TASK,
+                     type={"type": "string", "enum": list(_TYPES)}))
+async def add(call: Call) -> dict[str, Any]:
+    raw = await _read_body(call, MAX_BATCH_BYTES)
+    try:
+        item = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_param("body", None, f"body is not valid JSON: {exc}") from None
+    if not isinstance(item, dict):
+        raise bad_param("body", None, "body must be one event (a JSON object)")
+    try:
+        return await _ingest(call, [(1, item)])
+    except ApiError as exc:
+        if exc.code != "EVENTS_NOT_ADDED":
+            raise
+        reason = exc.details["errors_info"].get("1", "invalid event")
+        raise bad_param(reason.split(":")[0], None, f"invalid event: {reason}",
+                        list(_TYPES) if reason.startswith("type") else None) from None
+
+
+@action(router, "add_batch", role="admin", raw_body=True,
+        summary="Add task events, one JSON object per line (application/json-lines)",
+        body_doc={"type": "string", "description": "JSON lines, one event each"})
+async def add_batch(call: Call) -> dict[str, Any]:
+    raw = await _read_body(call, MAX_BATCH_BYTES)
+    items: list[tuple[int, Any]] = []
+    bad: dict[str, str] = {}
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        if len(items) + len(bad) >= MAX_BATCH_LINES:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE",
+                           f"a batch holds at most {MAX_BATCH_LINES} events",
+                           {"limit": MAX_BATCH_LINES})
+        try:
+            items.append((n, orjson.loads(line)))
+        except orjson.JSONDecodeError as exc:
+            bad[str(n)] = f"invalid JSON: {exc}"
+    if not items and not bad:
+        raise bad_param("body", None, "the batch is empty: send one JSON event per line")
+    if not items:
+        raise ApiError(400, "EVENTS_NOT_ADDED", f"no event was added: {len(bad)} invalid",
+                       {"parameter": "body", "errors_info": dict(list(bad.items())[:100])})
+    try:
+        result = await _ingest(call, items)
+    except ApiError as exc:
+        if exc.code == "EVENTS_NOT_ADDED":
+            merged = {**bad, **exc.details["errors_info"]}
+            exc.details["errors_info"] = dict(sorted(merged.items(), key=lambda kv: int(kv[0]))
+                                              [:MAX_ERRORS_LISTED])
+            exc.message = f"no event was added: {len(bad) + len(items)} invalid"
+        raise
+    merged = {**bad, **result["errors_info"]}
+    result["errors"] += len(bad)
+    result["errors_info"] = dict(sorted(merged.items(), key=lambda kv: int(kv[0]))
+                                 [:MAX_ERRORS_LISTED])
+    return result
+
+
+@action(router, "get_task_events", summary="Scroll through a task's events by timestamp",
+        body_doc=doc(["task"], task=_TASK, order={"type": "string", "enum": ["asc", "desc"]},
+                     scroll_id={"type": "string"}, batch_size={"type": "integer"},
+                     event_type={"type": "string", "enum": list(_TYPES)}))
+async def get_task_events(call: Call) -> dict[str, Any]:
+    b = call.body
+    task = get_str(b, "task", required=True, max_len=128)
+    assert task is not None
+    batch_size = get_int(b, "batch_size", default=500, lo=1, hi=10_000)
+    assert batch_size is not None
+    tenant, kinds = await task_events_db.resolve_owner(call.ctx.store, call.key, [task])
+    state = scroll_state(call, {"a": "events", "t": tenant, "k": task})
+    order = get_choice(b, "order", ("asc", "desc"))
+    event_type = get_choice(b, "event_type", _TYPES)
+    if state is not None:
+        if (order is not None and order != state["o"]) or \
+                (event_type is not None and event_type != (state["e"] or None)):
+            raise ApiError(400, "INVALID_SCROLL_ID", "scroll_id: belongs to another query "
+                           "(order or event_type differs); start again without scroll_id",
+                           {"parameter": "scroll_id", "reason": "foreign"})
+        order, event_type = state["o"], state["e"] or None
+    order = order or "asc"
+    after = (state["ts"], state["id"]) if state and "ts" in state else None
+    store = call.ctx.store
+    events = await task_events_db.events_page(store, tenant, task, order=order,
+                                              event_type=event_type, after=after,
+                                              limit=batch_size,
+                                              window_ms=state.get("w") if state else None,
+                                              kinds=kinds)
+    total = state["n"] if state and "n" in state else \
+        await task_events_db.events_total(store, tenant, task, event_type)
+    pos = events.last or after
+    cursor: dict[str, Any] = {"a": "events", "t": tenant, "k": task, "o": order,
+                              "e": event_type or "", "n": total}
+    if pos is not None:
+        cursor["ts"], cursor["id"] = pos
+    if events.count == batch_size:  # the next page likely spans about as much time
+        cursor["w"] = events.span_ms + events.span_ms // 2 + 1
+    return {"events": events.json(), "returned": events.count, "total": total,
+            "scroll_id": scroll_codec(call.ctx).encode(cursor)}
+
+
+@action(router, "get_task_log", summary="Page through a task's log (versions 1.7 and 2.9)",
+        body_doc=doc(["task"], task=_TASK, batch_size={"type": "integer"},
+                     navigate_earlier={"type": "boolean"}, from_timestamp={"type": "number"},
+                     order={"type": "string", "enum": ["asc", "desc"]},
+                     **{"from": {"type": "string", "enum": ["head", "tail"]}},
+                     scroll_id={"type": "string"}))
+async def get_task_log(call: Call) -> dict[str, Any]:
+    b = call.body
+    task = get_str(b, "task", required=True, max_len=128)
+    assert task is not None
+    legacy = call.version < (2, 9) if call.version is not None else "from" in b
+    batch_size = get_int(b, "batch_size", default=500 if legacy else 5000, lo=1, hi=10_000)
+    assert batch_size is not None
+    order = get_choice(b, "order", ("asc", "desc"))
+    store = call.ctx.store
+    tenant, kinds = await task_events_db.resolve_owner(store, call.key, [task])
+    state = scroll_state(call, {"a": "log", "t": tenant, "k": task})
+    after = (state["ts"], state["id"]) if state and "ts" in state else None
+    from_ts: int | None = None
+    if legacy:
+        start = get_choice(b, "from", ("head", "tail"), default="head")
+        direction = state["d"] if state else ("asc" if start == "head" else "desc")
+        out_order = order or "asc"
+    else:
+        earlier = get_bool(b, "navigate_earlier", True)
+        direction = state["d"] if state else ("desc" if earlier else "asc")
+        fts = get_number(b, "from_timestamp")
+        from_ts = None if fts is None else int(fts)
+        out_order = order or direction
+    events = await task_log.page(store, tenant, task, direction=direction, after=after,
+                                 from_ts=from_ts, limit=batch_size, kinds=kinds)
+    total = state["n"] if state and "n" in state else \
+        await task_events_db.events_total(store, tenant, task, "log")
+    pos = events.last or after
+    cursor: dict[str, Any] = {"a": "log", "t": tenant, "k": task, "d": direction,
+                              "n": total}
+    if pos is not None:
+        cursor["ts"], cursor["id"] = pos
+    events_json = events.json(reverse=out_order != direction)
+    return {"events": events_json, "returned": events.count, "total": total,
+            "scroll_id": scroll_codec(call.ctx).encode(cursor)}
+
+
+@action(router, "download_task_log", summary="Download a task's log as an attachment",
+        body_doc=doc(["task"], task=_TASK,
+                     line_type={"type": "string", "enum": ["json", "text"]},
+                     line_format={"type": "string",
+                                  "default": "{asctime} {worker} {level} {msg}"}))
+async def download_task_log(call: Call) -> Any:
+    b = call.body
+    task = get_str(b, "task", required=True, max_len=128)
+    assert task is not None
+    line_type = get_choice(b, "line_type", ("json", "text"), default="json")
+    line_format = get_str(b, "line_format", default=task_log.DEFAULT_FORMAT, max_len=4096)
+    assert line_format is not None
+    template = None if line_type == "json" else task_log.compile_format(line_format)
+    tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
+    return task_log.download(call.ctx.store, tenant, task, template)
+
+
+@action(router, "delete_for_task", role="admin", summary="Delete all events of a task",
+        body_doc=doc(["task"], task=_TASK, allow_locked={"type": "boolean", "default": False}))
+async def delete_for_task(call: Call) -> dict[str, Any]:
+    task = get_str(call.body, "task", required=True, max_len=128)
+    assert task is not None
+    get_bool(call.body, "allow_locked", False)
+    tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
+    return {"deleted": await task_events_db.delete_task(call.ctx.store, tenant, task)}
