@@ -7,7 +7,7 @@ import time
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from query_api import routes_admin, routes_stats
+from query_api import routes_admin, routes_metrics, routes_stats
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
 
@@ -36,4 +36,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_metrics.router)
     return app

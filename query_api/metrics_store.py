@@ -1,0 +1,166 @@
+"""ClickHouse reads behind the endpoint metrics: rollup series, heartbeats, sessions, pricing.
+
+Rollup rows are read with FINAL and summed (redelivered messages count once). Latency
+percentiles are computed inside ClickHouse from the merged log-bucket histogram (`sumMap`):
+each percentile is the sketch bucket holding rank max(1, ceil(q·n)), the same rule as
+`pipeline.sketch.quantiles`, so only three bucket indexes per point leave the server.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pipeline import sketch
+from pipeline.storage import AsyncStore, Store
+from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
+from query_api.scaling import Session, sessions_from_boundaries
+from query_api.stats import Scope
+from query_api.windows import split_range
+
+__all__ = [
+    "fetch_hours",
+    "fetch_resources",
+    "fetch_series",
+    "fetch_sessions",
+    "fetch_sums",
+    "load_pricing",
+    "save_pricing",
+]
+
+_AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
+_SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
+_HIST_WITH = (
+    "WITH sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
+    "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
+    "arraySum(vs) AS n"
+)
+_QUANTILES = ", ".join(f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
+                       for q in (0.5, 0.95, 0.99))
+_SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
+_RES_AGG = {"avg": "avg({c})", "sum": "sum({c})", "min": "min({c})", "max": "max({c})",
+            "p95": "quantileExact(0.95)({c})", "p99": "quantileExact(0.99)({c})"}
+
+
+def _table(step: int) -> str:
+    return "requests_1m" if step < 3600 else "requests_1h"
+
+
+async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, step: int
+                       ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
+    """(point start → sums, window total, window latency histogram) over [start, end).
+
+    One scan: GROUPING SETS yields the per-point rows and the total row (point 0)."""
+    sql = (f"{_HIST_WITH} SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS t, "
+           f"{_SUMS}, {_QUANTILES}, if(t = 0, ks, []), if(t = 0, vs, []) "
+           f"FROM {store.database}.{_table(step)} FINAL "
+           f"WHERE {scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+           f"AND bucket < toDateTime({end}, 'UTC') GROUP BY GROUPING SETS ((t), ()) ORDER BY t")
+    rows = await store.rows(sql, scope.params())
+    points = {t: Sums() for t in range(start, end, step)}
+    total = Sums()
+    hist: dict[int, int] = {}
+    width = len(SUM_COLUMNS)
+    for row in rows:
+        t = int(row[0])
+        sums = Sums.from_row(row[1: width + 4])
+        if t == 0:
+            total = sums
+            hist = {int(k): int(v) for k, v in zip(row[-2], row[-1], strict=True)}
+        else:
+            points[t] = sums
+    return points, total, hist
+
+
+async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
+                     step: int | None = None) -> dict[int, Sums]:
+    """Sums without percentiles over [lo, hi), per `step` bucket (or one key 0), exact to the
+    second: the range is covered by 1h, 1m and 1s rollups (`split_range`)."""
+    pieces = split_range(lo, hi)
+    if not pieces:
+        return {}
+    key = "0" if step is None else f"intDiv(toUnixTimestamp(bucket), {step}) * {step}"
+    inner = " UNION ALL ".join(
+        f"SELECT {key} AS t, {_SUMS_AS} FROM {store.database}.{table} FINAL "
+        f"WHERE {scope.where()} "
+        f"AND bucket >= toDateTime({a}, 'UTC') AND bucket < toDateTime({b}, 'UTC') GROUP BY t"
+        for table, a, b in pieces)
+    outer = ", ".join(("min" if c == "latency_min" else "max" if c == "latency_max" else "sum")
+                      + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
+    rows = await store.rows(f"SELECT t, {outer} FROM ({inner}) GROUP BY t", scope.params())
+    return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
+                                      sketch.ZERO_BUCKET)) for r in rows}
+
+
+async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict[int, Sums]:
+    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup."""
+    sql = (f"SELECT toUnixTimestamp(bucket) AS t, {_SUMS} FROM {store.database}.requests_1h "
+           f"FINAL WHERE {scope.where()} AND bucket >= toDateTime({lo}, 'UTC') "
+           f"AND bucket < toDateTime({hi}, 'UTC') GROUP BY t")
+    rows = await store.rows(sql, scope.params())
+    return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
+                                      sketch.ZERO_BUCKET)) for r in rows}
+
+
+async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int, step: int,
+                          aggregation: str) -> Resources:
+    """GPU/GPU-memory/CPU utilisation from heartbeats in [start, end): window average and peak,
+    and per point the samples aggregated with `aggregation`."""
+    agg = _RES_AGG[aggregation]
+    cols = ", ".join(agg.format(c=c) for c in ("gpu_util", "gpu_mem_util", "cpu_util"))
+    sql = (f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, {cols}, count(), "
+           f"avg(gpu_util), max(gpu_util), avg(gpu_mem_util), max(gpu_mem_util), "
+           f"avg(cpu_util), max(cpu_util) FROM {store.database}.heartbeats_raw FINAL "
+           f"WHERE {scope.where()} AND ts >= toDateTime64({start}, 3, 'UTC') "
+           f"AND ts < toDateTime64({end}, 3, 'UTC') GROUP BY GROUPING SETS ((t), ()) ORDER BY t")
+    rows = await store.rows(sql, scope.params())
+    series: dict[int, tuple[float, float, float, int]] = {}
+    samples = 0
+    stats: list[float | None] = [None] * 6
+    for r in rows:
+        if int(r[0]) == 0:
+            if r[4]:
+                samples, stats = int(r[4]), [float(v) for v in r[5:11]]
+        else:
+            series[int(r[0])] = (float(r[1]), float(r[2]), float(r[3]), int(r[4]))
+    return Resources(samples, stats[0], stats[1], stats[2], stats[3], stats[4], stats[5],
+                     series)
+
+
+async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int,
+                         liveness_s: int) -> list[Session]:
+    """Worker sessions overlapping [lo_ms, hi_ms], from heartbeats in [lo_ms − L, hi_ms]."""
+    live = liveness_s * 1000
+    sql = (f"SELECT worker_id, t, prev, next FROM (SELECT worker_id, "
+           f"toUnixTimestamp64Milli(ts) AS t, "
+           f"lagInFrame(t, 1, toInt64(-1)) OVER (PARTITION BY worker_id ORDER BY ts "
+           f"ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev, "
+           f"leadInFrame(t, 1, toInt64(-1)) OVER (PARTITION BY worker_id ORDER BY ts "
+           f"ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next "
+           f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
+           f"AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
+           f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')) "
+           f"WHERE prev < 0 OR t - prev > {live} OR next < 0 OR next - t > {live} "
+           f"ORDER BY worker_id, t")
+    rows = await store.rows(sql, {**scope.params(), "lo": lo_ms - live, "hi": hi_ms})
+    return sessions_from_boundaries(rows, live)
+
+
+def load_pricing(store: Store, tenant: str, endpoint_id: int) -> Pricing:
+    rows = store.rows(
+        f"SELECT gpu_second_price, request_price, gb_price, monthly_budget, currency "
+        f"FROM {store.database}.endpoint_pricing FINAL WHERE tenant = {{t:String}} "
+        f"AND endpoint_id = {{ep:UInt64}}", {"t": tenant, "ep": endpoint_id})
+    if not rows:
+        return Pricing()
+    g, r, b, budget, cur = rows[0]
+    return Pricing(float(g), float(r), float(b), None if budget < 0 else float(budget), cur,
+                   True)
+
+
+def save_pricing(store: Store, tenant: str, endpoint_id: int, p: Pricing, now: float) -> None:
+    store.insert("endpoint_pricing",
+                 [[tenant], [endpoint_id], [p.gpu_second], [p.request], [p.gb],
+                  [-1.0 if p.monthly_budget is None else p.monthly_budget], [p.currency],
+                  [int(now * 1000)], [time.time_ns()]],
+                 ("tenant", "endpoint_id", "gpu_second_price", "request_price", "gb_price",
+                  "monthly_budget", "currency", "updated_at", "version"))
