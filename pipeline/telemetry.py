@@ -22,6 +22,7 @@ MetricName = Literal[
     "vitals_insert_seconds",
     "vitals_api_request_seconds",
     "vitals_consumer_lag",
+    "vitals_live_workers",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -34,6 +35,8 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_insert_seconds": ("histogram", "Latency of one batch insert into ClickHouse"),
     "vitals_api_request_seconds": ("histogram", "Query API request latency, by route"),
     "vitals_consumer_lag": ("gauge", "Messages behind the log end, by topic and partition"),
+    "vitals_live_workers": ("gauge", "Workers with a heartbeat within the liveness timeout, "
+                                     "by endpoint"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -56,6 +59,12 @@ class Telemetry:
         key = tuple(sorted(labels.items()))
         with self._lock:
             self._values[name][key] = value
+
+    def replace(self, name: MetricName, series: list[tuple[dict[str, str], float]]) -> None:
+        """Swap every series of gauge `name` at once (series that vanished disappear)."""
+        fresh = {tuple(sorted(labels.items())): v for labels, v in series}
+        with self._lock:
+            self._values[name] = fresh
 
     def observe(self, name: MetricName, value: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
