@@ -29,11 +29,7 @@ __all__ = [
 
 _AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
 _SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
-_HIST_WITH = (
-    "WITH sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
-    "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-    "arraySum(vs) AS n"
-)
+_OUTER = {"latency_min": "min", "latency_max": "max"}
 _QUANTILES = ", ".join(f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
                        for q in (0.5, 0.95, 0.99))
 _SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
@@ -49,12 +45,19 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
                        ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
     """(point start → sums, window total, window latency histogram) over [start, end).
 
-    One scan: GROUPING SETS yields the per-point rows and the total row (point 0)."""
-    sql = (f"{_HIST_WITH} SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS t, "
-           f"{_SUMS}, {_QUANTILES}, if(t = 0, ks, []), if(t = 0, vs, []) "
-           f"FROM {store.database}.{_table(step)} FINAL "
-           f"WHERE {scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
-           f"AND bucket < toDateTime({end}, 'UTC') GROUP BY GROUPING SETS ((t), ()) ORDER BY t")
+    The inner query merges the rollup rows into one row per point (the only pass over the
+    per-message rows); the outer one derives the points' percentiles and, through GROUPING
+    SETS, the window total (point 0) from those few merged rows."""
+    inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
+             f"sumMap(latency_hist) AS lh FROM {store.database}.{_table(step)} FINAL "
+             f"WHERE {scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+             f"AND bucket < toDateTime({end}, 'UTC') GROUP BY p")
+    outer = ", ".join(_OUTER.get(c, "sum") + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
+    sql = (f"WITH sumMap(lh) AS h, arraySort(mapKeys(h)) AS ks, "
+           f"arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
+           f"arraySum(vs) AS n SELECT p, {outer}, {_QUANTILES}, "
+           f"if(p = 0, ks, []), if(p = 0, vs, []) FROM ({inner}) "
+           f"GROUP BY GROUPING SETS ((p), ()) ORDER BY p")
     rows = await store.rows(sql, scope.params())
     points = {t: Sums() for t in range(start, end, step)}
     total = Sums()
