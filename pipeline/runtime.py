@@ -42,6 +42,7 @@ class Runtime:
         self.api_url: str | None = None
         self._worker_ready = False
         self.producer: Any = None
+        self._compactor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -67,6 +68,11 @@ class Runtime:
         self.worker_app.finalize()
         await self.worker_app.start()
         self._worker_ready = True
+        if s.compact_interval_s > 0:
+            from pipeline import compaction
+
+            self._compactor = asyncio.create_task(
+                compaction.run(self.store, s.compact_interval_s, self.clock))
         self.progress(f"worker consuming {', '.join(s.topics.topic(k) for k in WORKER_KINDS)} "
                       f"from {s.kafka_bootstrap}")
 
@@ -106,6 +112,9 @@ class Runtime:
         self.progress(f"query API listening on {self.api_url} (OpenAPI: {self.api_url}/docs)")
 
     async def stop(self) -> None:
+        if self._compactor is not None:
+            self._compactor.cancel()
+            await asyncio.gather(self._compactor, return_exceptions=True)
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task is not None:

@@ -75,6 +75,8 @@ class Settings:
       per API key per sliding window, per API process (default 60 per 3600 s).
     - `VITALS_METRICS_MAX_RANGE`: longest timeframe per granularity, `1m=6h,5m=24h,15m=7d,1h=30d`
       by default (1d is unlimited); e.g. `1m=24h` lifts the 1m limit to 24 h.
+    - `VITALS_COMPACT_INTERVAL_S`: how often a worker compacts closed 1m/1h rollup buckets
+      (pipeline/compaction.py; default 30, 0 disables).
     """
 
     kafka_bootstrap: str | None = None
@@ -99,6 +101,7 @@ class Settings:
     metrics_rate_window_s: int = 3600
     metrics_max_range: tuple[tuple[str, int], ...] = (
         ("1m", 6 * 3600), ("5m", 24 * 3600), ("15m", 7 * 86400), ("1h", 30 * 86400))
+    compact_interval_s: int = 30
 
     @property
     def dsn(self) -> str:
@@ -172,6 +175,7 @@ class Settings:
                                       d.metrics_rate_window_s, 1),
             metrics_max_range=_max_range(env.get("VITALS_METRICS_MAX_RANGE"),
                                          d.metrics_max_range),
+            compact_interval_s=num("VITALS_COMPACT_INTERVAL_S", d.compact_interval_s),
         )
 
 

@@ -223,6 +223,8 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
         ("requests_1s", "bucket", raw_ttl_days),
         ("requests_1m", "bucket", rollup_ttl_days),
         ("requests_1h", "bucket", rollup_ttl_days),
+        ("requests_1m_merged", "bucket", rollup_ttl_days),
+        ("requests_1h_merged", "bucket", rollup_ttl_days),
     ):
         store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied

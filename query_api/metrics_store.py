@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 
 from pipeline import sketch
+from pipeline.aggregation import ROLLUP_FIELDS
+from pipeline.compaction import MERGED
 from pipeline.storage import AsyncStore, Store
 from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
 from query_api.scaling import Session, sessions_from_boundaries
@@ -41,6 +43,53 @@ def _table(step: int) -> str:
     return "requests_1m" if step < 3600 else "requests_1h"
 
 
+def _ranges(buckets: list[int], width: int) -> list[tuple[int, int]]:
+    """Sorted bucket starts as [lo, hi) runs of consecutive buckets."""
+    out: list[tuple[int, int]] = []
+    for t in sorted(buckets):
+        if out and out[-1][1] == t:
+            out[-1] = (out[-1][0], t + width)
+        else:
+            out.append((t, t + width))
+    return out
+
+
+def _bucket_filter(buckets: list[int], width: int) -> str:
+    runs = _ranges(buckets, width)
+    if len(runs) <= 32:
+        return "(" + " OR ".join(f"(bucket >= toDateTime({lo}, 'UTC') AND bucket < "
+                                 f"toDateTime({hi}, 'UTC'))" for lo, hi in runs) + ")"
+    return "bucket IN (" + ", ".join(f"toDateTime({t}, 'UTC')" for t in buckets) + ")"
+
+
+async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int) -> str:
+    """SQL for rows whose merge is the exact aggregate of [start, end): each bucket's compacted
+    row (pipeline/compaction.py) when it still merges every deduplicated source row of the
+    bucket, else the bucket's source rows. One cheap read (keys only) decides which."""
+    db, table = store.database, _table(step)
+    merged, width = MERGED[table], 60 if table == "requests_1m" else 3600
+    rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+           f"AND bucket < toDateTime({end}, 'UTC')")
+    cols = ", ".join(("bucket", *ROLLUP_FIELDS))
+    if scope.autogroup_id is not None:
+        return f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng}"
+    rows = await store.rows(
+        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS n, "
+        f"toUInt64(0) AS m FROM {db}.{table} FINAL WHERE {rng} GROUP BY b UNION ALL "
+        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows FROM {db}.{merged} FINAL "
+        f"WHERE {rng}) GROUP BY b", scope.params())
+    fresh = [int(b) for b, n, m in rows if n and n == m]
+    stale = [int(b) for b, n, m in rows if n and n != m]
+    parts = []
+    if fresh:
+        parts.append(f"SELECT {cols} FROM {db}.{merged} FINAL WHERE {rng} "
+                     f"AND {_bucket_filter(fresh, width)}")
+    if stale or not parts:
+        cond = _bucket_filter(stale, width) if stale else "0"
+        parts.append(f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng} AND {cond}")
+    return " UNION ALL ".join(parts)
+
+
 async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, step: int
                        ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
     """(point start → sums, window total, window latency histogram) over [start, end).
@@ -48,10 +97,9 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     The inner query merges the rollup rows into one row per point (the only pass over the
     per-message rows); the outer one derives the points' percentiles and, through GROUPING
     SETS, the window total (point 0) from those few merged rows."""
+    rows_sql = await _rollup_rows(store, scope, step, start, end)
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
-             f"sumMap(latency_hist) AS lh FROM {store.database}.{_table(step)} FINAL "
-             f"WHERE {scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
-             f"AND bucket < toDateTime({end}, 'UTC') GROUP BY p")
+             f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
     outer = ", ".join(_OUTER.get(c, "sum") + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
     sql = (f"WITH sumMap(lh) AS h, arraySort(mapKeys(h)) AS ks, "
            f"arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
@@ -95,10 +143,9 @@ async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
 
 
 async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict[int, Sums]:
-    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup."""
-    sql = (f"SELECT toUnixTimestamp(bucket) AS t, {_SUMS} FROM {store.database}.requests_1h "
-           f"FINAL WHERE {scope.where()} AND bucket >= toDateTime({lo}, 'UTC') "
-           f"AND bucket < toDateTime({hi}, 'UTC') GROUP BY t")
+    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup (compacted where exact)."""
+    rows_sql = await _rollup_rows(store, scope, 3600, lo, hi)
+    sql = f"SELECT toUnixTimestamp(bucket) AS t, {_SUMS} FROM ({rows_sql}) GROUP BY t"
     rows = await store.rows(sql, scope.params())
     return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
                                       sketch.ZERO_BUCKET)) for r in rows}

@@ -14,8 +14,8 @@ from pipeline.settings import Settings, SettingsError
 from query_api import formats
 from query_api.endpoint_metrics import Pricing, Sums, iso, latency_trend
 from query_api.errors import ApiError
-from query_api.metrics_costs import budget, month_bounds, suggestions
 from query_api.metrics_costs import Budget as BudgetInput
+from query_api.metrics_costs import budget, month_bounds, suggestions
 from query_api.metrics_params import parse_query, window_for
 from query_api.ratelimit import RateLimiter, TtlCache
 from query_api.scaling import Session, scaling, sessions_from_boundaries
