@@ -91,6 +91,17 @@ class Sums:
     def value(self, name: str) -> Any:
         return getattr(self, name)
 
+    def add(self, other: Sums) -> None:
+        """Accumulate `other`'s sums, min and max (percentiles are left to the caller)."""
+        for name in SUM_COLUMNS:
+            a, b = getattr(self, name), getattr(other, name)
+            if name == "latency_min":
+                setattr(self, name, b if a is None else a if b is None else min(a, b))
+            elif name == "latency_max":
+                setattr(self, name, b if a is None else a if b is None else max(a, b))
+            else:
+                setattr(self, name, a + b)
+
 
 _FIELDS = [f.name for f in fields(Sums)]
 

@@ -32,6 +32,7 @@ __all__ = [
 _AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
 _SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
 _OUTER = {"latency_min": "min", "latency_max": "max"}
+_AGG_OF = {"latency_min": "min", "latency_max": "max", "latency_hist": "sumMap"}
 _QUANTILES = ", ".join(f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
                        for q in (0.5, 0.95, 0.99))
 _SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
@@ -62,16 +63,26 @@ def _bucket_filter(buckets: list[int], width: int) -> str:
     return "bucket IN (" + ", ".join(f"toDateTime({t}, 'UTC')" for t in buckets) + ")"
 
 
-async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int) -> str:
+async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int,
+                       *, per_bucket: bool = False) -> str:
     """SQL for rows whose merge is the exact aggregate of [start, end): each bucket's compacted
     row (pipeline/compaction.py) when it still merges every deduplicated source row of the
-    bucket, else the bucket's source rows. One cheap read (keys only) decides which."""
+    bucket, else the bucket's source rows. One cheap read (keys only) decides which.
+
+    With `per_bucket`, stale buckets' source rows are merged too, so the SQL yields exactly one
+    row per bucket with data, columns aliased b, x0, x1, ... in `ROLLUP_FIELDS` order."""
     db, table = store.database, _table(step)
     merged, width = MERGED[table], 60 if table == "requests_1m" else 3600
     rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
            f"AND bucket < toDateTime({end}, 'UTC')")
     cols = ", ".join(("bucket", *ROLLUP_FIELDS))
+    if per_bucket:
+        agg = ", ".join(f"{_AGG_OF.get(f, 'sum')}({f}) AS x{i}"
+                        for i, f in enumerate(ROLLUP_FIELDS))
+        direct = ", ".join(f"{f} AS x{i}" for i, f in enumerate(ROLLUP_FIELDS))
     if scope.autogroup_id is not None:
+        if per_bucket:
+            return f"SELECT bucket AS b, {agg} FROM {db}.{table} FINAL WHERE {rng} GROUP BY b"
         return f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng}"
     rows = await store.rows(
         f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS n, "
@@ -82,11 +93,15 @@ async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, e
     stale = [int(b) for b, n, m in rows if n and n != m]
     parts = []
     if fresh:
-        parts.append(f"SELECT {cols} FROM {db}.{merged} FINAL WHERE {rng} "
-                     f"AND {_bucket_filter(fresh, width)}")
+        parts.append(f"SELECT {'bucket AS b, ' + direct if per_bucket else cols} "
+                     f"FROM {db}.{merged} FINAL WHERE {rng} AND {_bucket_filter(fresh, width)}")
     if stale or not parts:
         cond = _bucket_filter(stale, width) if stale else "0"
-        parts.append(f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng} AND {cond}")
+        if per_bucket:
+            parts.append(f"SELECT bucket AS b, {agg} FROM {db}.{table} FINAL WHERE {rng} "
+                         f"AND {cond} GROUP BY b")
+        else:
+            parts.append(f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng} AND {cond}")
     return " UNION ALL ".join(parts)
 
 
@@ -96,7 +111,11 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
 
     The inner query merges the rollup rows into one row per point (the only pass over the
     per-message rows); the outer one derives the points' percentiles and, through GROUPING
-    SETS, the window total (point 0) from those few merged rows."""
+    SETS, the window total (point 0) from those few merged rows. When a point is one rollup
+    bucket (1m from the 1m table, 1h from the 1h table), `_fetch_bucket_series` avoids
+    re-aggregating the per-bucket histograms."""
+    if step == (60 if _table(step) == "requests_1m" else 3600):
+        return await _fetch_bucket_series(store, scope, start, end, step)
     rows_sql = await _rollup_rows(store, scope, step, start, end)
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
              f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
@@ -119,6 +138,30 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
             hist = {int(k): int(v) for k, v in zip(row[-2], row[-1], strict=True)}
         else:
             points[t] = sums
+    return points, total, hist
+
+
+async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end: int,
+                               step: int) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
+    rows_sql = await _rollup_rows(store, scope, step, start, end, per_bucket=True)
+    hist_col = f"x{ROLLUP_FIELDS.index('latency_hist')}"
+    sums = ", ".join(f"x{ROLLUP_FIELDS.index(c)}" for c in SUM_COLUMNS)
+    per_row = (f"WITH {hist_col} AS h, arraySort(mapKeys(h)) AS ks, "
+               f"arrayCumSum(arraySort((v, k) -> k, mapValues(h), mapKeys(h))) AS cs, "
+               f"arraySum(mapValues(h)) AS n "
+               f"SELECT toUnixTimestamp(b), {sums}, {_QUANTILES} FROM ({rows_sql})")
+    rows = await store.rows(per_row, scope.params())
+    points = {t: Sums() for t in range(start, end, step)}
+    total = Sums()
+    for row in rows:
+        s = Sums.from_row(row[1:])
+        points[int(row[0])] = s
+        total.add(s)
+    hist_rows = await store.rows(
+        f"SELECT k, sum(v) FROM ({rows_sql}) ARRAY JOIN mapKeys({hist_col}) AS k, "
+        f"mapValues({hist_col}) AS v GROUP BY k", scope.params())
+    hist = {int(k): int(v) for k, v in hist_rows}
+    total.p50, total.p95, total.p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
     return points, total, hist
 
 

@@ -217,6 +217,22 @@ async def test_summary_series_percentiles_errors_cold_starts(loaded):
     assert hourly["trend"] == ("stable" if abs(100 * (a - b) / b) < 5
                                else "degrading" if a > b else "improving")
     assert perf["latency"]["trends"]["daily"]["trend"] is None  # no earlier day of data
+    # 1m points are single rollup buckets (the path that reads per-bucket rows directly)
+    r = await get(stack, key, timeframe="1h", granularity="1m", metrics="performance")
+    doc1 = r.json()
+    start1, end1 = window(60, 3600)
+    ev1 = mine(requests, start1, end1)
+    lat1 = [e["latency_ms"] / 1000 for e in ev1]
+    assert doc1["summary"]["totalExecutions"] == len(ev1)
+    assert doc1["summary"]["p99Latency"] == pytest.approx(exact_q(lat1, 0.99), rel=BOUND)
+    assert doc1["summary"]["averageLatency"] == pytest.approx(sum(lat1) / len(lat1), rel=1e-9)
+    for k, point in enumerate(doc1["performance"]["latency"]["timeSeries"]):
+        pl = [e["latency_ms"] / 1000 for e in mine(requests, start1 + 60 * k,
+                                                   start1 + 60 * (k + 1))]
+        assert point["count"] == len(pl)
+        if pl:
+            assert point["p95"] == pytest.approx(exact_q(pl, 0.95), rel=BOUND)
+            assert point["min"] == pytest.approx(min(pl))
     # the other tenant's endpoint never leaks in, and a 30d window at default granularity
     r = await get(stack, key, timeframe="30d")
     assert r.status_code == 200 and r.json()["granularity"] == "1h"
@@ -397,9 +413,10 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
 
     stack, _, key, requests, _ = loaded
     cache = stack.rt.api_app.state.endpoint_metrics.cache
-    params = {"timeframe": "6h", "granularity": "5m", "metrics": "performance,errors,costs"}
+    p5 = {"timeframe": "6h", "granularity": "5m", "metrics": "performance,errors,costs"}
+    p1 = {"timeframe": "1h", "granularity": "1m", "metrics": "performance,costs"}
 
-    async def doc():
+    async def doc(params=p5):
         cache.clear()
         r = await get(stack, key, **params)
         assert r.status_code == 200, r.text
@@ -408,6 +425,7 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
         return d
 
     before = await doc()
+    before_1m = await doc(p1)
 
     async def compact_all():
         for table in ("requests_1m", "requests_1h"):
@@ -419,6 +437,7 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
                               f"WHERE endpoint_id = {EP}")
     assert merged[0][0] == len({int(e["ts"]) // 60 for e in mine(requests, 0, 2**40)})
     close(await doc(), before)
+    close(await doc(p1), before_1m)
     replay = Runtime(stack.settings.with_(consumer_group=stack.settings.consumer_group + "-r",
                                           compact_interval_s=0), api=False, clock=FakeClock(NOW))
     await replay.start()
@@ -445,5 +464,9 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     assert pts_a[k]["count"] == pts_b[k]["count"] + 1 and pts_a[k]["max"] == 12.345
     assert [p["count"] for i, p in enumerate(pts_a) if i != k] == [
         p["count"] for i, p in enumerate(pts_b) if i != k]
-    await compact_all()  # the stale bucket is rewritten; nothing changes
+    after_1m = await doc(p1)
+    assert after_1m["summary"]["totalExecutions"] == \
+        before_1m["summary"]["totalExecutions"] + 1
+    await compact_all()  # the stale buckets are rewritten; nothing changes
+    close(await doc(p1), after_1m)
     close(await doc(), after)
