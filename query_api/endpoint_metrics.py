@@ -8,6 +8,7 @@ currency. Percentiles carry the sketch's relative error (1%, documented bound â‰
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -38,6 +39,7 @@ SUM_COLUMNS = (
 TREND_THRESHOLD_PCT = 5.0
 
 
+@functools.lru_cache(maxsize=65536)
 def iso(ts: float) -> str:
     """UTC ISO-8601 with a Z; milliseconds only when the instant has them."""
     whole = int(ts // 1)
@@ -76,11 +78,7 @@ class Sums:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Sums:
         """A row: SUM_COLUMNS values then the p50, p95, p99 sketch bucket indexes."""
-        s = cls(*(row[: len(SUM_COLUMNS)]))
-        s.requests, s.successes, s.failures = int(s.requests), int(s.successes), int(s.failures)
-        for name in ("err_client", "err_server", "err_timeout", "err_resource", "err_other",
-                     "tokens_in", "tokens_out", "cold_starts", "bytes_out"):
-            setattr(s, name, int(getattr(s, name)))
+        s = cls(*(row[: len(SUM_COLUMNS)]))  # ClickHouse returns UInt64 sums as int
         if s.requests == 0:
             s.latency_min = s.latency_max = None
         else:
@@ -91,16 +89,31 @@ class Sums:
     def value(self, name: str) -> Any:
         return getattr(self, name)
 
-    def add(self, other: Sums) -> None:
-        """Accumulate `other`'s sums, min and max (percentiles are left to the caller)."""
-        for name in SUM_COLUMNS:
-            a, b = getattr(self, name), getattr(other, name)
-            if name == "latency_min":
-                setattr(self, name, b if a is None else a if b is None else min(a, b))
-            elif name == "latency_max":
-                setattr(self, name, b if a is None else a if b is None else max(a, b))
-            else:
-                setattr(self, name, a + b)
+    def add(self, o: Sums) -> None:
+        """Accumulate `o`'s sums, min and max (percentiles are left to the caller)."""
+        self.requests += o.requests
+        self.successes += o.successes
+        self.failures += o.failures
+        self.err_client += o.err_client
+        self.err_server += o.err_server
+        self.err_timeout += o.err_timeout
+        self.err_resource += o.err_resource
+        self.err_other += o.err_other
+        self.work_units += o.work_units
+        self.tokens_in += o.tokens_in
+        self.tokens_out += o.tokens_out
+        self.latency_sum += o.latency_sum
+        if o.latency_min is not None and (self.latency_min is None
+                                          or o.latency_min < self.latency_min):
+            self.latency_min = o.latency_min
+        if o.latency_max is not None and (self.latency_max is None
+                                          or o.latency_max > self.latency_max):
+            self.latency_max = o.latency_max
+        self.queue_ms_sum += o.queue_ms_sum
+        self.cold_starts += o.cold_starts
+        self.cold_start_ms_sum += o.cold_start_ms_sum
+        self.gpu_seconds += o.gpu_seconds
+        self.bytes_out += o.bytes_out
 
 
 _FIELDS = [f.name for f in fields(Sums)]
