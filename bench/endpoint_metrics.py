@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import statistics
 import tempfile
@@ -105,17 +106,19 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], calls: int,
-                headers: dict[str, str]) -> tuple[list[float], int]:
+                headers: dict[str, str]) -> tuple[list[float], list[float], int]:
+    """Wall-clock ms and process CPU ms (Python + the embedded engine's threads) per call."""
     for _ in range(3):
         r = await client.get(url, params=params, headers=headers)
         assert r.status_code == 200, r.text
-    out = []
+    out, cpu = [], []
     for _ in range(calls):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = await client.get(url, params=params, headers=headers)
         out.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         assert r.status_code == 200
-    return out, len(r.content)
+    return out, cpu, len(r.content)
 
 
 async def main() -> None:
@@ -176,15 +179,18 @@ async def main() -> None:
             if cache_s:
                 cases = cases[:1]
             for label, params in cases:
-                ms, size = await timed(client, url, params, args.calls, headers)
-                results.append((label + (" (cached)" if cache_s else ""), ms, size))
+                ms, cpu, size = await timed(client, url, params, args.calls, headers)
+                results.append((label + (" (cached)" if cache_s else ""), ms, cpu, size))
     check = (await store.rows(f"SELECT sum(requests) FROM bench.requests_1m FINAL WHERE "
                               f"endpoint_id = {EP}"))[0][0]
     print(f"\nevents stored (sum of 1m rollup): {check:,}; calls per case: {args.calls}")
-    print(f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'bytes':>9}")
-    for label, ms, size in results:
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p50':>8} "
+          f"{'cpu p99':>8} {'bytes':>10}")
+    for label, ms, cpu, size in results:
         print(f"{label:34} {statistics.median(ms):8.1f} {_pct(ms, 0.99):8.1f} "
-              f"{max(ms):8.1f} {size:9,}")
+              f"{max(ms):8.1f} {statistics.median(cpu):8.1f} {_pct(cpu, 0.99):8.1f} "
+              f"{size:10,}")
     store.close()
 
 
