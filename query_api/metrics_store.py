@@ -221,21 +221,23 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
 
 async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int,
                          liveness_s: int) -> list[Session]:
-    """Worker sessions overlapping [lo_ms, hi_ms], from heartbeats in [lo_ms − L, hi_ms]."""
+    """Worker sessions overlapping [lo_ms, hi_ms], from heartbeats in [lo_ms − L, hi_ms].
+
+    Per worker, the sorted heartbeat times are reduced in ClickHouse to the session boundaries
+    (`(ts, previous ts, next ts)` where a gap exceeds L, -1 for none)."""
     live = liveness_s * 1000
-    sql = (f"SELECT worker_id, t, prev, next FROM (SELECT worker_id, "
-           f"toUnixTimestamp64Milli(ts) AS t, "
-           f"lagInFrame(t, 1, toInt64(-1)) OVER (PARTITION BY worker_id ORDER BY ts "
-           f"ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev, "
-           f"leadInFrame(t, 1, toInt64(-1)) OVER (PARTITION BY worker_id ORDER BY ts "
-           f"ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next "
+    sql = (f"SELECT worker_id, arrayMap(i -> (ts_[i], if(i = 1, -1, ts_[i - 1]), "
+           f"if(i = n, -1, ts_[i + 1])), arrayFilter(i -> i = 1 OR i = n "
+           f"OR ts_[i] - ts_[i - 1] > {live} OR ts_[i + 1] - ts_[i] > {live}, "
+           f"arrayEnumerate(ts_))) FROM (SELECT worker_id, "
+           f"arraySort(groupArray(toUnixTimestamp64Milli(ts))) AS ts_, length(ts_) AS n "
            f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
            f"AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
-           f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')) "
-           f"WHERE prev < 0 OR t - prev > {live} OR next < 0 OR next - t > {live} "
-           f"ORDER BY worker_id, t")
+           f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY worker_id) "
+           f"ORDER BY worker_id")
     rows = await store.rows(sql, {**scope.params(), "lo": lo_ms - live, "hi": hi_ms})
-    return sessions_from_boundaries(rows, live)
+    return sessions_from_boundaries(
+        ((w, int(t), int(prev), int(nxt)) for w, edges in rows for t, prev, nxt in edges), live)
 
 
 def load_pricing(store: Store, tenant: str, endpoint_id: int) -> Pricing:
