@@ -224,14 +224,15 @@ async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int
     """Worker sessions overlapping [lo_ms, hi_ms], from heartbeats in [lo_ms − L, hi_ms].
 
     Per worker, the sorted heartbeat times are reduced in ClickHouse to the session boundaries
-    (`(ts, previous ts, next ts)` where a gap exceeds L, -1 for none)."""
+    (`(ts, previous ts, next ts)` where a gap exceeds L, -1 for none). No FINAL: a redelivered
+    heartbeat repeats a timestamp (gap 0), which changes no boundary."""
     live = liveness_s * 1000
     sql = (f"SELECT worker_id, arrayMap(i -> (ts_[i], if(i = 1, -1, ts_[i - 1]), "
            f"if(i = n, -1, ts_[i + 1])), arrayFilter(i -> i = 1 OR i = n "
            f"OR ts_[i] - ts_[i - 1] > {live} OR ts_[i + 1] - ts_[i] > {live}, "
            f"arrayEnumerate(ts_))) FROM (SELECT worker_id, "
            f"arraySort(groupArray(toUnixTimestamp64Milli(ts))) AS ts_, length(ts_) AS n "
-           f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
+           f"FROM {store.database}.heartbeats_raw WHERE {scope.where()} "
            f"AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
            f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY worker_id) "
            f"ORDER BY worker_id")
