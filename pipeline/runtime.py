@@ -45,6 +45,7 @@ class Runtime:
         self.with_statsd = statsd and settings.statsd_port is not None
         self.statsd: Any = None
         self._statsd_producer: Any = None
+        self._compactor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -88,6 +89,11 @@ class Runtime:
         self.worker_app.finalize()
         await self.worker_app.start()
         self._worker_ready = True
+        if s.compact_interval_s > 0:
+            from pipeline import compaction
+
+            self._compactor = asyncio.create_task(
+                compaction.run(self.store, s.compact_interval_s, self.clock))
         self.progress(f"worker consuming {', '.join(s.topics.topic(k) for k in WORKER_KINDS)} "
                       f"from {s.kafka_bootstrap}")
 
@@ -133,6 +139,9 @@ class Runtime:
         if self._statsd_producer is not None:
             await self._statsd_producer.close()
             self._statsd_producer = None
+        if self._compactor is not None:
+            self._compactor.cancel()
+            await asyncio.gather(self._compactor, return_exceptions=True)
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task is not None:

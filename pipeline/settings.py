@@ -96,6 +96,14 @@ class Settings:
     - `VITALS_FAULT`: test-only fault injection, `<point>:<n>` (see `pipeline.faults`); the
       worker kills itself with SIGKILL the n-th time it reaches the point. Never set it in
       production.
+    - `VITALS_METRICS_CACHE_S`: endpoint-metrics response cache lifetime (whole seconds) at 1m,
+      scaled by granularity/1m and capped at 300 s (default 5; 0 disables the cache).
+    - `VITALS_METRICS_RATE_LIMIT`, `VITALS_METRICS_RATE_WINDOW_S`: endpoint-metrics calls allowed
+      per API key per sliding window, per API process (default 60 per 3600 s).
+    - `VITALS_METRICS_MAX_RANGE`: longest timeframe per granularity, `1m=6h,5m=24h,15m=7d,1h=30d`
+      by default (1d is unlimited); e.g. `1m=24h` lifts the 1m limit to 24 h.
+    - `VITALS_COMPACT_INTERVAL_S`: how often a worker compacts closed 1m/1h rollup buckets
+      (pipeline/compaction.py; default 30, 0 disables).
     """
 
     kafka_bootstrap: str | None = None
@@ -128,6 +136,12 @@ class Settings:
     dlq_alert_window_s: int = 60
     dlq_alert_min_events: int = 20
     fault: FaultSpec | None = None
+    metrics_cache_s: float = 5.0
+    metrics_rate_limit: int = 60
+    metrics_rate_window_s: int = 3600
+    metrics_max_range: tuple[tuple[str, int], ...] = (
+        ("1m", 6 * 3600), ("5m", 24 * 3600), ("15m", 7 * 86400), ("1h", 30 * 86400))
+    compact_interval_s: int = 30
 
     @property
     def dsn(self) -> str:
@@ -221,4 +235,30 @@ class Settings:
             dlq_alert_window_s=num("VITALS_DLQ_ALERT_WINDOW_S", d.dlq_alert_window_s, 1),
             dlq_alert_min_events=num("VITALS_DLQ_ALERT_MIN_EVENTS", d.dlq_alert_min_events, 1),
             fault=fault,
+            metrics_cache_s=num("VITALS_METRICS_CACHE_S", int(d.metrics_cache_s)),
+            metrics_rate_limit=num("VITALS_METRICS_RATE_LIMIT", d.metrics_rate_limit, 1),
+            metrics_rate_window_s=num("VITALS_METRICS_RATE_WINDOW_S",
+                                      d.metrics_rate_window_s, 1),
+            metrics_max_range=_max_range(env.get("VITALS_METRICS_MAX_RANGE"),
+                                         d.metrics_max_range),
+            compact_interval_s=num("VITALS_COMPACT_INTERVAL_S", d.compact_interval_s),
         )
+
+
+_SPAN_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _max_range(raw: str | None, default: tuple[tuple[str, int], ...]
+               ) -> tuple[tuple[str, int], ...]:
+    """Parse `1m=6h,5m=24h`: overrides merged over the defaults."""
+    if not raw:
+        return default
+    limits = dict(default)
+    for item in raw.split(","):
+        gran, _, span = item.strip().partition("=")
+        if gran not in limits or len(span) < 2 or span[-1] not in _SPAN_S \
+                or not span[:-1].isdigit():
+            raise SettingsError(f"VITALS_METRICS_MAX_RANGE={raw!r}: use e.g. '1m=6h,5m=24h' "
+                                f"with granularities {', '.join(limits)}")
+        limits[gran] = int(span[:-1]) * _SPAN_S[span[-1]]
+    return tuple(limits.items())

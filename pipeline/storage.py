@@ -228,6 +228,8 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
         ("job_nodes", "toDateTime(ts)", rollup_ttl_days),
         ("task_metric_events", "toDateTime(timestamp)", raw_ttl_days),
         ("task_log_events", "toDateTime(timestamp)", raw_ttl_days),
+        ("requests_1m_merged", "bucket", rollup_ttl_days),
+        ("requests_1h_merged", "bucket", rollup_ttl_days),
     ):
         store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied

@@ -31,6 +31,7 @@ MetricName = Literal[
     "vitals_dlq_alert",
     "vitals_dlq_ratio",
     "vitals_processing_errors_total",
+    "vitals_live_workers",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -57,6 +58,8 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_dlq_ratio": ("gauge", "Share of events dead-lettered over the alert window, by topic"),
     "vitals_processing_errors_total": ("counter", "Messages dead-lettered because processing "
                                        "raised, by topic"),
+    "vitals_live_workers": ("gauge", "Workers with a heartbeat within the liveness timeout, "
+                                     "by endpoint"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -79,6 +82,12 @@ class Telemetry:
         key = tuple(sorted(labels.items()))
         with self._lock:
             self._values[name][key] = value
+
+    def replace(self, name: MetricName, series: list[tuple[dict[str, str], float]]) -> None:
+        """Swap every series of gauge `name` at once (series that vanished disappear)."""
+        fresh = {tuple(sorted(labels.items())): v for labels, v in series}
+        with self._lock:
+            self._values[name] = fresh
 
     def observe(self, name: MetricName, value: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))

@@ -12,6 +12,7 @@ from query_api import (
     routes_coopr,
     routes_custom_metrics,
     routes_events,
+    routes_metrics,
     routes_stats,
 )
 from query_api.context import ApiContext
@@ -48,5 +49,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(routes_custom_metrics.router)
     app.include_router(routes_coopr.router)
     app.include_router(routes_events.router)
+    app.include_router(routes_metrics.router)
     document_errors(app)
     return app

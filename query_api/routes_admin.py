@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from pipeline import keys
+from query_api import pipeline_metrics
 from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
@@ -46,6 +47,7 @@ async def readyz(request: Request) -> JsonResponse:
             response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     ctx: ApiContext = request.app.state.ctx
+    await pipeline_metrics.refresh(request.app.state, ctx)
     return PlainTextResponse(ctx.telemetry.render(),
                              media_type="text/plain; version=0.0.4; charset=utf-8")
 

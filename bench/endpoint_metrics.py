@@ -1,0 +1,201 @@
+"""Latency of `GET /v2/endpoints/{id}/metrics` (timeframe 24h, granularity 1m) over 10M requests.
+
+Loads an embedded ClickHouse with the rollups of N request events (default 10,000,000) spread
+evenly over 24 h for one endpoint (4 autogroups, 500 events per Kafka message, exactly as the
+worker would build them: the pure `SinkBatch.add_requests` builder + `store.insert`), plus one
+heartbeat per worker every 10 s, then times the route in-process through the ASGI app (auth,
+rate limit, parameters, ClickHouse reads, JSON encoding; no network). The response cache is off
+for the main figures (every call recomputes); a cached figure is printed apart.
+
+The raw table `requests_raw` is not loaded unless `--with-raw` (the metrics route never reads
+it; it only costs load time).
+
+    python -m bench.endpoint_metrics [--events 10000000] [--calls 50] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipeline import compaction, keys
+from pipeline.aggregation import SinkBatch
+from pipeline.settings import Settings
+from pipeline.storage import AsyncStore, migrate
+from query_api.app import create_app
+from query_api.auth import Authenticator
+from query_api.context import ApiContext
+
+EP = 7
+PER_MESSAGE = 500
+MESSAGES_PER_INSERT = 100
+WORKERS = 12
+
+
+def _events(n: int, t0_ms: int, span_ms: int, total: int, rng: random.Random, first: int
+            ) -> list[tuple[int, dict[str, Any]]]:
+    """`n` events from global index `first`, evenly spread: event i at t0 + i·span/total."""
+    out = []
+    for k in range(n):
+        i = first + k
+        lat = rng.lognormvariate(5.5, 0.7)
+        status = 503 if i % 41 == 0 else 404 if i % 53 == 0 else 200
+        out.append((k, {
+            "tenant": "bench", "endpoint_id": EP, "endpoint": "bench-llm",
+            "autogroup_id": 100 + i % 4, "worker_id": i % WORKERS,
+            "ts": t0_ms + i * span_ms // total, "status": status,
+            "error_kind": "timeout" if i % 67 == 0 else "", "latency_ms": lat,
+            "queue_ms": lat * 0.05, "work_units": 1.0, "tokens_in": 50, "tokens_out": 200,
+            "cold_start": i % 1000 == 0, "cold_start_ms": 8000.0 if i % 1000 == 0 else 0.0,
+            "gpu_seconds": lat / 1000, "bytes_out": 2048}))
+    return out
+
+
+async def load(store: AsyncStore, events: int, t0: int, with_raw: bool,
+               per_message: int) -> dict[str, int]:
+    rng = random.Random(1)
+    span_ms = 86400 * 1000
+    messages = math.ceil(events / per_message)
+    rows: dict[str, int] = {}
+    started = time.perf_counter()
+    for first_msg in range(0, messages, MESSAGES_PER_INSERT):
+        batch = SinkBatch()
+        for m in range(first_msg, min(messages, first_msg + MESSAGES_PER_INSERT)):
+            first = m * per_message
+            n = min(per_message, events - first)
+            batch.add_requests(0, m, _events(n, t0 * 1000, span_ms, events, rng, first))
+        if not with_raw:
+            batch.rows.pop("requests_raw", None)
+        for table, names, cols in batch.tables():
+            await store.insert(table, cols, names)
+            rows[table] = rows.get(table, 0) + len(cols[0])
+        done = min(events, (first_msg + MESSAGES_PER_INSERT) * per_message)
+        if first_msg % (MESSAGES_PER_INSERT * 10) == 0:
+            print(f"  loaded {done:,} events ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
+    hb = SinkBatch()
+    for t in range(t0, t0 + 86400, 10):
+        hb.add_heartbeats(0, t, [(w, {
+            "tenant": "bench", "endpoint_id": EP, "endpoint": "bench-llm",
+            "autogroup_id": 100 + w % 4, "id": w, "ts": t * 1000 + w * 37,
+            "loadtime": 0.0, "cur_load": 1.0, "max_perf": 10.0, "cur_perf": 5.0,
+            "cur_capacity": 1.0, "max_capacity": 2.0, "num_requests_working": 1,
+            "num_requests_recieved": 10, "error_msg": "",
+            "gpu_util": 40.0 + (t // 60 + w) % 50, "gpu_mem_util": 60.0, "cpu_util": 20.0})
+            for w in range(WORKERS) if not (w == WORKERS - 1 and (t // 3600) % 3 == 0)])
+    for table, names, cols in hb.tables():
+        await store.insert(table, cols, names)
+        rows[table] = rows.get(table, 0) + len(cols[0])
+    print(f"  load took {time.perf_counter() - started:.0f} s", flush=True)
+    return rows
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[max(1, math.ceil(q * len(s))) - 1]
+
+
+async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], calls: int,
+                headers: dict[str, str]) -> tuple[list[float], list[float], int]:
+    """Wall-clock ms and process CPU ms (Python + the embedded engine's threads) per call."""
+    for _ in range(3):
+        r = await client.get(url, params=params, headers=headers)
+        assert r.status_code == 200, r.text
+    out, cpu = [], []
+    for _ in range(calls):
+        t, c = time.perf_counter(), time.process_time()
+        r = await client.get(url, params=params, headers=headers)
+        out.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+        assert r.status_code == 200
+    return out, cpu, len(r.content)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--calls", type=int, default=50)
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--with-raw", action="store_true")
+    ap.add_argument("--no-compact", action="store_true",
+                    help="empty the compacted rollups and measure the fallback path")
+    ap.add_argument("--per-message", type=int, default=PER_MESSAGE,
+                    help="events per Kafka message (the producer's default batch is 500)")
+    args = ap.parse_args()
+    data = args.data_dir or Path(tempfile.mkdtemp(prefix="vitals-bench-metrics-"))
+    settings = Settings(clickhouse_dsn=f"chdb://{data}", clickhouse_database="bench",
+                        metrics_cache_s=0, metrics_rate_limit=10**9,
+                        metrics_max_range=(("1m", 86400), ("5m", 86400), ("15m", 7 * 86400),
+                                           ("1h", 30 * 86400)))
+    store = AsyncStore.open(settings.dsn, settings.clickhouse_database)
+    await store.call(lambda s: migrate(s))
+    now = float(int(time.time()) // 60 * 60)
+    t0 = int(now) - 86400
+    existing = await store.rows("SELECT sum(requests) FROM bench.requests_1h FINAL")
+    if int(existing[0][0] or 0) != args.events:
+        print(f"loading {args.events:,} request events into {data} ...", flush=True)
+        rows = await load(store, args.events, t0, args.with_raw, args.per_message)
+        print("  rows inserted:", rows)
+    else:
+        last = await store.rows("SELECT toUnixTimestamp(max(bucket)) FROM bench.requests_1m")
+        now = float(last[0][0]) + 60
+    if args.no_compact:
+        for merged in compaction.MERGED.values():
+            await store.command(f"TRUNCATE TABLE IF EXISTS bench.{merged}")
+    else:
+        started = time.perf_counter()
+        for table in ("requests_1m", "requests_1h"):
+            n = await store.call(lambda s, t=table: compaction.compact(  # type: ignore[misc]
+                s, t, int(now) - 40 * 86400, int(now) + 3600))
+            print(f"compacted {n} {table} buckets ({time.perf_counter() - started:.1f} s; "
+                  f"the worker does this every VITALS_COMPACT_INTERVAL_S)")
+    key = (await store.call(lambda s: keys.create_key(s, "bench", "reader"))).key
+    headers = {"Authorization": f"Bearer {key}"}
+    parts = await store.rows("SELECT table, count() FROM system.parts WHERE database = 'bench' "
+                             "AND active GROUP BY table ORDER BY table")
+    print("active parts:", dict(parts))
+    results = []
+    for cache_s in (0, 5):
+        ctx = ApiContext(settings=settings.with_(metrics_cache_s=cache_s), store=store,
+                         auth=Authenticator(store), clock=lambda: now)
+        app = create_app(ctx)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            url = f"/v2/endpoints/{EP}/metrics"
+            cases = [("json, all sections", {"timeframe": "24h", "granularity": "1m"}),
+                     ("csv, all sections", {"timeframe": "24h", "granularity": "1m",
+                                            "format": "csv"}),
+                     ("prometheus", {"timeframe": "24h", "granularity": "1m",
+                                     "format": "prometheus"}),
+                     ("json, performance only", {"timeframe": "24h", "granularity": "1m",
+                                                 "metrics": "performance"})]
+            if cache_s:
+                cases = cases[:1]
+            for label, params in cases:
+                ms, cpu, size = await timed(client, url, params, args.calls, headers)
+                results.append((label + (" (cached)" if cache_s else ""), ms, cpu, size))
+    check = (await store.rows(f"SELECT sum(requests) FROM bench.requests_1m FINAL WHERE "
+                              f"endpoint_id = {EP}"))[0][0]
+    print(f"\nevents stored (sum of 1m rollup): {check:,}; calls per case: {args.calls}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p50':>8} "
+          f"{'cpu p99':>8} {'bytes':>10}")
+    for label, ms, cpu, size in results:
+        print(f"{label:34} {statistics.median(ms):8.1f} {_pct(ms, 0.99):8.1f} "
+              f"{max(ms):8.1f} {statistics.median(cpu):8.1f} {_pct(cpu, 0.99):8.1f} "
+              f"{size:10,}")
+    store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

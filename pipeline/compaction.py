@@ -1,0 +1,97 @@
+"""Compaction of the 1m and 1h request rollups into one row per (tenant, endpoint, bucket).
+
+Why: the rollups hold one row per Kafka message per bucket (that is what keeps them exact under
+redelivery), so a busy endpoint's day at 1m is ~100k rows whose latency histograms must be merged
+on every read. The compactor merges closed buckets ahead of time into `requests_1m_merged` /
+`requests_1h_merged` (schemas/clickhouse/004_endpoint_metrics.sql).
+
+Exactness: a compacted row records `src_rows`, how many deduplicated (FINAL) source rows it
+merged. Source rows are only ever added (a redelivered message re-inserts identical rows, which
+FINAL collapses), so the compacted row equals the bucket's true aggregate exactly while the
+source still counts `src_rows` rows; readers check that per bucket and otherwise read the source
+rows. The compactor therefore only affects speed, never results. It rewrites any bucket whose
+count changed (late or new messages), newest `version` winning.
+
+It runs inside each worker process (`Runtime`), every `interval_s`, over buckets that closed at
+least `GRACE_S` ago within the last `SCAN_S[table]` seconds. Several workers compacting the same
+bucket write identical rows; harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from pipeline.aggregation import ROLLUP_FIELDS
+from pipeline.storage import AsyncStore, Store
+
+__all__ = ["GRACE_S", "MERGED", "SCAN_S", "compact", "run"]
+
+log = logging.getLogger("vitals.compaction")
+
+MERGED = {"requests_1m": "requests_1m_merged", "requests_1h": "requests_1h_merged"}
+WIDTH = {"requests_1m": 60, "requests_1h": 3600}
+SCAN_S = {"requests_1m": 2 * 86400, "requests_1h": 35 * 86400}
+GRACE_S = 60
+_AGG = {"latency_min": "min", "latency_max": "max", "latency_hist": "sumMap"}
+
+
+def _stale_sql(db: str, table: str, lo: int, hi: int) -> str:
+    merged = MERGED[table]
+    return (f"SELECT tenant, endpoint_id, toUnixTimestamp(bucket), count() AS n "
+            f"FROM {db}.{table} FINAL WHERE bucket >= toDateTime({lo}, 'UTC') "
+            f"AND bucket < toDateTime({hi}, 'UTC') GROUP BY tenant, endpoint_id, bucket "
+            f"HAVING (tenant, endpoint_id, bucket, n) NOT IN (SELECT tenant, endpoint_id, "
+            f"bucket, src_rows FROM {db}.{merged} FINAL WHERE bucket >= toDateTime({lo}, 'UTC') "
+            f"AND bucket < toDateTime({hi}, 'UTC'))")
+
+
+def compact(store: Store, table: str, lo: int, hi: int, version: int | None = None) -> int:
+    """Merge every bucket in [lo, hi) whose compacted row is missing or stale; return how many
+    buckets were written."""
+    db = store.database
+    stale = store.rows(_stale_sql(db, table, lo, hi))
+    if not stale:
+        return 0
+    fields = ", ".join(f"{_AGG.get(f, 'sum')}({f})" for f in ROLLUP_FIELDS)
+    version = time.time_ns() if version is None else version
+    written = 0
+    for i in range(0, len(stale), 2000):
+        chunk = stale[i:i + 2000]
+        keys = ", ".join(f"({_quote(t)}, {int(ep)}, toDateTime({int(b)}, 'UTC'))"
+                         for t, ep, b, _ in chunk)
+        store.command(
+            f"INSERT INTO {db}.{MERGED[table]} (tenant, endpoint_id, bucket, src_rows, "
+            f"{', '.join(ROLLUP_FIELDS)}, version) SELECT tenant, endpoint_id, bucket, count(), "
+            f"{fields}, {version} FROM {db}.{table} FINAL WHERE bucket >= toDateTime({lo}, "
+            f"'UTC') AND bucket < toDateTime({hi}, 'UTC') AND (tenant, endpoint_id, bucket) IN "
+            f"({keys}) GROUP BY tenant, endpoint_id, bucket")
+        written += len(chunk)
+    return written
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _compactor(table: str, lo: int, hi: int) -> Callable[[Store], int]:
+    return lambda s: compact(s, table, lo, hi)
+
+
+async def run(store: AsyncStore, interval_s: float, clock: Callable[[], float]) -> None:
+    """Compact both rollups every `interval_s` until cancelled; errors are logged and retried."""
+    while True:
+        now = int(clock())
+        for table, width in WIDTH.items():
+            hi = (now - GRACE_S) // width * width
+            lo = hi - SCAN_S[table]
+            try:
+                n = await store.call(_compactor(table, lo, hi))
+            except Exception as exc:  # storage hiccups must not stop the worker
+                log.warning("compaction of %s failed: %s", table, exc)
+                continue
+            if n:
+                log.debug("compacted %d %s buckets", n, table)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,345 @@
+"""Endpoint metrics sections computed from rollup sums. Pure: no I/O, no clock.
+
+Inputs are `Sums` per time point (the rollup columns summed over FINAL rows, plus the p50/p95/p99
+read from the merged latency histogram), heartbeat aggregates and worker sessions. Units in the
+output: latencies and durations in **seconds**, rates in **percent**, money in the endpoint's
+currency. Percentiles carry the sketch's relative error (1%, documented bound ≤ 2%).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pipeline import sketch
+
+__all__ = [
+    "SUM_COLUMNS",
+    "Pricing",
+    "Resources",
+    "Sums",
+    "cold_starts",
+    "iso",
+    "latency_trend",
+    "performance",
+    "summary",
+    "usage",
+]
+
+#: Rollup columns summed per point (latency_min/latency_max are min/max), in SQL select order.
+SUM_COLUMNS = (
+    "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
+    "err_resource", "err_other", "work_units", "tokens_in", "tokens_out", "latency_sum",
+    "latency_min", "latency_max", "queue_ms_sum", "cold_starts", "cold_start_ms_sum",
+    "gpu_seconds", "bytes_out",
+)
+TREND_THRESHOLD_PCT = 5.0
+
+
+@functools.lru_cache(maxsize=65536)
+def iso(ts: float) -> str:
+    """UTC ISO-8601 with a Z; milliseconds only when the instant has them."""
+    whole = int(ts // 1)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    ms = round((ts - whole) * 1000)
+    return f"{text}.{ms:03d}Z" if ms else f"{text}Z"
+
+
+@dataclass
+class Sums:
+    """Rollup sums of one time point (or of the whole window). Latency fields in ms."""
+
+    requests: int = 0
+    successes: int = 0
+    failures: int = 0
+    err_client: int = 0
+    err_server: int = 0
+    err_timeout: int = 0
+    err_resource: int = 0
+    err_other: int = 0
+    work_units: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_sum: float = 0.0
+    latency_min: float | None = None
+    latency_max: float | None = None
+    queue_ms_sum: float = 0.0
+    cold_starts: int = 0
+    cold_start_ms_sum: float = 0.0
+    gpu_seconds: float = 0.0
+    bytes_out: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Sums:
+        """A row: SUM_COLUMNS values then the p50, p95, p99 sketch bucket indexes."""
+        s = cls(*(row[: len(SUM_COLUMNS)]))  # ClickHouse returns UInt64 sums as int
+        if s.requests == 0:
+            s.latency_min = s.latency_max = None
+        else:
+            qs = row[len(SUM_COLUMNS): len(SUM_COLUMNS) + 3]
+            s.p50, s.p95, s.p99 = (sketch.bucket_value(int(i)) for i in qs)
+        return s
+
+    def value(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def add(self, o: Sums) -> None:
+        """Accumulate `o`'s sums, min and max (percentiles are left to the caller)."""
+        self.requests += o.requests
+        self.successes += o.successes
+        self.failures += o.failures
+        self.err_client += o.err_client
+        self.err_server += o.err_server
+        self.err_timeout += o.err_timeout
+        self.err_resource += o.err_resource
+        self.err_other += o.err_other
+        self.work_units += o.work_units
+        self.tokens_in += o.tokens_in
+        self.tokens_out += o.tokens_out
+        self.latency_sum += o.latency_sum
+        if o.latency_min is not None and (self.latency_min is None
+                                          or o.latency_min < self.latency_min):
+            self.latency_min = o.latency_min
+        if o.latency_max is not None and (self.latency_max is None
+                                          or o.latency_max > self.latency_max):
+            self.latency_max = o.latency_max
+        self.queue_ms_sum += o.queue_ms_sum
+        self.cold_starts += o.cold_starts
+        self.cold_start_ms_sum += o.cold_start_ms_sum
+        self.gpu_seconds += o.gpu_seconds
+        self.bytes_out += o.bytes_out
+
+
+_FIELDS = [f.name for f in fields(Sums)]
+
+
+@dataclass(frozen=True)
+class Pricing:
+    gpu_second: float = 0.0
+    request: float = 0.0
+    gb: float = 0.0
+    monthly_budget: float | None = None
+    currency: str = "USD"
+    configured: bool = False
+
+    def compute_cost(self, s: Sums) -> float:
+        return s.gpu_seconds * self.gpu_second
+
+    def request_cost(self, s: Sums) -> float:
+        return s.requests * self.request
+
+    def network_cost(self, s: Sums) -> float:
+        return s.bytes_out / 1e9 * self.gb
+
+    def cost(self, s: Sums) -> float:
+        return self.compute_cost(s) + self.request_cost(s) + self.network_cost(s)
+
+    def json(self) -> dict[str, Any]:
+        return {"gpuSecondPrice": self.gpu_second, "requestPrice": self.request,
+                "gbTransferredPrice": self.gb, "monthlyBudget": self.monthly_budget,
+                "currency": self.currency, "configured": self.configured}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Heartbeat aggregates over the window and per point (values in percent)."""
+
+    samples: int
+    gpu_avg: float | None
+    gpu_peak: float | None
+    mem_avg: float | None
+    mem_peak: float | None
+    cpu_avg: float | None
+    cpu_peak: float | None
+    #: point start → (gpu, gpu memory, cpu, samples), aggregated with the query's aggregation
+    series: dict[int, tuple[float, float, float, int]]
+
+
+def _s(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return 100 * part / whole if whole else None
+
+
+def _avg_latency(s: Sums) -> float | None:
+    return s.latency_sum / s.requests / 1000 if s.requests else None
+
+
+def latency_value(s: Sums, aggregation: str) -> float | None:
+    """The point's latency under `aggregation` (seconds): avg, sum, min, max, p95, p99."""
+    if not s.requests:
+        return None
+    return {"avg": _avg_latency(s), "sum": s.latency_sum / 1000, "min": _s(s.latency_min),
+            "max": _s(s.latency_max), "p95": _s(s.p95), "p99": _s(s.p99)}[aggregation]
+
+
+def summary(total: Sums, pricing: Pricing) -> dict[str, Any]:
+    return {
+        "totalExecutions": total.requests,
+        "successfulExecutions": total.successes,
+        "failedExecutions": total.failures,
+        "successRate": _pct(total.successes, total.requests),
+        "totalCost": pricing.cost(total),
+        "averageLatency": _avg_latency(total),
+        "p50Latency": _s(total.p50),
+        "p95Latency": _s(total.p95),
+        "p99Latency": _s(total.p99),
+        "totalComputeTime": total.latency_sum / 1000,
+        "averageQueueTime": total.queue_ms_sum / total.requests / 1000 if total.requests else None,
+        "coldStartCount": total.cold_starts,
+        "coldStartRate": _pct(total.cold_starts, total.requests),
+    }
+
+
+def _change(last: float | None, prev: float | None) -> float | None:
+    if last is None or not prev:
+        return None
+    return 100 * (last - prev) / prev
+
+
+def latency_trend(last: tuple[int, float], prev: tuple[int, float]) -> dict[str, Any]:
+    """Trend of average latency between two periods given as (requests, latency_sum ms).
+
+    changePercent = 100·(last − prev)/prev; |change| < 5% is stable, higher latency degrading,
+    lower improving; null trend and change when either period has no requests.
+    """
+    avg_last = last[1] / last[0] / 1000 if last[0] else None
+    avg_prev = prev[1] / prev[0] / 1000 if prev[0] else None
+    change = _change(avg_last, avg_prev)
+    trend = None
+    if change is not None:
+        trend = ("stable" if abs(change) < TREND_THRESHOLD_PCT
+                 else "degrading" if change > 0 else "improving")
+    return {"average": avg_last, "previousAverage": avg_prev, "trend": trend,
+            "changePercent": change}
+
+
+def performance(points: dict[int, Sums], step: int, trends: dict[str, Any], sections: set[str],
+                aggregation: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ordered = sorted(points.items())
+    if "performance" in sections:
+        out["latency"] = {
+            "unit": "seconds",
+            "relativeErrorBound": sketch.ALPHA,
+            "aggregation": aggregation,
+            "timeSeries": [{"timestamp": iso(t), "value": latency_value(s, aggregation),
+                            "avg": _avg_latency(s), "p50": _s(s.p50), "p95": _s(s.p95),
+                            "p99": _s(s.p99), "min": _s(s.latency_min),
+                            "max": _s(s.latency_max), "count": s.requests}
+                           for t, s in ordered],
+            "trends": trends,
+        }
+        series: list[dict[str, Any]] = [
+            {"timestamp": iso(t), "requestsPerSecond": s.requests / step,
+             "tokensPerSecond": (s.tokens_in + s.tokens_out) / step,
+             "itemsProcessed": s.work_units} for t, s in ordered]
+        peak = max(series, key=lambda p: p["requestsPerSecond"], default=None)
+        out["throughput"] = {"timeSeries": series, "peak": None if peak is None else {
+            "requestsPerSecond": peak["requestsPerSecond"], "timestamp": peak["timestamp"]}}
+    if "errors" in sections:
+        total = Sums()
+        for _, s in ordered:
+            total.err_client += s.err_client
+            total.err_server += s.err_server
+            total.err_timeout += s.err_timeout
+            total.err_resource += s.err_resource
+            total.err_other += s.err_other
+            total.failures += s.failures
+            total.requests += s.requests
+        out["errorRates"] = {
+            "timeSeries": [{"timestamp": iso(t), "errorRate": _pct(s.failures, s.requests),
+                            "timeoutRate": _pct(s.err_timeout, s.requests),
+                            "resourceErrorRate": _pct(s.err_resource, s.requests),
+                            "userErrorRate": _pct(s.err_client, s.requests),
+                            "serverErrorRate": _pct(s.err_server, s.requests),
+                            "errors": s.failures} for t, s in ordered],
+            "breakdown": {"4xx": total.err_client, "5xx": total.err_server,
+                          "timeouts": total.err_timeout,
+                          "resourceExhausted": total.err_resource, "other": total.err_other},
+            "errorRate": _pct(total.failures, total.requests),
+        }
+    return out
+
+
+def by_hour(points: dict[int, Sums], step: int) -> dict[int, tuple[int, float]]:
+    """Hour start → (requests, latency_sum ms), from points no wider than an hour."""
+    hours: dict[int, tuple[int, float]] = {}
+    for t, s in points.items():
+        h = t - t % 3600
+        r, lat = hours.get(h, (0, 0.0))
+        hours[h] = (r + s.requests, lat + s.latency_sum)
+    return dict(sorted(hours.items()))
+
+
+def usage(total: Sums, hours: dict[int, tuple[int, float]], timeframe_s: int,
+          worker_seconds: float | None) -> dict[str, Any]:
+    by_hod: dict[int, int] = {}
+    by_day: dict[int, int] = {}
+    for h, (r, _) in hours.items():
+        by_hod[h % 86400 // 3600] = by_hod.get(h % 86400 // 3600, 0) + r
+        by_day[h - h % 86400] = by_day.get(h - h % 86400, 0) + r
+    weekday = [r for d, r in by_day.items() if time.gmtime(d).tm_wday < 5]
+    weekend = [r for d, r in by_day.items() if time.gmtime(d).tm_wday >= 5]
+    peak = max(by_hod, key=lambda k: (by_hod[k], -k), default=None)
+    low = min(by_hod, key=lambda k: (by_hod[k], k), default=None)
+    busy = total.latency_sum / 1000
+    idle = None if worker_seconds is None else max(0.0, worker_seconds - busy)
+    return {
+        "requests": {
+            "total": total.requests, "successful": total.successes, "failed": total.failures,
+            "byHour": [{"hour": iso(h), "count": r,
+                        "avgLatency": lat / r / 1000 if r else None}
+                       for h, (r, lat) in hours.items()],
+            "patterns": {
+                "peakHour": None if peak is None else f"{peak:02d}:00-{(peak + 1) % 24:02d}:00",
+                "lowestHour": None if low is None else f"{low:02d}:00-{(low + 1) % 24:02d}:00",
+                "weekdayAverage": sum(weekday) / len(weekday) if weekday else None,
+                "weekendAverage": sum(weekend) / len(weekend) if weekend else None,
+            },
+        },
+        "compute": {
+            "totalSeconds": busy,
+            "gpuSeconds": total.gpu_seconds,
+            "cpuSeconds": max(0.0, busy - total.gpu_seconds),
+            "workerSeconds": worker_seconds,
+            "idleTime": idle,
+            "utilizationRate": (_pct(busy, worker_seconds) if worker_seconds else None),
+        },
+        "data": {
+            "outputBytes": total.bytes_out,
+            "egressBytesPerHour": total.bytes_out / (timeframe_s / 3600),
+            "tokensIn": total.tokens_in,
+            "tokensOut": total.tokens_out,
+        },
+    }
+
+
+def cold_starts(total: Sums, pricing: Pricing) -> dict[str, Any]:
+    seconds = total.cold_start_ms_sum / 1000
+    rate = _pct(total.cold_starts, total.requests)
+    added = seconds / total.requests if total.requests else None
+    cost = seconds * pricing.gpu_second
+    experience = (None if rate is None else "minimal" if rate < 1
+                  else "moderate" if rate < 5 else "severe")
+    recommended = rate is not None and rate > 1
+    return {
+        "count": total.cold_starts,
+        "rate": rate,
+        "averageDuration": seconds / total.cold_starts if total.cold_starts else None,
+        "totalDuration": seconds,
+        "impact": {"latencyIncrease": added, "costIncrease": cost,
+                   "userExperience": experience},
+        "optimization": {"warmPoolRecommended": recommended,
+                         "estimatedImprovement": {
+                             "latencyReduction": added if recommended else 0.0,
+                             "costReduction": cost if recommended else 0.0}},
+    }

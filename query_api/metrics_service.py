@@ -1,0 +1,177 @@
+"""Assemble one endpoint's metrics document: which reads run for which sections, and the CSV
+rows. The sections themselves are computed by the pure modules `endpoint_metrics`,
+`metrics_costs` and `scaling`; the reads live in `metrics_store`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.storage import AsyncStore
+from query_api import endpoint_metrics as em
+from query_api import metrics_costs as mc
+from query_api import metrics_store as ms
+from query_api.metrics_params import MetricsQuery, Window, window_for
+from query_api.scaling import scaling
+from query_api.stats import Scope
+
+__all__ = ["Computed", "build_document", "csv_table"]
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A metrics document plus what the other formats need."""
+
+    doc: dict[str, Any]
+    hist: dict[int, int]
+    points: dict[int, em.Sums]
+    pricing: em.Pricing
+    resource_points: dict[int, tuple[float, float, float, int]]
+    instances: list[int]
+
+
+def _trends(hours: dict[int, em.Sums], h: int) -> tuple[dict[str, Any], em.Sums, em.Sums]:
+    def total(lo: int, hi: int) -> em.Sums:
+        out = em.Sums()
+        for t in range(lo, hi, 3600):
+            s = hours.get(t)
+            if s is not None:
+                for name in ("requests", "latency_sum", "gpu_seconds", "bytes_out"):
+                    setattr(out, name, getattr(out, name) + getattr(s, name))
+        return out
+
+    last_h, prev_h = total(h - 3600, h), total(h - 7200, h - 3600)
+    last_d, prev_d = total(h - 86400, h), total(h - 172800, h - 86400)
+    trends = {
+        "hourly": {**em.latency_trend((last_h.requests, last_h.latency_sum),
+                                      (prev_h.requests, prev_h.latency_sum)),
+                   "period": "last complete hour vs the hour before"},
+        "daily": {**em.latency_trend((last_d.requests, last_d.latency_sum),
+                                     (prev_d.requests, prev_d.latency_sum)),
+                  "period": "last complete 24 h vs the 24 h before"},
+    }
+    return trends, last_d, prev_d
+
+
+async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQuery,
+                         now: float, liveness_s: int) -> Computed:
+    win: Window = window_for(q, now)
+    sections = set(q.sections)
+    pricing = await store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id))
+    points, total, hist = await ms.fetch_series(store, scope, win.start, win.end, win.step)
+    doc: dict[str, Any] = {
+        "endpointId": str(scope.endpoint_id), "endpoint": name, "timeframe": q.timeframe,
+        "granularity": q.granularity, "aggregation": q.aggregation,
+        "metrics": list(q.sections), "generatedAt": em.iso(now),
+        "window": {"start": em.iso(win.start), "end": em.iso(win.end)},
+        "summary": em.summary(total, pricing),
+    }
+    hour_now = int(now) // 3600 * 3600
+    hours: dict[int, em.Sums] = {}
+    if sections & {"performance", "costs"}:
+        hours = await ms.fetch_hours(store, scope, hour_now - 172800, hour_now)
+    trends, last_day, prev_day = _trends(hours, hour_now)
+    sc = None
+    if sections & {"usage", "resources", "costs"}:
+        sessions = await ms.fetch_sessions(store, scope, win.start * 1000, win.horizon_ms,
+                                           liveness_s)
+        sc = scaling(sessions, win.start * 1000, win.horizon_ms,
+                     [p * 1000 for p in win.points])
+    if sections & {"performance", "errors"}:
+        doc["performance"] = em.performance(points, win.step, trends, sections, q.aggregation)
+    if "performance" in sections:
+        doc["coldStarts"] = em.cold_starts(total, pricing)
+    if "usage" in sections:
+        if win.step <= 3600:
+            by_hour = em.by_hour(points, win.step)
+        else:
+            hourly = await ms.fetch_hours(store, scope, win.start, win.end)
+            by_hour = {t: (hourly[t].requests, hourly[t].latency_sum) if t in hourly else (0, 0.0)
+                       for t in range(win.start, win.end, 3600)}
+        doc["usage"] = em.usage(total, by_hour, q.timeframe_s,
+                                sc.worker_seconds if sc else None)
+    if "costs" in sections:
+        budget_json = None
+        if pricing.monthly_budget is not None:
+            m0, m1 = mc.month_bounds(now)
+            mtd = await ms.fetch_sums(store, scope, m0, int(now) + 1)
+            used = pricing.cost(mtd[0]) if 0 in mtd else 0.0
+            budget_json = mc.budget(pricing, mc.Budget(m0, m1, used, now))
+        doc["costs"] = mc.costs(points, total, pricing,
+                                mc.daily_cost_trend(last_day, prev_day, pricing), budget_json,
+                                sc.worker_seconds if sc else None)
+    res_points: dict[int, tuple[float, float, float, int]] = {}
+    if "resources" in sections:
+        assert sc is not None
+        res = await ms.fetch_resources(store, scope, win.start, win.end, win.step,
+                                       q.aggregation)
+        res_points = res.series
+        doc["resources"] = {
+            "heartbeatSamples": res.samples,
+            "aggregation": q.aggregation,
+            "gpu": {
+                "utilization": {
+                    "average": res.gpu_avg, "peak": res.gpu_peak,
+                    "timeSeries": [
+                        {"timestamp": em.iso(p),
+                         "utilization": res.series[p][0] if p in res.series else None,
+                         "memoryUsage": res.series[p][1] if p in res.series else None,
+                         "cpuUtilization": res.series[p][2] if p in res.series else None,
+                         "instances": n}
+                        for p, n in zip(win.points, sc.at_points, strict=True)],
+                },
+                "memory": {"average": res.mem_avg, "peak": res.mem_peak},
+            },
+            "cpu": {"utilization": {"average": res.cpu_avg, "peak": res.cpu_peak}},
+            "scaling": {"events": sc.events, "truncated": sc.truncated,
+                        "currentInstances": sc.current, "peakInstances": sc.peak,
+                        "workerSeconds": sc.worker_seconds,
+                        "livenessTimeoutSeconds": liveness_s},
+        }
+    return Computed(doc, hist, points, pricing, res_points, sc.at_points if sc else [])
+
+
+def csv_table(c: Computed, q: MetricsQuery) -> tuple[list[str], list[list[Any]]]:
+    """Header and one row per time point; columns follow the selected sections."""
+    sections = set(q.sections)
+    header = ["timestamp", "endpoint_id", "endpoint", "requests", "successes", "failures"]
+    if "performance" in sections:
+        header += [f"latency_{q.aggregation}_s", "latency_avg_s", "latency_p50_s",
+                   "latency_p95_s", "latency_p99_s", "latency_min_s", "latency_max_s",
+                   "requests_per_second", "tokens_per_second", "items_processed", "cold_starts"]
+    if "errors" in sections:
+        header += ["error_rate_pct", "errors_4xx", "errors_5xx", "timeouts",
+                   "resource_exhausted", "errors_other"]
+    if "usage" in sections:
+        header += ["compute_s", "gpu_s", "bytes_out"]
+    if "costs" in sections:
+        header += ["cost", "compute_cost", "request_cost", "network_cost"]
+    if "resources" in sections:
+        header += [f"gpu_util_{q.aggregation}", f"gpu_mem_util_{q.aggregation}",
+                   f"cpu_util_{q.aggregation}", "instances"]
+    step = q.step_s
+    rows = []
+    p = c.pricing
+    for i, (t, s) in enumerate(sorted(c.points.items())):
+        row: list[Any] = [em.iso(t), c.doc["endpointId"], c.doc["endpoint"], s.requests,
+                          s.successes, s.failures]
+        if "performance" in sections:
+            ms_ = [s.latency_sum / s.requests if s.requests else None, s.p50, s.p95, s.p99,
+                   s.latency_min, s.latency_max]
+            row += [em.latency_value(s, q.aggregation),
+                    *(None if v is None else v / 1000 for v in ms_),
+                    s.requests / step, (s.tokens_in + s.tokens_out) / step, s.work_units,
+                    s.cold_starts]
+        if "errors" in sections:
+            row += [100 * s.failures / s.requests if s.requests else None, s.err_client,
+                    s.err_server, s.err_timeout, s.err_resource, s.err_other]
+        if "usage" in sections:
+            row += [s.latency_sum / 1000, s.gpu_seconds, s.bytes_out]
+        if "costs" in sections:
+            row += [p.cost(s), p.compute_cost(s), p.request_cost(s), p.network_cost(s)]
+        if "resources" in sections:
+            r = c.resource_points.get(t)
+            row += [*(r[:3] if r else (None, None, None)),
+                    c.instances[i] if i < len(c.instances) else None]
+        rows.append(row)
+    return header, rows

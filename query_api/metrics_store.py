@@ -1,0 +1,262 @@
+"""ClickHouse reads behind the endpoint metrics: rollup series, heartbeats, sessions, pricing.
+
+Rollup rows are read with FINAL and summed (redelivered messages count once). Latency
+percentiles are computed inside ClickHouse from the merged log-bucket histogram (`sumMap`):
+each percentile is the sketch bucket holding rank max(1, ceil(q·n)), the same rule as
+`pipeline.sketch.quantiles`, so only three bucket indexes per point leave the server.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pipeline import sketch
+from pipeline.aggregation import ROLLUP_FIELDS
+from pipeline.compaction import MERGED
+from pipeline.storage import AsyncStore, Store
+from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
+from query_api.scaling import Session, sessions_from_boundaries
+from query_api.stats import Scope
+from query_api.windows import split_range
+
+__all__ = [
+    "fetch_hours",
+    "fetch_resources",
+    "fetch_series",
+    "fetch_sessions",
+    "fetch_sums",
+    "load_pricing",
+    "save_pricing",
+]
+
+_AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
+_SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
+_OUTER = {"latency_min": "min", "latency_max": "max"}
+_AGG_OF = {"latency_min": "min", "latency_max": "max", "latency_hist": "sumMap"}
+_QUANTILES = ", ".join(f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
+                       for q in (0.5, 0.95, 0.99))
+_SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
+_RES_AGG = {"avg": "avg({c})", "sum": "sum({c})", "min": "min({c})", "max": "max({c})",
+            "p95": "quantileExact(0.95)({c})", "p99": "quantileExact(0.99)({c})"}
+
+
+def _table(step: int) -> str:
+    return "requests_1m" if step < 3600 else "requests_1h"
+
+
+def _ranges(buckets: list[int], width: int) -> list[tuple[int, int]]:
+    """Sorted bucket starts as [lo, hi) runs of consecutive buckets."""
+    out: list[tuple[int, int]] = []
+    for t in sorted(buckets):
+        if out and out[-1][1] == t:
+            out[-1] = (out[-1][0], t + width)
+        else:
+            out.append((t, t + width))
+    return out
+
+
+def _bucket_filter(buckets: list[int], width: int) -> str:
+    runs = _ranges(buckets, width)
+    if len(runs) <= 32:
+        return "(" + " OR ".join(f"(bucket >= toDateTime({lo}, 'UTC') AND bucket < "
+                                 f"toDateTime({hi}, 'UTC'))" for lo, hi in runs) + ")"
+    return "bucket IN (" + ", ".join(f"toDateTime({t}, 'UTC')" for t in buckets) + ")"
+
+
+async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int,
+                       *, per_bucket: bool = False) -> str:
+    """SQL for rows whose merge is the exact aggregate of [start, end): each bucket's compacted
+    row (pipeline/compaction.py) when it still merges every deduplicated source row of the
+    bucket, else the bucket's source rows. One cheap read (keys only) decides which.
+
+    With `per_bucket`, stale buckets' source rows are merged too, so the SQL yields exactly one
+    row per bucket with data, columns aliased b, x0, x1, ... in `ROLLUP_FIELDS` order."""
+    db, table = store.database, _table(step)
+    merged, width = MERGED[table], 60 if table == "requests_1m" else 3600
+    rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+           f"AND bucket < toDateTime({end}, 'UTC')")
+    cols = ", ".join(("bucket", *ROLLUP_FIELDS))
+    if per_bucket:
+        agg = ", ".join(f"{_AGG_OF.get(f, 'sum')}({f}) AS x{i}"
+                        for i, f in enumerate(ROLLUP_FIELDS))
+        direct = ", ".join(f"{f} AS x{i}" for i, f in enumerate(ROLLUP_FIELDS))
+    if scope.autogroup_id is not None:
+        if per_bucket:
+            return f"SELECT bucket AS b, {agg} FROM {db}.{table} FINAL WHERE {rng} GROUP BY b"
+        return f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng}"
+    rows = await store.rows(
+        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS n, "
+        f"toUInt64(0) AS m FROM {db}.{table} FINAL WHERE {rng} GROUP BY b UNION ALL "
+        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows FROM {db}.{merged} FINAL "
+        f"WHERE {rng}) GROUP BY b", scope.params())
+    fresh = [int(b) for b, n, m in rows if n and n == m]
+    stale = [int(b) for b, n, m in rows if n and n != m]
+    parts = []
+    if fresh:
+        parts.append(f"SELECT {'bucket AS b, ' + direct if per_bucket else cols} "
+                     f"FROM {db}.{merged} FINAL WHERE {rng} AND {_bucket_filter(fresh, width)}")
+    if stale or not parts:
+        cond = _bucket_filter(stale, width) if stale else "0"
+        if per_bucket:
+            parts.append(f"SELECT bucket AS b, {agg} FROM {db}.{table} FINAL WHERE {rng} "
+                         f"AND {cond} GROUP BY b")
+        else:
+            parts.append(f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng} AND {cond}")
+    return " UNION ALL ".join(parts)
+
+
+async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, step: int
+                       ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
+    """(point start → sums, window total, window latency histogram) over [start, end).
+
+    The inner query merges the rollup rows into one row per point (the only pass over the
+    per-message rows); the outer one derives the points' percentiles and, through GROUPING
+    SETS, the window total (point 0) from those few merged rows. When a point is one rollup
+    bucket (1m from the 1m table, 1h from the 1h table), `_fetch_bucket_series` avoids
+    re-aggregating the per-bucket histograms."""
+    if step == (60 if _table(step) == "requests_1m" else 3600):
+        return await _fetch_bucket_series(store, scope, start, end, step)
+    rows_sql = await _rollup_rows(store, scope, step, start, end)
+    inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
+             f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
+    outer = ", ".join(_OUTER.get(c, "sum") + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
+    sql = (f"WITH sumMap(lh) AS h, arraySort(mapKeys(h)) AS ks, "
+           f"arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
+           f"arraySum(vs) AS n SELECT p, {outer}, {_QUANTILES}, "
+           f"if(p = 0, ks, []), if(p = 0, vs, []) FROM ({inner}) "
+           f"GROUP BY GROUPING SETS ((p), ()) ORDER BY p")
+    rows = await store.rows(sql, scope.params())
+    points = {t: Sums() for t in range(start, end, step)}
+    total = Sums()
+    hist: dict[int, int] = {}
+    width = len(SUM_COLUMNS)
+    for row in rows:
+        t = int(row[0])
+        sums = Sums.from_row(row[1: width + 4])
+        if t == 0:
+            total = sums
+            hist = {int(k): int(v) for k, v in zip(row[-2], row[-1], strict=True)}
+        else:
+            points[t] = sums
+    return points, total, hist
+
+
+async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end: int,
+                               step: int) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
+    rows_sql = await _rollup_rows(store, scope, step, start, end, per_bucket=True)
+    hist_col = f"x{ROLLUP_FIELDS.index('latency_hist')}"
+    sums = ", ".join(f"x{ROLLUP_FIELDS.index(c)}" for c in SUM_COLUMNS)
+    per_row = (f"WITH {hist_col} AS h, arraySort(mapKeys(h)) AS ks, "
+               f"arrayCumSum(arraySort((v, k) -> k, mapValues(h), mapKeys(h))) AS cs, "
+               f"arraySum(mapValues(h)) AS n "
+               f"SELECT toUnixTimestamp(b), {sums}, {_QUANTILES} FROM ({rows_sql})")
+    rows = await store.rows(per_row, scope.params())
+    points = {t: Sums() for t in range(start, end, step)}
+    total = Sums()
+    for row in rows:
+        s = Sums.from_row(row[1:])
+        points[int(row[0])] = s
+        total.add(s)
+    hist_rows = await store.rows(
+        f"SELECT k, sum(v) FROM ({rows_sql}) ARRAY JOIN mapKeys({hist_col}) AS k, "
+        f"mapValues({hist_col}) AS v GROUP BY k", scope.params())
+    hist = {int(k): int(v) for k, v in hist_rows}
+    total.p50, total.p95, total.p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
+    return points, total, hist
+
+
+async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
+                     step: int | None = None) -> dict[int, Sums]:
+    """Sums without percentiles over [lo, hi), per `step` bucket (or one key 0), exact to the
+    second: the range is covered by 1h, 1m and 1s rollups (`split_range`)."""
+    pieces = split_range(lo, hi)
+    if not pieces:
+        return {}
+    key = "0" if step is None else f"intDiv(toUnixTimestamp(bucket), {step}) * {step}"
+    inner = " UNION ALL ".join(
+        f"SELECT {key} AS t, {_SUMS_AS} FROM {store.database}.{table} FINAL "
+        f"WHERE {scope.where()} "
+        f"AND bucket >= toDateTime({a}, 'UTC') AND bucket < toDateTime({b}, 'UTC') GROUP BY t"
+        for table, a, b in pieces)
+    outer = ", ".join(("min" if c == "latency_min" else "max" if c == "latency_max" else "sum")
+                      + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
+    rows = await store.rows(f"SELECT t, {outer} FROM ({inner}) GROUP BY t", scope.params())
+    return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
+                                      sketch.ZERO_BUCKET)) for r in rows}
+
+
+async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict[int, Sums]:
+    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup (compacted where exact)."""
+    rows_sql = await _rollup_rows(store, scope, 3600, lo, hi)
+    sql = f"SELECT toUnixTimestamp(bucket) AS t, {_SUMS} FROM ({rows_sql}) GROUP BY t"
+    rows = await store.rows(sql, scope.params())
+    return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
+                                      sketch.ZERO_BUCKET)) for r in rows}
+
+
+async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int, step: int,
+                          aggregation: str) -> Resources:
+    """GPU/GPU-memory/CPU utilisation from heartbeats in [start, end): window average and peak,
+    and per point the samples aggregated with `aggregation`."""
+    agg = _RES_AGG[aggregation]
+    cols = ", ".join(agg.format(c=c) for c in ("gpu_util", "gpu_mem_util", "cpu_util"))
+    sql = (f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, {cols}, count(), "
+           f"avg(gpu_util), max(gpu_util), avg(gpu_mem_util), max(gpu_mem_util), "
+           f"avg(cpu_util), max(cpu_util) FROM {store.database}.heartbeats_raw FINAL "
+           f"WHERE {scope.where()} AND ts >= toDateTime64({start}, 3, 'UTC') "
+           f"AND ts < toDateTime64({end}, 3, 'UTC') GROUP BY GROUPING SETS ((t), ()) ORDER BY t")
+    rows = await store.rows(sql, scope.params())
+    series: dict[int, tuple[float, float, float, int]] = {}
+    samples = 0
+    stats: list[float | None] = [None] * 6
+    for r in rows:
+        if int(r[0]) == 0:
+            if r[4]:
+                samples, stats = int(r[4]), [float(v) for v in r[5:11]]
+        else:
+            series[int(r[0])] = (float(r[1]), float(r[2]), float(r[3]), int(r[4]))
+    return Resources(samples, stats[0], stats[1], stats[2], stats[3], stats[4], stats[5],
+                     series)
+
+
+async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int,
+                         liveness_s: int) -> list[Session]:
+    """Worker sessions overlapping [lo_ms, hi_ms], from heartbeats in [lo_ms − L, hi_ms].
+
+    Per worker, the sorted heartbeat times are reduced in ClickHouse to the session boundaries
+    (`(ts, previous ts, next ts)` where a gap exceeds L, -1 for none). No FINAL: a redelivered
+    heartbeat repeats a timestamp (gap 0), which changes no boundary."""
+    live = liveness_s * 1000
+    sql = (f"SELECT worker_id, arrayMap(i -> (ts_[i], if(i = 1, -1, ts_[i - 1]), "
+           f"if(i = n, -1, ts_[i + 1])), arrayFilter(i -> i = 1 OR i = n "
+           f"OR ts_[i] - ts_[i - 1] > {live} OR ts_[i + 1] - ts_[i] > {live}, "
+           f"arrayEnumerate(ts_))) FROM (SELECT worker_id, "
+           f"arraySort(groupArray(toUnixTimestamp64Milli(ts))) AS ts_, length(ts_) AS n "
+           f"FROM {store.database}.heartbeats_raw WHERE {scope.where()} "
+           f"AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
+           f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY worker_id) "
+           f"ORDER BY worker_id")
+    rows = await store.rows(sql, {**scope.params(), "lo": lo_ms - live, "hi": hi_ms})
+    return sessions_from_boundaries(
+        ((w, int(t), int(prev), int(nxt)) for w, edges in rows for t, prev, nxt in edges), live)
+
+
+def load_pricing(store: Store, tenant: str, endpoint_id: int) -> Pricing:
+    rows = store.rows(
+        f"SELECT gpu_second_price, request_price, gb_price, monthly_budget, currency "
+        f"FROM {store.database}.endpoint_pricing FINAL WHERE tenant = {{t:String}} "
+        f"AND endpoint_id = {{ep:UInt64}}", {"t": tenant, "ep": endpoint_id})
+    if not rows:
+        return Pricing()
+    g, r, b, budget, cur = rows[0]
+    return Pricing(float(g), float(r), float(b), None if budget < 0 else float(budget), cur,
+                   True)
+
+
+def save_pricing(store: Store, tenant: str, endpoint_id: int, p: Pricing, now: float) -> None:
+    store.insert("endpoint_pricing",
+                 [[tenant], [endpoint_id], [p.gpu_second], [p.request], [p.gb],
+                  [-1.0 if p.monthly_budget is None else p.monthly_budget], [p.currency],
+                  [int(now * 1000)], [time.time_ns()]],
+                 ("tenant", "endpoint_id", "gpu_second_price", "request_price", "gb_price",
+                  "monthly_budget", "currency", "updated_at", "version"))

@@ -1,0 +1,233 @@
+"""Endpoint metrics (TensorOne shapes): `GET /v2/endpoints/{endpointId}/metrics`,
+`POST /v2/endpoints/metrics/batch`, and the per-endpoint price configuration
+`GET|PUT /v2/endpoints/{endpointId}/pricing`.
+
+Order of checks: API key (401) → per-key rate limit (429) → parameters (400) → endpoint
+ownership (403/404) → response cache → ClickHouse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+from pipeline.keys import ApiKey
+from query_api import formats
+from query_api.auth import require_role
+from query_api.context import ApiContext
+from query_api.endpoint_metrics import Pricing, iso
+from query_api.entities import resolve_endpoint
+from query_api.errors import ApiError, bad_param
+from query_api.metrics_params import FORMATS, MetricsQuery, parse_query
+from query_api.metrics_service import Computed, build_document, csv_table
+from query_api.metrics_store import load_pricing, save_pricing
+from query_api.params import get_number, get_str, parse_json_body
+from query_api.ratelimit import RateLimiter, TtlCache
+from query_api.responses import JsonResponse
+from query_api.stats import Scope
+
+__all__ = ["MAX_BATCH", "router"]
+
+router = APIRouter(tags=["endpoint metrics"])
+
+MAX_BATCH = 50
+MAX_CACHE_S = 300.0
+_SUMMARY_KEYS = ("totalExecutions", "successRate", "averageLatency", "p95Latency",
+                 "p99Latency", "totalCost", "coldStartRate")
+
+
+class _State:
+    def __init__(self, ctx: ApiContext) -> None:
+        s = ctx.settings
+        self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
+        self.cache = TtlCache(ctx.clock)
+
+
+def _state(request: Request) -> tuple[ApiContext, _State]:
+    ctx: ApiContext = request.app.state.ctx
+    st = getattr(request.app.state, "endpoint_metrics", None)
+    if st is None:
+        st = request.app.state.endpoint_metrics = _State(ctx)
+    return ctx, st
+
+
+def cache_ttl(ctx: ApiContext, q: MetricsQuery) -> float:
+    """VITALS_METRICS_CACHE_S at 1m granularity, scaled by granularity, at most 300 s."""
+    return min(MAX_CACHE_S, ctx.settings.metrics_cache_s * q.step_s / 60)
+
+
+async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
+    ref = ref.strip()
+    if ref.isdigit() and len(ref) <= 20:
+        ident = int(ref)
+        if ident >= 2**64:
+            raise bad_param("endpointId", ref, "endpointId is out of range")
+        return await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None)
+    if not ref or len(ref) > 128:
+        raise bad_param("endpointId", ref[:50], "endpointId must be an id or an endpoint name "
+                        "of 1-128 characters")
+    return await resolve_endpoint(ctx.store, key, endpoint_id=None, name=ref)
+
+
+async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
+                    q: MetricsQuery) -> tuple[Computed, bool]:
+    ck = (scope.tenant, scope.endpoint_id, q.timeframe, q.granularity, q.sections,
+          q.aggregation)
+    hit = st.cache.get(ck)
+    if hit is not None:
+        return hit, True
+    c = await build_document(ctx.store, scope, name, q, ctx.clock(),
+                             ctx.settings.liveness_timeout_s)
+    st.cache.put(ck, c, cache_ttl(ctx, q))
+    return c, False
+
+
+def _query_params(request: Request) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in request.query_params.multi_items():
+        if k in out:
+            prev = out[k]
+            out[k] = [*prev, v] if isinstance(prev, list) else [prev, v]
+        else:
+            out[k] = v
+    return out
+
+
+@router.get("/v2/endpoints/{endpointId}/metrics",
+            summary="Performance, usage, cost and resource metrics of one endpoint")
+async def endpoint_metrics(request: Request, endpointId: str) -> Response:
+    """Query: `timeframe` (1h, 6h, 24h, 7d, 30d), `granularity` (1m, 5m, 15m, 1h, 1d),
+    `metrics` (performance, usage, costs, resources, errors; comma-separated or repeated),
+    `format` (json, csv, prometheus), `aggregation` (avg, sum, min, max, p95, p99)."""
+    ctx, st = _state(request)
+    key = await ctx.auth.authenticate(request)
+    st.limiter.check(key.key_id)
+    q = parse_query(_query_params(request), ctx.settings.metrics_max_range)
+    scope, name = await _resolve(ctx, key, endpointId)
+    c, cached = await _computed(ctx, st, scope, name, q)
+    headers = {"Cache-Control": f"private, max-age={math.ceil(cache_ttl(ctx, q))}",
+               "X-Cache": "HIT" if cached else "MISS",
+               "X-Generated-At": c.doc["generatedAt"]}
+    if q.format == "csv":
+        header, rows = csv_table(c, q)
+        fname = f"endpoint-{scope.endpoint_id}-metrics-{q.timeframe}-{q.granularity}.csv"
+        return Response(formats.csv_text(header, rows),
+                        media_type="text/csv; charset=utf-8; header=present",
+                        headers={**headers,
+                                 "Content-Disposition": f'attachment; filename="{fname}"'})
+    if q.format == "prometheus":
+        return PlainTextResponse(formats.prometheus_text(c.doc, c.hist), headers=headers,
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+    return JsonResponse({**c.doc, "cached": cached}, headers=headers)
+
+
+def _combine(values: list[float], how: str) -> float | None:
+    if not values:
+        return None
+    if how == "avg":
+        return sum(values) / len(values)
+    if how == "sum":
+        return sum(values)
+    if how in ("min", "max"):
+        return min(values) if how == "min" else max(values)
+    ordered = sorted(values)
+    q = 0.95 if how == "p95" else 0.99
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+@router.post("/v2/endpoints/metrics/batch", summary="Metrics of several endpoints in one call")
+async def batch_metrics(request: Request) -> JsonResponse:
+    """Body: `endpointIds` (1-50 ids or names), `timeframe`, `granularity`, `metrics`,
+    `aggregation`. Counts as one call against the rate limit. Endpoints the key may not read
+    are reported in `errors`; `aggregate` combines the summaries with `aggregation`."""
+    ctx, st = _state(request)
+    body = parse_json_body(await request.body())
+    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    st.limiter.check(key.key_id)
+    ids = body.get("endpointIds")
+    if not isinstance(ids, list) or not ids:
+        raise bad_param("endpointIds", ids, "endpointIds must be a non-empty list of endpoint "
+                        "ids or names")
+    if len(ids) > MAX_BATCH:
+        raise bad_param("endpointIds", ids[:10], f"endpointIds lists {len(ids)} endpoints; "
+                        f"at most {MAX_BATCH}")
+    refs: list[str] = []
+    for ref in ids:
+        if isinstance(ref, bool) or not isinstance(ref, (int, str)) or \
+                (isinstance(ref, int) and ref < 0):
+            raise bad_param("endpointIds", ref, "each of endpointIds must be an id or a name")
+        refs.append(str(ref))
+    if "format" in body and body["format"] != "json":
+        raise bad_param("format", body["format"], "the batch route answers in json only",
+                        ["json"])
+    params: dict[str, Any] = {k: body[k] for k in ("timeframe", "granularity", "metrics",
+                                                    "aggregation") if k in body}
+    q = parse_query(params, ctx.settings.metrics_max_range, formats=FORMATS[:1])
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for ref in dict.fromkeys(refs):
+        try:
+            scope, name = await _resolve(ctx, key, ref)
+        except ApiError as exc:
+            if exc.status not in (400, 403, 404):
+                raise
+            errors.append({"endpointId": ref, "status": exc.status, "error": exc.code,
+                           "message": exc.message, **({"details": exc.details}
+                                                      if exc.details else {})})
+            continue
+        c, _ = await _computed(ctx, st, scope, name, q)
+        results.append(c.doc)
+    aggregate = {k: _combine([r["summary"][k] for r in results
+                              if r["summary"][k] is not None], q.aggregation)
+                 for k in _SUMMARY_KEYS}
+    return JsonResponse({"timeframe": q.timeframe, "granularity": q.granularity,
+                         "aggregation": q.aggregation, "generatedAt": iso(ctx.clock()),
+                         "endpoints": results, "errors": errors,
+                         "aggregate": {"endpoints": len(results), **aggregate}})
+
+
+def _pricing_json(scope: Scope, p: Pricing) -> dict[str, Any]:
+    return {"endpointId": str(scope.endpoint_id), **p.json()}
+
+
+@router.get("/v2/endpoints/{endpointId}/pricing", summary="Price configuration and budget")
+async def get_pricing(request: Request, endpointId: str) -> JsonResponse:
+    ctx, _ = _state(request)
+    key = await ctx.auth.authenticate(request)
+    scope, _ = await _resolve(ctx, key, endpointId)
+    p = await ctx.store.call(lambda s: load_pricing(s, scope.tenant, scope.endpoint_id))
+    return JsonResponse(_pricing_json(scope, p))
+
+
+@router.put("/v2/endpoints/{endpointId}/pricing",
+            summary="Set prices (GPU-second, request, GB) and monthly budget (admin)")
+async def put_pricing(request: Request, endpointId: str) -> JsonResponse:
+    """Body: `gpuSecondPrice`, `requestPrice`, `gbTransferredPrice` (numbers ≥ 0, default 0),
+    `monthlyBudget` (number > 0, or null/absent for none), `currency` (default USD)."""
+    ctx, st = _state(request)
+    body = parse_json_body(await request.body())
+    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    require_role(key, "admin")
+    scope, _ = await _resolve(ctx, key, endpointId)
+    prices = []
+    for name in ("gpuSecondPrice", "requestPrice", "gbTransferredPrice"):
+        v = get_number(body, name, default=0.0)
+        assert v is not None
+        if v < 0:
+            raise bad_param(name, v, f"{name} must be >= 0")
+        prices.append(v)
+    budget = get_number(body, "monthlyBudget")
+    if budget is not None and budget <= 0:
+        raise bad_param("monthlyBudget", budget, "monthlyBudget must be > 0 (or null for none)")
+    currency = get_str(body, "currency", default="USD", max_len=8)
+    assert currency is not None
+    if not currency.isalpha():
+        raise bad_param("currency", currency, "currency must be letters, e.g. USD")
+    p = Pricing(prices[0], prices[1], prices[2], budget, currency.upper(), True)
+    await ctx.store.call(lambda s: save_pricing(s, scope.tenant, scope.endpoint_id, p,
+                                                ctx.clock()))
+    st.cache.clear()
+    return JsonResponse(_pricing_json(scope, p))

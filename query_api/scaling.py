@@ -1,0 +1,103 @@
+"""Live worker count, scaling events and worker-seconds from heartbeat sessions. Pure.
+
+A worker is live at instant t when its latest heartbeat at or before t is younger than the
+liveness timeout L (the `nworkers` definition of the stats API): it is live over the union of
+[hb, hb + L) for its heartbeats. Consecutive heartbeats at most L apart form one *session*
+[first, last + L). The live count changes only at session starts (scale up) and ends (scale
+down); changes at the same millisecond are merged into one event, and net-zero instants produce
+none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from query_api.endpoint_metrics import iso
+
+__all__ = ["MAX_EVENTS", "Scaling", "Session", "scaling", "sessions_from_boundaries"]
+
+MAX_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class Session:
+    worker: int
+    start_ms: int
+    end_ms: int
+
+
+def sessions_from_boundaries(rows: Iterable[Sequence[int]], liveness_ms: int) -> list[Session]:
+    """Sessions from boundary heartbeats `(worker, ts_ms, prev_ms, next_ms)` sorted by worker, ts.
+
+    `prev_ms`/`next_ms` are the worker's neighbouring heartbeat times (-1 when none); the SQL
+    keeps only rows where a session starts (no prev, or gap > L) or ends (no next, gap > L).
+    """
+    out: list[Session] = []
+    open_start: dict[int, int] = {}
+    for worker, ts, prev, nxt in rows:
+        w, t = int(worker), int(ts)
+        if prev < 0 or t - prev > liveness_ms:
+            open_start[w] = t
+        if nxt < 0 or nxt - t > liveness_ms:
+            out.append(Session(w, open_start.pop(w, t), t + liveness_ms))
+    return out
+
+
+@dataclass(frozen=True)
+class Scaling:
+    events: list[dict[str, Any]]
+    truncated: bool
+    current: int
+    peak: int
+    worker_seconds: float
+    #: live count at each requested instant (ms), in order
+    at_points: list[int]
+
+
+def scaling(sessions: Sequence[Session], start_ms: int, horizon_ms: int,
+            points_ms: Sequence[int]) -> Scaling:
+    """Events in (start, horizon], live count at start/horizon/points, worker-seconds in
+    [start, horizon)."""
+    changes: dict[int, list[tuple[int, int]]] = {}
+    count = 0
+    worker_ms = 0
+    for s in sessions:
+        if s.start_ms <= start_ms < s.end_ms:
+            count += 1
+        worker_ms += max(0, min(s.end_ms, horizon_ms) - max(s.start_ms, start_ms))
+        for t, d in ((s.start_ms, 1), (s.end_ms, -1)):
+            if start_ms < t <= horizon_ms:
+                changes.setdefault(t, []).append((d, s.worker))
+    events: list[dict[str, Any]] = []
+    peak = count
+    timeline = [(start_ms, count)]
+    for t in sorted(changes):
+        deltas = changes[t]
+        net = sum(d for d, _ in deltas)
+        if net == 0:
+            continue
+        before, count = count, count + net
+        peak = max(peak, count)
+        timeline.append((t, count))
+        up = sorted(w for d, w in deltas if d > 0)
+        down = sorted(w for d, w in deltas if d < 0)
+        reason = []
+        if up:
+            reason.append(f"worker {', '.join(map(str, up[:10]))} started heartbeating")
+        if down:
+            reason.append(f"worker {', '.join(map(str, down[:10]))} missed the liveness timeout")
+        events.append({"timestamp": iso(t / 1000),
+                       "action": "scale_up" if net > 0 else "scale_down",
+                       "from": before, "to": count, "reason": "; ".join(reason)})
+    at_points = []
+    i = 0
+    current = timeline[0][1]
+    for p in points_ms:
+        while i < len(timeline) and timeline[i][0] <= p:
+            current = timeline[i][1]
+            i += 1
+        at_points.append(current if p >= start_ms else 0)
+    return Scaling(events[-MAX_EVENTS:], len(events) > MAX_EVENTS, count, peak,
+                   worker_ms / 1000, at_points)
