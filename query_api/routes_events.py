@@ -47,6 +47,26 @@ async def _read_body(call: Call, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _check_task_owners(call: Call, tasks: set[str]) -> None:
+    """A task belongs to the tenant that first reported it: events for a task another tenant
+    owns are refused whole (403), so no tenant can add to, or shadow, another's task. Tasks
+    nobody reported yet are free to claim."""
+    store = call.ctx.store
+    rows = await store.rows(
+        f"SELECT DISTINCT task FROM {store.database}.task_owners FINAL "
+        f"WHERE task IN {{tasks:Array(String)}} AND tenant != {{tenant:String}} "
+        f"AND task NOT IN (SELECT task FROM {store.database}.task_owners FINAL "
+        f"WHERE tenant = {{tenant:String}} AND task IN {{tasks:Array(String)}})",
+        {"tasks": sorted(tasks), "tenant": call.key.tenant})
+    if rows:
+        foreign = sorted(str(r[0]) for r in rows)
+        raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
+                       f"task {foreign[0]!r} belongs to another tenant",
+                       {"parameter": "task", "value": foreign[:20],
+                        "requiredPermission": "tenant:own",
+                        "currentPermissions": [call.key.role]})
+
+
 async def _ingest(call: Call, items: list[tuple[int, Any]]) -> dict[str, Any]:
     producer = call.ctx.producer
     if producer is None:
@@ -74,6 +94,7 @@ async def _ingest(call: Call, items: list[tuple[int, Any]]) -> dict[str, Any]:
     if not valid:
         raise ApiError(400, "EVENTS_NOT_ADDED", f"no event was added: {nerr} invalid",
                        {"parameter": "body", "errors_info": errors})
+    await _check_task_owners(call, {str(e.get("task")) for e in valid})
     for event in valid:
         await producer.send("task-events", event)
     await producer.flush()
