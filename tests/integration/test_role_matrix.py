@@ -6,8 +6,14 @@ Data-driven: one `Row` per route. To cover a new route family, append rows to `R
 statuses). `test_every_route_has_a_row` fails when a route exists without a row.
 
 "own" targets the caller's tenant (acme), "other" a second tenant (rival). For routes that take
-no tenant, "other" sends the other tenant's resource (an endpoint id, a key id) or, for Coopr
-routes, the other tenant in `Coopr-TenantID`.
+no tenant, "other" sends the other tenant's resource (an endpoint id, a key id, a task id) or, for
+Coopr routes, the other tenant in `Coopr-TenantID`.
+
+Task events (`POST /events.<action>`, also `/v{version}/events.<action>`): each tenant owns a
+task (`TASK`) holding a scalar, a log line, a plot and a debug image; a task belongs to the tenant
+whose events reported it, another tenant's key gets 403 and a superadmin reads every tenant.
+Writes go to tasks no read row looks at (`ADD_TASK`, and one fresh task of a pool per
+delete_for_task call), so the order of the rows never changes an expected status.
 """
 
 from __future__ import annotations
@@ -17,11 +23,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import orjson
+
 from pipeline.producer import Producer
+from tests.integration.task_events_helpers import log, scalar, wait_count
+from tests.integration.test_task_events_media import image, plot
 
 OWN, OTHER = "acme", "rival"
 ROLES = ("reader", "admin", "superadmin")
 ENDPOINT = {OWN: 1, OTHER: 2}
+TASK = {OWN: "rm-task-acme", OTHER: "rm-task-rival"}
+#: Tasks the add/add_batch rows write to (owned by their tenant; no read row looks at them).
+ADD_TASK = {OWN: "rm-add-acme", OTHER: "rm-add-rival"}
+#: Fresh tasks per delete_for_task call: 4 callers target "own" and 3 "other" in each of the
+#: two (unversioned, versioned) rows.
+DELETE_POOL = 8
 
 
 @dataclass(frozen=True)
@@ -30,10 +47,13 @@ class Req:
     path: str
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
 
 
 # call(stack, caller key or None, target tenant) -> request
 Call = Callable[[Any, str | None, str], Awaitable[Req]]
+# check(caller role or "anon", target tenant, response) -> a failure message or None
+Check = Callable[[str, str, httpx.Response], str | None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,7 @@ class Row:
     reader: tuple[int, int]    # (own tenant, other tenant)
     admin: tuple[int, int]
     superadmin: tuple[int, int]
+    check: Check | None = None  # more than the status, for responses that carry outcomes
 
 
 def bearer(key: str | None) -> dict[str, str]:
@@ -88,6 +109,171 @@ async def revoke_key(stack: Any, key: str | None, tenant: str) -> Req:
     return Req("DELETE", f"/admin/keys/{key_id}", headers=bearer(key))
 
 
+def metrics_get(path: str) -> Call:
+    async def call(stack: Any, key: str | None, tenant: str) -> Req:
+        return Req("GET", path.format(ep=ENDPOINT[tenant]), headers=bearer(key))
+    return call
+
+
+async def batch_metrics(stack: Any, key: str | None, tenant: str) -> Req:
+    return Req("POST", "/v2/endpoints/metrics/batch",
+               {"endpointIds": [ENDPOINT[tenant]], "timeframe": "1h"}, bearer(key))
+
+
+def batch_outcome(who: str, tenant: str, r: httpx.Response) -> str | None:
+    """The batch route answers 200 to every authenticated caller: an endpoint the key may not
+    read is reported in `errors` (with the status the single route would answer), not as the
+    HTTP status of the call."""
+    if r.status_code != 200:
+        return None
+    doc = r.json()
+    ep = str(ENDPOINT[tenant])
+    if tenant == OTHER and who in ("reader", "admin"):
+        ok = doc["endpoints"] == [] and [(e["endpointId"], e["status"], e["error"])
+                                         for e in doc["errors"]] == \
+            [(ep, 403, "INSUFFICIENT_PERMISSIONS")]
+    else:
+        ok = doc["errors"] == [] and [e["endpointId"] for e in doc["endpoints"]] == [ep]
+    return None if ok else f"batch outcome {doc['endpoints']!r} {doc['errors']!r}"
+
+
+async def put_pricing(stack: Any, key: str | None, tenant: str) -> Req:
+    return Req("PUT", f"/v2/endpoints/{ENDPOINT[tenant]}/pricing",
+               {"gpuSecondPrice": 0.0005, "requestPrice": 0.0001, "monthlyBudget": 100},
+               bearer(key))
+
+
+# Task events. Body(stack, target tenant, versioned path?) -> JSON body.
+Body = Callable[[Any, str, bool], Awaitable[dict[str, Any]]]
+VERSION = "2.9"
+
+
+def events_path(action: str, versioned: bool) -> str:
+    return f"/v{VERSION}/events.{action}" if versioned else f"/events.{action}"
+
+
+def task_body(**extra: Any) -> Body:
+    async def body(stack: Any, tenant: str, versioned: bool) -> dict[str, Any]:
+        return {"task": TASK[tenant], **extra}
+    return body
+
+
+def tasks_body(**extra: Any) -> Body:
+    async def body(stack: Any, tenant: str, versioned: bool) -> dict[str, Any]:
+        return {"tasks": [TASK[tenant]], **extra}
+    return body
+
+
+async def debug_images_body(stack: Any, tenant: str, versioned: bool) -> dict[str, Any]:
+    # 2.9 reads the 2.7 shape (metrics); the unversioned call without metrics the 2.1 shape
+    return {"metrics": [{"task": TASK[tenant]}]} if versioned else {"task": TASK[tenant]}
+
+
+async def next_image_body(stack: Any, tenant: str, versioned: bool) -> dict[str, Any]:
+    # the scroll id of get_debug_image_sample, read by a superadmin (signed for that tenant)
+    r = await stack.http.post("/events.get_debug_image_sample",
+                              json={"task": TASK[tenant], "metric": "img", "variant": "v"},
+                              headers=bearer(stack.role_matrix["superadmin"]))
+    assert r.status_code == 200, r.text
+    return {"task": TASK[tenant], "scroll_id": r.json()["data"]["scroll_id"]}
+
+
+async def delete_body(stack: Any, tenant: str, versioned: bool) -> dict[str, Any]:
+    return {"task": stack.role_matrix["delete"][tenant].pop()}
+
+
+def event(action: str, body: Body, versioned: bool) -> Call:
+    async def call(stack: Any, key: str | None, tenant: str) -> Req:
+        return Req("POST", events_path(action, versioned), await body(stack, tenant, versioned),
+                   bearer(key))
+    return call
+
+
+def add_event(versioned: bool) -> Call:
+    async def call(stack: Any, key: str | None, tenant: str) -> Req:
+        # /events.add reads one raw JSON object
+        ev = log(ADD_TASK[tenant], 0, "added")
+        return Req("POST", events_path("add", versioned), headers=bearer(key),
+                   content=orjson.dumps(ev))
+    return call
+
+
+def add_batch_events(versioned: bool) -> Call:
+    async def call(stack: Any, key: str | None, tenant: str) -> Req:
+        # /events.add_batch reads JSON lines, one event per line
+        lines = [scalar(ADD_TASK[tenant], 0, 1.0), log(ADD_TASK[tenant], 1, "batched")]
+        return Req("POST", events_path("add_batch", versioned),
+                   headers={**bearer(key), "Content-Type": "application/json-lines"},
+                   content=b"\n".join(orjson.dumps(e) for e in lines))
+    return call
+
+
+def events_ok(who: str, tenant: str, r: httpx.Response) -> str | None:
+    """A 200 of an events action carries ClearML's envelope with result_code 200."""
+    if r.status_code != 200:
+        return None
+    meta = r.json().get("meta", {})
+    return None if meta.get("result_code") == 200 else f"meta {meta!r}"
+
+
+def download_ok(who: str, tenant: str, r: httpx.Response) -> str | None:
+    """download_task_log answers an attachment of JSON lines: the target task's one line
+    (the tenant's message, so another tenant's log would show)."""
+    if r.status_code != 200:
+        return None
+    lines = [orjson.loads(line) for line in r.text.splitlines()]
+    ok = r.headers.get("content-disposition", "").startswith("attachment") and \
+        [e.get("msg") for e in lines] == [f"hello {tenant}"]
+    return None if ok else f"download {r.headers.get('content-disposition')!r} {r.text[:150]!r}"
+
+
+def deleted_one(who: str, tenant: str, r: httpx.Response) -> str | None:
+    """Each delete_for_task call targets a fresh task holding exactly one event."""
+    if r.status_code != 200:
+        return None
+    got = r.json()["data"]
+    return None if got == {"deleted": 1} else f"deleted {got!r}"
+
+
+READ_ACTIONS: dict[str, Body] = {
+    "get_task_events": task_body(),
+    "get_task_log": task_body(),
+    "download_task_log": task_body(),
+    "get_task_metrics": tasks_body(),
+    "get_scalar_metrics_and_variants": task_body(),
+    "get_vector_metrics_and_variants": task_body(),
+    "get_scalar_metric_data": task_body(metric="loss"),
+    "get_task_latest_scalar_values": task_body(),
+    "vector_metrics_iter_histogram": task_body(metric="vec", variant="v"),
+    "scalar_metrics_iter_histogram": task_body(),
+    "multi_task_scalar_metrics_iter_histogram": tasks_body(),
+    "get_task_plots": task_body(),
+    "get_multi_task_plots": tasks_body(),
+    "debug_images": debug_images_body,
+    "get_debug_image_sample": task_body(metric="img", variant="v"),
+    "next_debug_image_sample": next_image_body,
+}
+
+
+def event_rows() -> list[Row]:
+    rows = []
+    for versioned in (False, True):
+        route = "POST /v{version}/events." if versioned else "POST /events."
+        # add/add_batch do not check who reported the task: an admin's events of another
+        # tenant's task are accepted (200) and stamped with the admin's own tenant.
+        rows += [Row(route + "add", add_event(versioned), 401,
+                     (403, 403), (200, 200), (200, 200), events_ok),
+                 Row(route + "add_batch", add_batch_events(versioned), 401,
+                     (403, 403), (200, 200), (200, 200), events_ok),
+                 Row(route + "delete_for_task", event("delete_for_task", delete_body, versioned),
+                     401, (403, 403), (200, 403), (200, 200), deleted_one)]
+        rows += [Row(route + name, event(name, body, versioned), 401,
+                     (200, 403), (200, 403), (200, 200),
+                     download_ok if name == "download_task_log" else events_ok)
+                 for name, body in READ_ACTIONS.items()]
+    return rows
+
+
 ROWS: list[Row] = [
     Row("GET /healthz", get("/healthz"), 200, (200, 200), (200, 200), (200, 200)),
     Row("GET /readyz", get("/readyz"), 200, (200, 200), (200, 200), (200, 200)),
@@ -112,6 +298,16 @@ ROWS: list[Row] = [
         (403, 403), (200, 403), (200, 403)),
     Row("GET /v2/metrics/nodes/usage?tenant", get("/v2/metrics/nodes/usage?tenant={tenant}"),
         401, (403, 403), (405, 405), (200, 200)),
+    Row("GET /v2/endpoints/{endpointId}/metrics", metrics_get("/v2/endpoints/{ep}/metrics"),
+        401, (200, 403), (200, 403), (200, 200)),
+    # 200 for every key: endpoints the key may not read are listed in `errors` (batch_outcome)
+    Row("POST /v2/endpoints/metrics/batch", batch_metrics, 401,
+        (200, 200), (200, 200), (200, 200), batch_outcome),
+    Row("GET /v2/endpoints/{endpointId}/pricing", metrics_get("/v2/endpoints/{ep}/pricing"),
+        401, (200, 403), (200, 403), (200, 200)),
+    Row("PUT /v2/endpoints/{endpointId}/pricing", put_pricing, 401,
+        (403, 403), (200, 403), (200, 200)),
+    *event_rows(),
 ]
 
 #: Routes served by FastAPI itself (documentation), outside the role model.
@@ -120,15 +316,30 @@ UNGUARDED = {"GET /openapi.json", "GET /docs", "GET /docs/oauth2-redirect", "GET
 
 
 async def _stack(stack_factory: Any) -> tuple[Any, dict[str, str]]:
-    stack = await stack_factory()
+    # the endpoint metrics rows make 4 calls per key; keep the per-key limit out of the way
+    stack = await stack_factory(metrics_rate_limit=10_000)
     s = stack.settings
+    pools = {t: [f"rm-del-{t}-{i}" for i in range(DELETE_POOL)] for t in ENDPOINT}
     async with Producer(s.kafka_bootstrap, s.topics) as p:
         for tenant, ep in ENDPOINT.items():
             await p.send("requests", {"v": 1, "type": "request", "ts": time.time(),
                                       "tenant": tenant, "endpoint_id": ep, "autogroup_id": ep,
                                       "status": 200})
+            task = TASK[tenant]
+            events = [scalar(task, 1, 0.5), log(task, 2, f"hello {tenant}"),
+                      plot(task, "roc", "a", 3), image(task, "img", "v", 4),
+                      log(ADD_TASK[tenant], 0, "seed")]
+            events += [log(t, 0, "to delete") for t in pools[tenant]]
+            for e in events:
+                await p.send("task-events", {**e, "tenant": tenant})
     await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.autogroups FINAL"),
                          [(2,)])
+    await wait_count(stack, "task_metric_events", 2 * 3)
+    await wait_count(stack, "task_log_events", 2 * (2 + DELETE_POOL))
+    # owner kinds: the task (metrics, blobs, logs), the add task and each delete task (logs)
+    await wait_count(stack, "task_owners", 2 * (3 + 1 + DELETE_POOL))
+    stack.role_matrix = {"delete": pools,
+                         "superadmin": await stack.key("ops", "superadmin")}
     return stack, {role: await stack.key(OWN, role) for role in ROLES}
 
 
@@ -144,11 +355,14 @@ async def test_role_matrix(stack_factory):
         for who, key, tenant, expected in cases:
             req = await row.call(stack, key, tenant)
             r = await stack.http.request(req.method, req.path, json=req.json,
-                                         headers=req.headers)
+                                         content=req.content, headers=req.headers)
             checked += 1
             if r.status_code != expected:
                 failures.append(f"{row.route} as {who} on {tenant}: {r.status_code} "
                                 f"(expected {expected}) {r.text[:150]}")
+            problem = row.check(who, tenant, r) if row.check else None
+            if problem:
+                failures.append(f"{row.route} as {who} on {tenant}: {problem}")
             if r.status_code >= 400:
                 body = r.json()
                 if not (isinstance(body.get("error"), str) and body.get("message")):
