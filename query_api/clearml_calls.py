@@ -132,9 +132,11 @@ def action(router: APIRouter, name: str, *, role: Role = "reader", summary: str,
 
         extra = {"requestBody": {"content": {
             "application/json": {"schema": body_doc or {"type": "object"}}}, "required": True}}
+        ok: dict[int | str, dict[str, Any]] = {200: {"description": "ClearML envelope: {meta, data}", "content": {
+            "application/json": {"schema": {"type": "object"}}}}}
         router.add_api_route(f"/events.{name}", endpoint, methods=["POST"], summary=summary,
                              tags=["task events"], openapi_extra=extra,
-                             response_class=JsonResponse)
+                             response_class=JsonResponse, responses=ok)
         router.add_api_route(f"/v{{version}}/events.{name}", endpoint, methods=["POST"],
                              include_in_schema=False)
         return handler

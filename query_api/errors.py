@@ -51,8 +51,14 @@ def bad_param(parameter: str, value: Any, message: str,
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """`value` made safe for any JSON encoder: integers beyond 64 bits become strings, strings
+    lose unencodable code points (lone surrogates), containers are cut to 20 items."""
+    if value is None or isinstance(value, (bool, float)):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return value[:200].encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value][:20]
     if isinstance(value, dict):
