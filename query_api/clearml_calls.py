@@ -132,8 +132,9 @@ def action(router: APIRouter, name: str, *, role: Role = "reader", summary: str,
 
         extra = {"requestBody": {"content": {
             "application/json": {"schema": body_doc or {"type": "object"}}}, "required": True}}
-        ok: dict[int | str, dict[str, Any]] = {200: {"description": "ClearML envelope: {meta, data}", "content": {
-            "application/json": {"schema": {"type": "object"}}}}}
+        ok: dict[int | str, dict[str, Any]] = {200: {
+            "description": "ClearML envelope: {meta, data}",
+            "content": {"application/json": {"schema": {"type": "object"}}}}}
         router.add_api_route(f"/events.{name}", endpoint, methods=["POST"], summary=summary,
                              tags=["task events"], openapi_extra=extra,
                              response_class=JsonResponse, responses=ok)
