@@ -21,7 +21,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -35,13 +37,23 @@ from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
 from pipeline.topics import KINDS, kind
 
-__all__ = ["DeadLetter", "DlqSender", "Message", "Sink"]
+__all__ = ["DeadLetter", "DlqSender", "Message", "Prepared", "Sink"]
 
 log = logging.getLogger("vitals.sink")
 
 DlqSender = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
 #: A dead-letter record: (message key, JSON value, `vitals-reason` header value).
 DeadLetter = tuple[bytes | None, bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One batch, decoded and built: the rows per table and the dead-letter records."""
+
+    messages: int
+    batch: SinkBatch
+    dead: list[DeadLetter]
+    tables: list[tuple[str, tuple[str, ...], list[list[Any]]]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Sink:
         make_gate = KINDS[kind].gate
         self.gate = make_gate(settings, telemetry) if make_gate is not None else None
         self.faults = faults
+        self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"decode-{kind}")
         self.alarm = DlqAlarm(ratio=settings.dlq_alert_ratio, window_s=settings.dlq_alert_window_s,
                               min_events=settings.dlq_alert_min_events, clock=clock)
         telemetry.set("vitals_dlq_alert", 0, topic=settings.topics.topic(kind))
@@ -107,26 +120,42 @@ class Sink:
                 dead.append(_dead_letter(m, r.index, r.reason, r.payload, b"invalid"))
         return batch, dead
 
-    async def write(self, messages: Sequence[Message]) -> SinkBatch:
+    async def prepare(self, messages: Sequence[Message]) -> Prepared:
+        """Decode, validate and build the batch's rows on the sink's own thread, so the event
+        loop (Kafka fetches, heartbeats, the API in embedded mode) keeps running meanwhile."""
         if self.gate is not None:
             await self.gate.prepare(self.store)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cpu, self._prepare, messages)
+
+    def _prepare(self, messages: Sequence[Message]) -> Prepared:
         batch, dead = self.build(messages)
+        return Prepared(len(messages), batch, dead, batch.tables())
+
+    async def persist(self, prepared: Prepared) -> SinkBatch:
+        """Dead-letter, then insert (retrying transient faults for as long as it takes).
+        Returns once ClickHouse accepted every row and Kafka every dead-letter record."""
+        batch, dead = prepared.batch, prepared.dead
         for key, value, why in dead:
             await self.send_dlq(self.dlq_topic, key, value, [("vitals-reason", why)])
         if self.faults is not None:
             self.faults.hit("before_insert")
-        await self._insert_with_retry(batch)
+        await self._insert_with_retry(prepared.tables)
         if self.faults is not None:
             self.faults.hit("after_insert")
         topic = self.settings.topics.topic(self.kind)
         self._watch_dead_letters(topic, batch.events + len(dead), len(dead))
-        self.telemetry.inc("vitals_messages_consumed_total", len(messages), topic=topic)
+        self.telemetry.inc("vitals_messages_consumed_total", prepared.messages, topic=topic)
         self.telemetry.inc("vitals_events_consumed_total", batch.events, topic=topic)
         if dead:
             rejected = len(batch.rows.get("dead_letters", ()))
             self.telemetry.inc("vitals_events_rejected_total", rejected, topic=topic)
             self.telemetry.inc("vitals_dlq_messages_total", len(dead), topic=topic)
         return batch
+
+    async def write(self, messages: Sequence[Message]) -> SinkBatch:
+        """`prepare` then `persist`: the whole sink step for one batch."""
+        return await self.persist(await self.prepare(messages))
 
     def _watch_dead_letters(self, topic: str, seen: int, dead: int) -> None:
         changed = self.alarm.record(seen, dead)
@@ -144,8 +173,8 @@ class Sink:
             log.warning("DLQ alert on %s cleared: %.1f%% dead-lettered in the last %d s",
                         topic, 100 * a.ratio, a.window_s)
 
-    async def _insert_with_retry(self, batch: SinkBatch) -> None:
-        tables = batch.tables()
+    async def _insert_with_retry(self, tables: list[tuple[str, tuple[str, ...],
+                                                          list[list[Any]]]]) -> None:
         delay = 0.1
         while True:
             started = time.perf_counter()

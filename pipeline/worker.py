@@ -4,7 +4,10 @@ Commit-after-insert: the agents read `stream.noack().noack_take(n, within)`, so 
 nothing by itself; each batch is acked only after `Sink.write` returned, i.e. after ClickHouse
 accepted its rows. Faust then commits acked offsets. A worker killed before the acks gets the
 whole batch again, and the source-keyed ReplacingMergeTree rows absorb the repeat.
-Agent concurrency is 1 (faust can commit past an in-flight message with more).
+Agent concurrency is 1 (faust can commit past an in-flight message with more). Within the agent
+two batches overlap: batch N+1 is decoded and built (on the sink's thread) while batch N is
+inserted; N is acked only after its insert returned and before N+1's insert starts, so acks
+stay in offset order and at most one batch is unacked in ClickHouse at a time.
 
 Backpressure: while `Sink.write` waits for ClickHouse (retrying with backoff), the agent pulls
 nothing; faust's per-partition buffer (`stream_buffer_maxsize` messages) fills and faust removes
@@ -19,6 +22,7 @@ the process dies) and the partitions-revoked signal (`rebalance`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,7 +32,7 @@ import faust
 
 from pipeline.faults import FaultInjector
 from pipeline.settings import Settings
-from pipeline.sink import Message, Sink
+from pipeline.sink import Message, Prepared, Sink
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
 from pipeline.topics import KINDS
@@ -98,17 +102,31 @@ def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings,
 
     async def agent(stream: Any) -> None:
         manual = stream.noack()
-        async for events in manual.noack_take(settings.batch_max_messages,
-                                              within=settings.batch_max_seconds):
-            messages = [Message(e.message.topic, e.message.partition, e.message.offset,
-                                e.message.key, e.message.value) for e in events]
-            await sink.write(messages)
+        inflight: asyncio.Task[None] | None = None
+
+        async def persist_and_ack(prepared: Prepared, events: list[Any]) -> None:
+            await sink.persist(prepared)
             for e in events:
                 await manual.ack(e)
             if faults is not None:
                 if faults.armed("after_commit"):
                     await app.consumer.commit()
                 faults.hit("after_commit")
+
+        try:
+            async for events in manual.noack_take(settings.batch_max_messages,
+                                                  within=settings.batch_max_seconds):
+                messages = [Message(e.message.topic, e.message.partition, e.message.offset,
+                                    e.message.key, e.message.value) for e in events]
+                prepared = await sink.prepare(messages)
+                if inflight is not None:
+                    await inflight
+                inflight = asyncio.create_task(persist_and_ack(prepared, list(events)))
+            if inflight is not None:
+                await inflight
+        finally:
+            if inflight is not None and not inflight.done():
+                inflight.cancel()  # unacked: redelivered after restart, absorbed by the keys
 
     agent.__name__ = f"ingest_{kind.replace('-', '_')}"
     app.agent(topic, name=f"vitals.{kind}", concurrency=1)(agent)
