@@ -53,9 +53,9 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: stats.Scope, id
     t2f = get_number(body, "t2", required=True)
     assert t1f is not None and t2f is not None
     t1, t2 = int(t1f), int(t2f)
-    for name, value in (("t1", t1f), ("t2", t2f)):
+    for param, value in (("t1", t1f), ("t2", t2f)):
         if value > MAX_TS:
-            raise bad_param(name, value, f"{name} must be <= {MAX_TS} (unix seconds)")
+            raise bad_param(param, value, f"{param} must be <= {MAX_TS} (unix seconds)")
     if t1 < 0:
         raise bad_param("t1", t1f, "t1 must be >= 0 (unix seconds)")
     if t2 <= t1:

@@ -97,7 +97,7 @@ async def test_health_docs_and_sql(api):
     spec = (await stack.http.get("/openapi.json")).json()
     assert {"/get_endpoint_stats/", "/get_autogroup_stats/", "/sql"} <= set(spec["paths"])
     assert (await stack.http.get("/docs")).status_code == 200
-    admin = await stack.key("acme", "admin")
+    admin = await stack.key("default", "superadmin")  # SQL sees every tenant: superadmin only
     r = await stack.http.post("/sql", json={
         "query": "SELECT tenant, endpoint_id FROM {db}.endpoints FINAL ORDER BY tenant".replace(
             "{db}", stack.settings.clickhouse_database),
