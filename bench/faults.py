@@ -55,6 +55,8 @@ class Row:
                 f"{'yes' if self.exact_stats else 'NO'} | {self.seconds:.0f} |")
 
 
+MAX_KILLS = 5  # per scenario: a worker killed at batch n before committing never progresses
+
 HEADER = ("| scenario | faults injected | events acknowledged | lost | duplicated | "
           "redelivered rows collapsed by FINAL | stats = ground truth | s |\n"
           "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
@@ -81,17 +83,30 @@ async def kill_at(bootstrap: str, root: Path, point: str, nth: int, events: int)
     began = time.monotonic()
     requests, heartbeats = workload(events, t0=t0, span_s=span)
     faults = 0
+
+    async def start_faulty() -> None:
+        """Start with the fault armed; a process killed before its API came up counts too."""
+        nonlocal faults
+        while True:
+            try:
+                await vp.start(fault=f"{point}:{nth}" if faults < MAX_KILLS else None)
+                return
+            except AssertionError:
+                assert vp.proc is not None and vp.proc.returncode == -signal.SIGKILL, \
+                    vp.log_tail()
+                faults += 1
+
     try:
-        await vp.start(fault=f"{point}:{nth}")
+        await start_faulty()
         await publish(bootstrap, topics, ledger, requests, heartbeats)
-        for _ in range(5):  # up to 5 kills per scenario
+        while faults < MAX_KILLS:
             try:
                 code = await vp.wait_exit(timeout=20)
             except AssertionError:
                 break  # caught up without reaching the fault point again
             assert code == -signal.SIGKILL, vp.log_tail()
             faults += 1
-            await vp.start(fault=f"{point}:{nth}")
+            await start_faulty()
         await vp.stop()
         await vp.start()
         return await _finish(f"kill -9 at {point}:{nth}", vp, ledger, faults, t0, span, began)
