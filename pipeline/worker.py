@@ -1,7 +1,7 @@
 """The faust-streaming app: one agent per topic, each a pipeline decode → sink → ack.
 
 Commit-after-insert: the agents read `stream.noack().noack_take(n, within)`, so faust acks
-nothing by itself; each batch is acked only after `Sink.write` returned, i.e. after ClickHouse
+nothing by itself; each batch is acked only after `Sink.persist` returned, i.e. after ClickHouse
 accepted its rows. Faust then commits acked offsets. A worker killed before the acks gets the
 whole batch again, and the source-keyed ReplacingMergeTree rows absorb the repeat.
 Agent concurrency is 1 (faust can commit past an in-flight message with more). Within the agent
@@ -9,8 +9,8 @@ two batches overlap: batch N+1 is decoded and built (on the sink's thread) while
 inserted; N is acked only after its insert returned and before N+1's insert starts, so acks
 stay in offset order and at most one batch is unacked in ClickHouse at a time.
 
-Backpressure: while `Sink.write` waits for ClickHouse (retrying with backoff), the agent pulls
-nothing; faust's stream buffer (`stream_buffer_maxsize` messages per topic) fills, at 80 % faust
+Backpressure: while a batch's insert waits for ClickHouse (`Sink.persist` retries with backoff),
+the agent prepares at most one more batch and then pulls nothing; faust's stream buffer (`stream_buffer_maxsize` messages per topic) fills, at 80 % faust
 removes the partition from the fetcher (`Consumer.on_buffer_full`), when full it stops
 delivering, and fetching resumes once the buffer drained to 40 %. So a storage outage holds at
 most about `stream_buffer_maxsize` + one fetch per topic in memory; the rest of the backlog
