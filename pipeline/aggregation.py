@@ -276,7 +276,9 @@ class SinkBatch:
         return self.rows[table]
 
     def tables(self) -> list[tuple[str, tuple[str, ...], list[list[Any]]]]:
-        """(table, column names, columns) for every table with rows, raw tables first."""
+        """(table, column names, columns) for every table with rows, in insert order: raw
+        tables (`*_raw`) last. A reader that sees a batch's raw rows therefore also sees its
+        rollups, registry rows and dead letters."""
         if self._endpoints:
             self.rows["endpoints"] = [(t, ep, n, ts)
                                       for (t, ep, n), ts in self._endpoints.items()]
@@ -292,4 +294,5 @@ class SinkBatch:
             rows = self.rows.get(table)
             if rows:
                 out.append((table, names, [list(col) for col in zip(*rows, strict=True)]))
+        out.sort(key=lambda t: t[0].endswith("_raw"))  # stable: raw tables go last
         return out

@@ -257,7 +257,7 @@ def _max_range(raw: str | None, default: tuple[tuple[str, int], ...]
     for item in raw.split(","):
         gran, _, span = item.strip().partition("=")
         if gran not in limits or len(span) < 2 or span[-1] not in _SPAN_S \
-                or not span[:-1].isdigit():
+                or not (span[:-1].isascii() and span[:-1].isdigit()):
             raise SettingsError(f"VITALS_METRICS_MAX_RANGE={raw!r}: use e.g. '1m=6h,5m=24h' "
                                 f"with granularities {', '.join(limits)}")
         limits[gran] = int(span[:-1]) * _SPAN_S[span[-1]]

@@ -5,8 +5,9 @@ translated here (`StorageUnavailable` for transient faults, `StorageError` for r
 callers never import clickhouse-connect.
 
 Concurrency: clickhouse-connect clients are synchronous. `AsyncStore` runs every call on a
-dedicated executor so the event loop keeps serving Kafka and HTTP. The embedded engine gets a
-single thread (one chdb session per process); a server gets a small pool, one client per thread.
+dedicated pool of threads, one client per thread, so the event loop keeps serving Kafka and
+HTTP and independent statements run in parallel: a server gets one connection per thread, the
+embedded engine one session (chdb handle) per thread on the process's single engine.
 """
 
 from __future__ import annotations
@@ -78,10 +79,13 @@ class ClickHouseStore:
             import clickhouse_connect
 
             if dsn.startswith("chdb://"):
-                # One engine per process; each client is its own session on it. Share one
-                # client per (path, mode) so SET state never crosses between modes.
+                # One engine per process, any number of sessions (handles) on it; each handle
+                # runs one statement at a time. One client per (path, mode, thread name): the
+                # store's pool threads query in parallel, SET state never crosses modes, and
+                # the handles are reused by later stores on the same path.
                 with cls._chdb_lock:
-                    key = f"{dsn}#ro" if readonly else dsn
+                    mode = "ro" if readonly else "rw"
+                    key = f"{dsn}#{mode}#{threading.current_thread().name}"
                     client = cls._chdb_clients.get(key)
                     if client is None:
                         client = clickhouse_connect.get_client(
@@ -159,7 +163,7 @@ class AsyncStore:
     @classmethod
     def open(cls, dsn: str, database: str) -> AsyncStore:
         """A store for `dsn`; fails fast (StorageUnavailable/StoreLocked) if it cannot connect."""
-        threads = 1 if dsn.startswith("chdb://") else 4
+        threads = 4
         store = cls(lambda: ClickHouseStore(dsn, database), database, threads=threads)
         store._pool.submit(store._store).result()
         return store

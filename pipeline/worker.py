@@ -10,11 +10,12 @@ inserted; N is acked only after its insert returned and before N+1's insert star
 stay in offset order and at most one batch is unacked in ClickHouse at a time.
 
 Backpressure: while a batch's insert waits for ClickHouse (`Sink.persist` retries with backoff),
-the agent prepares at most one more batch and then pulls nothing; faust's stream buffer (`stream_buffer_maxsize` messages per topic) fills, at 80 % faust
-removes the partition from the fetcher (`Consumer.on_buffer_full`), when full it stops
-delivering, and fetching resumes once the buffer drained to 40 %. So a storage outage holds at
-most about `stream_buffer_maxsize` + one fetch per topic in memory; the rest of the backlog
-stays in Kafka, and no offset is committed until the rows are stored
+the agent prepares at most one more batch and then pulls nothing; faust's stream buffer
+(`stream_buffer_maxsize` messages per topic) fills, at 80 % faust removes the partition from
+the fetcher (`Consumer.on_buffer_full`), when full it stops delivering, and fetching resumes
+once the buffer drained to 40 %. So a storage outage holds at most about
+`stream_buffer_maxsize` + one fetch per topic in memory; the rest of the backlog stays in
+Kafka, and no offset is committed until the rows are stored
 (tests/integration/faults/test_storage_outage.py).
 
 Fault injection (`Settings.fault`, tests only): one `FaultInjector` per app, shared by the sinks

@@ -4,8 +4,10 @@ rows. The sections themselves are computed by the pure modules `endpoint_metrics
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.storage import AsyncStore
 from query_api import endpoint_metrics as em
@@ -14,6 +16,8 @@ from query_api import metrics_store as ms
 from query_api.metrics_params import MetricsQuery, Window, window_for
 from query_api.scaling import scaling
 from query_api.stats import Scope
+
+T = TypeVar("T")
 
 __all__ = ["Computed", "build_document", "csv_table"]
 
@@ -57,8 +61,27 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                          now: float, liveness_s: int) -> Computed:
     win: Window = window_for(q, now)
     sections = set(q.sections)
-    pricing = await store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id))
-    points, total, hist = await ms.fetch_series(store, scope, win.start, win.end, win.step)
+    hour_now = int(now) // 3600 * 3600
+    want_hours = bool(sections & {"performance", "costs"})
+    want_sessions = bool(sections & {"usage", "resources", "costs"})
+    want_hourly = "usage" in sections and win.step > 3600
+    want_resources = "resources" in sections
+
+    async def when(wanted: bool, fetch: Callable[[], Awaitable[T]]) -> T | None:
+        return await fetch() if wanted else None
+
+    # Independent reads run concurrently (the store has a pool of sessions).
+    (pricing, (points, total, hist), hours_read, sessions, hourly_read,
+     res_read) = await asyncio.gather(
+        store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
+        ms.fetch_series(store, scope, win.start, win.end, win.step),
+        when(want_hours, lambda: ms.fetch_hours(store, scope, hour_now - 172800, hour_now)),
+        when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
+                                                      win.horizon_ms, liveness_s)),
+        when(want_hourly, lambda: ms.fetch_hours(store, scope, win.start, win.end)),
+        when(want_resources, lambda: ms.fetch_resources(store, scope, win.start, win.end,
+                                                        win.step, q.aggregation)),
+    )
     doc: dict[str, Any] = {
         "endpointId": str(scope.endpoint_id), "endpoint": name, "timeframe": q.timeframe,
         "granularity": q.granularity, "aggregation": q.aggregation,
@@ -66,15 +89,10 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
         "window": {"start": em.iso(win.start), "end": em.iso(win.end)},
         "summary": em.summary(total, pricing),
     }
-    hour_now = int(now) // 3600 * 3600
-    hours: dict[int, em.Sums] = {}
-    if sections & {"performance", "costs"}:
-        hours = await ms.fetch_hours(store, scope, hour_now - 172800, hour_now)
+    hours: dict[int, em.Sums] = hours_read or {}
     trends, last_day, prev_day = _trends(hours, hour_now)
     sc = None
-    if sections & {"usage", "resources", "costs"}:
-        sessions = await ms.fetch_sessions(store, scope, win.start * 1000, win.horizon_ms,
-                                           liveness_s)
+    if sessions is not None:
         sc = scaling(sessions, win.start * 1000, win.horizon_ms,
                      [p * 1000 for p in win.points])
     if sections & {"performance", "errors"}:
@@ -85,7 +103,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
         if win.step <= 3600:
             by_hour = em.by_hour(points, win.step)
         else:
-            hourly = await ms.fetch_hours(store, scope, win.start, win.end)
+            hourly = hourly_read or {}
             by_hour = {t: (hourly[t].requests, hourly[t].latency_sum) if t in hourly else (0, 0.0)
                        for t in range(win.start, win.end, 3600)}
         doc["usage"] = em.usage(total, by_hour, q.timeframe_s,
@@ -102,9 +120,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                                 sc.worker_seconds if sc else None)
     res_points: dict[int, tuple[float, float, float, int]] = {}
     if "resources" in sections:
-        assert sc is not None
-        res = await ms.fetch_resources(store, scope, win.start, win.end, win.step,
-                                       q.aggregation)
+        assert sc is not None and res_read is not None
+        res = res_read
         res_points = res.series
         doc["resources"] = {
             "heartbeatSamples": res.samples,

@@ -42,8 +42,10 @@ def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
         raise bad_param(name, v, f"{name} must be an integer")
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
         v = int(v)
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        v = int(v)
+    if isinstance(v, str):
+        digits = v.strip().lstrip("-")
+        if digits.isascii() and digits.isdigit():
+            v = int(v)
     if not isinstance(v, int):
         raise bad_param(name, v, f"{name} must be an integer")
     if lo is not None and v < lo:

@@ -61,7 +61,7 @@ def cache_ttl(ctx: ApiContext, q: MetricsQuery) -> float:
 
 async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
     ref = ref.strip()
-    if ref.isdigit() and len(ref) <= 20:
+    if ref.isascii() and ref.isdigit() and len(ref) <= 20:
         ident = int(ref)
         if ident >= 2**64:
             raise bad_param("endpointId", ref, "endpointId is out of range")
