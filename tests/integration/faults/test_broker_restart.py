@@ -27,15 +27,11 @@ async def test_broker_restart_under_load(stack_factory, tmp_path):
         t0, span = int(time.time()) - 400, 300
         requests, heartbeats = workload(1500, t0=t0, span_s=span)
         restarted = asyncio.Event()
-        began = time.monotonic()
 
         async def restart() -> None:
-            t = time.monotonic()
             await asyncio.to_thread(kafka.stop)
-            print(f"\nstop took {time.monotonic() - t:.1f}")
             await asyncio.sleep(1)
             again = await asyncio.to_thread(kafka.start, 120.0)
-            print(f"restart done at {time.monotonic() - t:.1f}")
             assert again.bootstrap == info.bootstrap
             restarted.set()
 
@@ -48,15 +44,13 @@ async def test_broker_restart_under_load(stack_factory, tmp_path):
                     await p.send("heartbeats", heartbeats[i])
                 if i == 500:
                     task = asyncio.create_task(restart())
-                if i % 50 == 0:
-                    await asyncio.sleep(0.05)  # a steady trickle, not one burst
+                if i % 10 == 0:
+                    await asyncio.sleep(0.05)  # a steady trickle through the restart
             assert task is not None
             await task
-        print(f"published at {time.monotonic() - began:.1f}")
         assert restarted.is_set()
         assert not ledger.failed, {k: len(v) for k, v in ledger.failed.items()}
         lines = await assert_exact(InProcess(stack), ledger, t0=t0, span_s=span)
-        print(f"stored at {time.monotonic() - began:.1f}")
         print("\nbroker restart: " + "; ".join(lines))
         await stack.rt.stop()  # leave the group while the broker still runs
     finally:
