@@ -350,36 +350,32 @@ def _open_store(settings: Settings) -> Any:
     return ClickHouseStore(settings.dsn, settings.clickhouse_database)
 
 
+def _check_bind(kind: int, host: str, port: int, what: str, hint: str) -> None:
+    """Fail with one clear line if `host:port` cannot be bound (taken, not permitted)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {what} ({exc.strerror}): {hint}", 2) from None
+
+
 def _check_port_free(settings: Settings) -> None:
     if settings.api_port == 0:
         return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((settings.api_host, settings.api_port))
-        except OSError as exc:
-            where = f"{settings.api_host}:{settings.api_port}"
-            raise CliError(
-                f"cannot listen on {where} ({exc.strerror}): set VITALS_API_PORT "
-                "(0 picks a free port)",
-                2,
-            ) from None
+    _check_bind(socket.SOCK_STREAM, settings.api_host, settings.api_port,
+                f"{settings.api_host}:{settings.api_port}",
+                "set VITALS_API_PORT (0 picks a free port)")
 
 
 def _check_udp_port_free(settings: Settings) -> None:
     if not settings.statsd_port:
         return
-    family = socket.AF_INET6 if ":" in settings.statsd_host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((settings.statsd_host, settings.statsd_port))
-        except OSError as exc:
-            where = f"udp {settings.statsd_host}:{settings.statsd_port}"
-            raise CliError(
-                f"cannot listen on {where} for DogStatsD ({exc.strerror}): set "
-                "VITALS_STATSD_PORT (0 picks a free port, off disables the listener)",
-                2,
-            ) from None
+    _check_bind(socket.SOCK_DGRAM, settings.statsd_host, settings.statsd_port,
+                f"udp {settings.statsd_host}:{settings.statsd_port} for DogStatsD",
+                "set VITALS_STATSD_PORT (0 picks a free port, off disables the listener)")
 
 
 class _Remote:
