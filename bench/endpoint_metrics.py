@@ -30,6 +30,7 @@ import httpx
 
 from pipeline import compaction, keys
 from pipeline.aggregation import SinkBatch
+from pipeline.runtime import freeze_startup_heap
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore, migrate
 from query_api.app import create_app
@@ -165,6 +166,7 @@ async def main() -> None:
                              "AND active GROUP BY table ORDER BY table")
     print("active parts:", dict(parts))
     results = []
+    freeze_startup_heap()  # as `vitals up` / `vitals api` do once started
     for cache_s in (0, 5):
         ctx = ApiContext(settings=settings.with_(metrics_cache_s=cache_s), store=store,
                          auth=Authenticator(store), clock=lambda: now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -19,9 +20,17 @@ from pipeline.settings import Settings
 from pipeline.storage import AsyncStore, migrate
 from pipeline.telemetry import Telemetry
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "freeze_startup_heap"]
 
 log = logging.getLogger("vitals.runtime")
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive after start-up (modules, the app, clients) out of the garbage
+    collector's reach. Without this, each full collection walks the whole heap: 35-50 ms
+    pauses in the middle of API calls that build large documents."""
+    gc.collect()
+    gc.freeze()
 
 
 class Runtime:
@@ -62,6 +71,7 @@ class Runtime:
             await self._start_api()
         if self.with_statsd:
             await self._start_statsd()
+        freeze_startup_heap()
 
     async def _start_statsd(self) -> None:
         from pipeline.producer import Producer

@@ -37,11 +37,14 @@ SUM_COLUMNS = (
     "gpu_seconds", "bytes_out",
 )
 TREND_THRESHOLD_PCT = 5.0
+_MIN, _MAX = SUM_COLUMNS.index("latency_min"), SUM_COLUMNS.index("latency_max")
 
 
 @functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=1 << 16)
 def iso(ts: float) -> str:
-    """UTC ISO-8601 with a Z; milliseconds only when the instant has them."""
+    """UTC ISO-8601 with a Z; milliseconds only when the instant has them (memoised: a
+    document repeats each point's timestamp in every series, and calls repeat the points)."""
     whole = int(ts // 1)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
     ms = round((ts - whole) * 1000)
@@ -74,6 +77,19 @@ class Sums:
     p50: float | None = None
     p95: float | None = None
     p99: float | None = None
+
+    @classmethod
+    def total_of(cls, rows: Sequence[Sequence[Any]]) -> Sums:
+        """The sums, min and max over rows laid out as `from_row` takes them (no percentiles);
+        column-wise, which is much cheaper than `add` per row."""
+        live = [r for r in rows if r[0]]
+        if not live:
+            return cls()
+        cols = list(zip(*live, strict=False))
+        out = cls(*(sum(c) for c in cols[: len(SUM_COLUMNS)]))
+        out.latency_min = min(cols[_MIN])
+        out.latency_max = max(cols[_MAX])
+        return out
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Sums:
@@ -177,8 +193,12 @@ def latency_value(s: Sums, aggregation: str) -> float | None:
     """The point's latency under `aggregation` (seconds): avg, sum, min, max, p95, p99."""
     if not s.requests:
         return None
-    return {"avg": _avg_latency(s), "sum": s.latency_sum / 1000, "min": _s(s.latency_min),
-            "max": _s(s.latency_max), "p95": _s(s.p95), "p99": _s(s.p99)}[aggregation]
+    if aggregation == "avg":
+        return s.latency_sum / s.requests / 1000
+    if aggregation == "sum":
+        return s.latency_sum / 1000
+    ms = {"min": s.latency_min, "max": s.latency_max, "p95": s.p95, "p99": s.p99}[aggregation]
+    return None if ms is None else ms / 1000
 
 
 def summary(total: Sums, pricing: Pricing) -> dict[str, Any]:

@@ -8,6 +8,7 @@ each percentile is the sketch bucket holding rank max(1, ceil(q·n)), the same r
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from pipeline import sketch
@@ -32,7 +33,6 @@ __all__ = [
 _AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
 _SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
 _OUTER = {"latency_min": "min", "latency_max": "max"}
-_AGG_OF = {"latency_min": "min", "latency_max": "max", "latency_hist": "sumMap"}
 _QUANTILES = ", ".join(f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
                        for q in (0.5, 0.95, 0.99))
 _SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
@@ -63,45 +63,26 @@ def _bucket_filter(buckets: list[int], width: int) -> str:
     return "bucket IN (" + ", ".join(f"toDateTime({t}, 'UTC')" for t in buckets) + ")"
 
 
-async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int,
-                       *, per_bucket: bool = False) -> str:
+async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int
+                       ) -> str:
     """SQL for rows whose merge is the exact aggregate of [start, end): each bucket's compacted
     row (pipeline/compaction.py) when it still merges every deduplicated source row of the
-    bucket, else the bucket's source rows. One cheap read (keys only) decides which.
-
-    With `per_bucket`, stale buckets' source rows are merged too, so the SQL yields exactly one
-    row per bucket with data, columns aliased b, x0, x1, ... in `ROLLUP_FIELDS` order."""
+    bucket, else the bucket's source rows (`_split` decides)."""
     db, table = store.database, _table(step)
     merged, width = MERGED[table], 60 if table == "requests_1m" else 3600
     rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
            f"AND bucket < toDateTime({end}, 'UTC')")
     cols = ", ".join(("bucket", *ROLLUP_FIELDS))
-    if per_bucket:
-        agg = ", ".join(f"{_AGG_OF.get(f, 'sum')}({f}) AS x{i}"
-                        for i, f in enumerate(ROLLUP_FIELDS))
-        direct = ", ".join(f"{f} AS x{i}" for i, f in enumerate(ROLLUP_FIELDS))
     if scope.autogroup_id is not None:
-        if per_bucket:
-            return f"SELECT bucket AS b, {agg} FROM {db}.{table} FINAL WHERE {rng} GROUP BY b"
         return f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng}"
-    rows = await store.rows(
-        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS n, "
-        f"toUInt64(0) AS m FROM {db}.{table} FINAL WHERE {rng} GROUP BY b UNION ALL "
-        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows FROM {db}.{merged} FINAL "
-        f"WHERE {rng}) GROUP BY b", scope.params())
-    fresh = [int(b) for b, n, m in rows if n and n == m]
-    stale = [int(b) for b, n, m in rows if n and n != m]
+    fresh, stale = await _split(store, scope, table, rng)
     parts = []
     if fresh:
-        parts.append(f"SELECT {'bucket AS b, ' + direct if per_bucket else cols} "
-                     f"FROM {db}.{merged} FINAL WHERE {rng} AND {_bucket_filter(fresh, width)}")
+        parts.append(f"SELECT {cols} FROM {db}.{merged} FINAL WHERE {rng} "
+                     f"AND {_bucket_filter(fresh, width)}")
     if stale or not parts:
         cond = _bucket_filter(stale, width) if stale else "0"
-        if per_bucket:
-            parts.append(f"SELECT bucket AS b, {agg} FROM {db}.{table} FINAL WHERE {rng} "
-                         f"AND {cond} GROUP BY b")
-        else:
-            parts.append(f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng} AND {cond}")
+        parts.append(f"SELECT {cols} FROM {db}.{table} FINAL WHERE {rng} AND {cond}")
     return " UNION ALL ".join(parts)
 
 
@@ -141,25 +122,73 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     return points, total, hist
 
 
+async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
+                 ) -> tuple[list[int], list[int]]:
+    """Buckets of `table` in `rng` with data, as (fresh, stale): a bucket is fresh when its
+    source rows, counted without FINAL, number exactly the compacted row's `src_rows` (the
+    deduplicated count the compactor merged).
+
+    Why that is exact without FINAL: source keys are only ever added, and a merge only drops a
+    duplicate of a key that stays. So now the bucket holds every key the compactor saw, and
+    count() ≥ distinct keys ≥ `src_rows`; equality leaves no room for a new key or a
+    duplicate. A redelivered message's duplicate thus reads as stale (the source rows are
+    merged here, with FINAL) until ClickHouse merges it away. Skipping FINAL skips merging
+    the sort keys of every part, the bulk of this read."""
+    db, merged = store.database, MERGED[table]
+    rows = await store.rows(
+        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS n, "
+        f"toUInt64(0) AS m FROM {db}.{table} WHERE {rng} GROUP BY b UNION ALL "
+        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows FROM {db}.{merged} FINAL "
+        f"WHERE {rng}) GROUP BY b", scope.params())
+    fresh = [int(b) for b, n, m in rows if n and n == m]
+    stale = [int(b) for b, n, m in rows if n and n != m]
+    return fresh, stale
+
+
 async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end: int,
                                step: int) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
-    rows_sql = await _rollup_rows(store, scope, step, start, end, per_bucket=True)
-    hist_col = f"x{ROLLUP_FIELDS.index('latency_hist')}"
-    sums = ", ".join(f"x{ROLLUP_FIELDS.index(c)}" for c in SUM_COLUMNS)
-    per_row = (f"WITH {hist_col} AS h, arraySort(mapKeys(h)) AS ks, "
-               f"arrayCumSum(arraySort((v, k) -> k, mapValues(h), mapKeys(h))) AS cs, "
-               f"arraySum(mapValues(h)) AS n "
-               f"SELECT toUnixTimestamp(b), {sums}, {_QUANTILES} FROM ({rows_sql})")
-    rows = await store.rows(per_row, scope.params())
+    """One point per rollup bucket. Fresh buckets are read from their compacted rows, whose
+    percentiles were computed when they were written (`p50_bucket`...,
+    005_merged_percentiles.sql); stale buckets (and autogroup scopes, which compacted rows do
+    not split) merge their source rows here. The window histogram is a second, concurrent
+    read over the same rows."""
+    db, table = store.database, _table(step)
+    merged = MERGED[table]
+    rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+           f"AND bucket < toDateTime({end}, 'UTC')")
+    source_cond: str | None = ""  # all source rows of the range (autogroup scope)
+    fresh: list[int] = []
+    if scope.autogroup_id is None:
+        fresh, stale = await _split(store, scope, table, rng)
+        source_cond = f" AND {_bucket_filter(stale, step)}" if stale else None
+    series_parts, hist_parts = [], []
+    if fresh:
+        cond = f" AND {_bucket_filter(fresh, step)}"
+        series_parts.append(
+            f"SELECT toUnixTimestamp(bucket) AS b, {', '.join(SUM_COLUMNS)}, p50_bucket, "
+            f"p95_bucket, p99_bucket FROM {db}.{merged} FINAL WHERE {rng}{cond}")
+        hist_parts.append(f"SELECT latency_hist AS h FROM {db}.{merged} FINAL WHERE {rng}{cond}")
+    if source_cond is not None:
+        series_parts.append(
+            f"SELECT b, {', '.join(f'c{i}' for i in range(len(SUM_COLUMNS)))}, {_QUANTILES} "
+            f"FROM (SELECT toUnixTimestamp(bucket) AS b, {_SUMS_AS}, "
+            f"sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
+            f"arrayCumSum(arraySort((v, k) -> k, mapValues(h), mapKeys(h))) AS cs, "
+            f"arraySum(mapValues(h)) AS n FROM {db}.{table} FINAL WHERE {rng}{source_cond} "
+            f"GROUP BY b)")
+        hist_parts.append(
+            f"SELECT latency_hist AS h FROM {db}.{table} FINAL WHERE {rng}{source_cond}")
     points = {t: Sums() for t in range(start, end, step)}
     total = Sums()
+    if not series_parts:
+        return points, total, {}
+    rows, hist_rows = await asyncio.gather(
+        store.rows(" UNION ALL ".join(series_parts), scope.params()),
+        store.rows(f"SELECT k, sum(v) FROM ({' UNION ALL '.join(hist_parts)}) "
+                   f"ARRAY JOIN mapKeys(h) AS k, mapValues(h) AS v GROUP BY k", scope.params()))
     for row in rows:
-        s = Sums.from_row(row[1:])
-        points[int(row[0])] = s
-        total.add(s)
-    hist_rows = await store.rows(
-        f"SELECT k, sum(v) FROM ({rows_sql}) ARRAY JOIN mapKeys({hist_col}) AS k, "
-        f"mapValues({hist_col}) AS v GROUP BY k", scope.params())
+        points[int(row[0])] = Sums.from_row(row[1:])
+    total = Sums.total_of([row[1:] for row in rows])
     hist = {int(k): int(v) for k, v in hist_rows}
     total.p50, total.p95, total.p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
     return points, total, hist
@@ -186,12 +215,18 @@ async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
 
 
 async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict[int, Sums]:
-    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup (compacted where exact)."""
-    rows_sql = await _rollup_rows(store, scope, 3600, lo, hi)
-    sql = f"SELECT toUnixTimestamp(bucket) AS t, {_SUMS} FROM ({rows_sql}) GROUP BY t"
-    rows = await store.rows(sql, scope.params())
-    return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
-                                      sketch.ZERO_BUCKET)) for r in rows}
+    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup, with the sums the trends and
+    hourly usage need: requests, latency_sum, gpu_seconds, bytes_out (the other fields zero).
+    One read of the deduplicated source rows: for a few columns it costs less than the
+    freshness check plus the compacted read."""
+    cols = ("requests", "latency_sum", "gpu_seconds", "bytes_out")
+    rows = await store.rows(
+        f"SELECT toUnixTimestamp(bucket) AS t, {', '.join(f'sum({c})' for c in cols)} "
+        f"FROM {store.database}.requests_1h FINAL WHERE {scope.where()} "
+        f"AND bucket >= toDateTime({lo}, 'UTC') AND bucket < toDateTime({hi}, 'UTC') "
+        f"GROUP BY t", scope.params())
+    return {int(t): Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
+                         bytes_out=int(b)) for t, r, lat, g, b in rows}
 
 
 async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int, step: int,
