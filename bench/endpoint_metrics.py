@@ -2,13 +2,11 @@
 
 Loads an embedded ClickHouse with the rollups of N request events (default 10,000,000) spread
 evenly over 24 h for one endpoint (4 autogroups, 500 events per Kafka message, exactly as the
-worker would build them: the pure `SinkBatch.add_requests` builder + `store.insert`), plus one
-heartbeat per worker every 10 s, then times the route in-process through the ASGI app (auth,
+worker writes them: the pure `SinkBatch.add_requests` builder + `store.insert` into
+`requests_raw`, whose materialized views fill the rollups), plus one heartbeat per worker every
+10 s, then times the route in-process through the ASGI app (auth,
 rate limit, parameters, ClickHouse reads, JSON encoding; no network). The response cache is off
 for the main figures (every call recomputes); a cached figure is printed apart.
-
-The raw table `requests_raw` is not loaded unless `--with-raw` (the metrics route never reads
-it; it only costs load time).
 
     python -m bench.endpoint_metrics [--events 10000000] [--calls 50] [--data-dir DIR]
 """
@@ -62,8 +60,7 @@ def _events(n: int, t0_ms: int, span_ms: int, total: int, rng: random.Random, fi
     return out
 
 
-async def load(store: AsyncStore, events: int, t0: int, with_raw: bool,
-               per_message: int) -> dict[str, int]:
+async def load(store: AsyncStore, events: int, t0: int, per_message: int) -> dict[str, int]:
     rng = random.Random(1)
     span_ms = 86400 * 1000
     messages = math.ceil(events / per_message)
@@ -75,8 +72,6 @@ async def load(store: AsyncStore, events: int, t0: int, with_raw: bool,
             first = m * per_message
             n = min(per_message, events - first)
             batch.add_requests(0, m, _events(n, t0 * 1000, span_ms, events, rng, first))
-        if not with_raw:
-            batch.rows.pop("requests_raw", None)
         for table, names, cols in batch.tables():
             await store.insert(table, cols, names)
             rows[table] = rows.get(table, 0) + len(cols[0])
@@ -127,7 +122,6 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--data-dir", type=Path, default=None)
-    ap.add_argument("--with-raw", action="store_true")
     ap.add_argument("--no-compact", action="store_true",
                     help="empty the compacted rollups and measure the fallback path")
     ap.add_argument("--per-message", type=int, default=PER_MESSAGE,
@@ -145,7 +139,7 @@ async def main() -> None:
     existing = await store.rows("SELECT sum(requests) FROM bench.requests_1h FINAL")
     if int(existing[0][0] or 0) != args.events:
         print(f"loading {args.events:,} request events into {data} ...", flush=True)
-        rows = await load(store, args.events, t0, args.with_raw, args.per_message)
+        rows = await load(store, args.events, t0, args.per_message)
         print("  rows inserted:", rows)
     else:
         last = await store.rows("SELECT toUnixTimestamp(max(bucket)) FROM bench.requests_1m")

@@ -1,12 +1,14 @@
-"""Turn decoded events into ClickHouse rows: raw rows and per-message partial aggregates. Pure.
+"""Turn decoded events into ClickHouse rows. Pure.
 
 Every row carries its Kafka source position, and a message's rows depend only on the message's
 content and position. A redelivered message therefore yields identical rows with identical keys,
 which the ReplacingMergeTree tables collapse: counts stay exact under redelivery (see
 schemas/clickhouse/001_requests_heartbeats.sql).
 
-Rollups are tumbling buckets of 1 s, 1 min and 1 h per (tenant, endpoint, autogroup), computed
-per message. A bucket `b` covers event times [b, b + width).
+Request events become `requests_raw` rows only. Their rollups, tumbling buckets of 1 s, 1 min
+and 1 h per (tenant, endpoint, autogroup, message), are computed by ClickHouse from each raw
+insert (materialized views, schemas/clickhouse/006_request_rollup_views.sql), outside the
+Python interpreter. A bucket `b` covers event times [b, b + width).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
-
-from pipeline import sketch
 
 __all__ = ["ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "SinkBatch", "classify"]
 
@@ -34,9 +34,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "tokens_out", "cold_start", "cold_start_ms", "gpu_seconds", "bytes_out",
         "src_partition", "src_offset", "src_index",
     ),
-    "requests_1s": _ROLLUP_KEY + ROLLUP_FIELDS,
-    "requests_1m": _ROLLUP_KEY + ROLLUP_FIELDS,
-    "requests_1h": _ROLLUP_KEY + ROLLUP_FIELDS,
     "heartbeats_raw": (
         "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "loadtime", "cur_load",
         "max_perf", "cur_perf", "cur_capacity", "max_capacity", "num_requests_working",
@@ -53,13 +50,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 Checkpoint = tuple[dict[str, int], dict[str, int], int, dict[tuple[str, int, str], int],
                    dict[tuple[str, int, int], int]]
 
-_RESOLUTIONS = (("requests_1s", 1), ("requests_1m", 60), ("requests_1h", 3600))
-
-# Index of each additive field in an accumulator list (latency_min/max/hist handled apart).
-_I = {name: i for i, name in enumerate(ROLLUP_FIELDS)}
-_MIN, _MAX, _HIST = _I["latency_min"], _I["latency_max"], _I["latency_hist"]
-
-
 def classify(status: int, error_kind: str) -> str:
     """Effective failure class: '' for success, else client/server/timeout/resource_exhausted/other.
 
@@ -72,33 +62,6 @@ def classify(status: int, error_kind: str) -> str:
     if status < 500:
         return "client"
     return "server"
-
-
-_ERR_FIELD = {"client": _I["err_client"], "server": _I["err_server"],
-              "timeout": _I["err_timeout"], "resource_exhausted": _I["err_resource"],
-              "other": _I["err_other"]}
-
-
-def _new_acc() -> list[Any]:
-    acc: list[Any] = [0] * len(ROLLUP_FIELDS)
-    acc[_MIN] = float("inf")
-    acc[_MAX] = float("-inf")
-    acc[_HIST] = {}
-    return acc
-
-
-def _merge_acc(into: list[Any], other: list[Any]) -> None:
-    for i, v in enumerate(other):
-        if i == _MIN:
-            into[i] = min(into[i], v)
-        elif i == _MAX:
-            into[i] = max(into[i], v)
-        elif i == _HIST:
-            h = into[i]
-            for k, c in v.items():
-                h[k] = h.get(k, 0) + c
-        else:
-            into[i] += v
 
 
 class SinkBatch:
@@ -121,26 +84,19 @@ class SinkBatch:
 
     def add_requests(self, partition: int, offset: int,
                      events: Iterable[tuple[int, dict[str, Any]]]) -> None:
-        # Hot path (every request event): raw rows go straight into per-column lists, and
-        # locals stand in for attribute and global lookups.
+        # Hot path (every request event): rows go straight into per-column lists, and locals
+        # stand in for attribute and global lookups. The rollups are ClickHouse's job.
         cols = self._raw_columns()
         (c_tenant, c_ep, c_ag, c_worker, c_ts, c_id, c_status, c_success, c_kind, c_lat,
          c_queue, c_work, c_tin, c_tout, c_cold, c_cold_ms, c_gpu, c_bytes, c_part, c_off,
          c_index) = cols
-        secs: dict[tuple[str, int, int, int], list[Any]] = {}
         endpoints, autogroups = self._endpoints, self._autogroups
-        bucket_of = sketch.bucket_of
-        err_field = _ERR_FIELD
         n = 0
         for index, e in events:
             tenant, ep, ag, ts = e["tenant"], e["endpoint_id"], e["autogroup_id"], e["ts"]
-            status, lat, kind = e["status"], e["latency_ms"], e["error_kind"]
+            status, kind = e["status"], e["error_kind"]
             if not kind and status >= 400:
                 kind = "client" if status < 500 else "server"
-            cold, work = e["cold_start"], e["work_units"]
-            tin, tout = e["tokens_in"], e["tokens_out"]
-            queue, gpu, nbytes, cold_ms = (e["queue_ms"], e["gpu_seconds"], e["bytes_out"],
-                                           e["cold_start_ms"])
             c_tenant.append(tenant)
             c_ep.append(ep)
             c_ag.append(ag)
@@ -150,43 +106,16 @@ class SinkBatch:
             c_status.append(status)
             c_success.append(not kind)
             c_kind.append(kind)
-            c_lat.append(lat)
-            c_queue.append(queue)
-            c_work.append(work)
-            c_tin.append(tin)
-            c_tout.append(tout)
-            c_cold.append(cold)
-            c_cold_ms.append(cold_ms)
-            c_gpu.append(gpu)
-            c_bytes.append(nbytes)
+            c_lat.append(e["latency_ms"])
+            c_queue.append(e["queue_ms"])
+            c_work.append(e["work_units"])
+            c_tin.append(e["tokens_in"])
+            c_tout.append(e["tokens_out"])
+            c_cold.append(e["cold_start"])
+            c_cold_ms.append(e["cold_start_ms"])
+            c_gpu.append(e["gpu_seconds"])
+            c_bytes.append(e["bytes_out"])
             c_index.append(index)
-            key = (tenant, ep, ag, ts // 1000)
-            acc = secs.get(key)
-            if acc is None:
-                acc = secs[key] = _new_acc()
-            acc[0] += 1
-            if kind:
-                acc[2] += 1
-                acc[err_field[kind]] += 1
-            else:
-                acc[1] += 1
-            acc[8] += work
-            acc[9] += tin
-            acc[10] += tout
-            acc[11] += lat
-            if lat < acc[_MIN]:
-                acc[_MIN] = lat
-            if lat > acc[_MAX]:
-                acc[_MAX] = lat
-            h = acc[_HIST]
-            b = bucket_of(lat)
-            h[b] = h.get(b, 0) + 1
-            acc[15] += queue
-            if cold:
-                acc[16] += 1
-                acc[17] += cold_ms
-            acc[18] += gpu
-            acc[19] += nbytes
             ekey = (tenant, ep, e["endpoint"])
             if endpoints.get(ekey, -1) < ts:
                 endpoints[ekey] = ts
@@ -197,21 +126,6 @@ class SinkBatch:
         c_part.extend([partition] * n)
         c_off.extend([offset] * n)
         self.events += n
-        for table, width in _RESOLUTIONS:
-            if width == 1:
-                grouped = secs
-            else:
-                grouped = {}
-                for (tenant, ep, ag, sec), acc in secs.items():
-                    key = (tenant, ep, ag, sec - sec % width)
-                    into = grouped.get(key)
-                    if into is None:
-                        grouped[key] = [*acc[:_HIST], dict(acc[_HIST]), *acc[_HIST + 1:]]
-                    else:
-                        _merge_acc(into, acc)
-            out = self.rows[table]
-            for (tenant, ep, ag, bucket), acc in grouped.items():
-                out.append((tenant, ep, ag, bucket, partition, offset, *acc))
 
     def add_heartbeats(self, partition: int, offset: int,
                        events: Iterable[tuple[int, dict[str, Any]]]) -> None:

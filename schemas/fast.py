@@ -122,6 +122,7 @@ class FastDecoder:
         tagged = len(event_schemas) > 1
         self._kinds = [_Kind(s, tagged=tagged) for s in event_schemas]
         self._by_struct = {k.struct: k for k in self._kinds}
+        self._post = any(k.post for k in self._kinds)
         one: Any = (self._kinds[0].struct if not tagged
                     else Union[tuple(k.struct for k in self._kinds)])  # noqa: UP007
         self._decoder = msgspec.json.Decoder(list[one] | one)
@@ -129,8 +130,13 @@ class FastDecoder:
     def decode(self, value: bytes) -> list[dict[str, Any]]:
         doc = self._decoder.decode(value)
         items = doc if type(doc) is list else [doc]
-        by_struct = self._by_struct
-        return [by_struct[type(obj)].to_dict(obj) for obj in items]
+        if self._post:
+            by_struct = self._by_struct
+            return [by_struct[type(obj)].to_dict(obj) for obj in items]
+        # One C call for the whole envelope: to_builtins leaves out UNSET (absent optional)
+        # fields and writes a tagged struct's tag, exactly what `_Kind.to_dict` does.
+        dicts: list[dict[str, Any]] = msgspec.to_builtins(items)
+        return dicts
 
 
 def envelope_decoder(event_schemas: Sequence[dict[str, Any]]) -> FastDecoder | None:

@@ -1,9 +1,9 @@
-"""Rows and rollups built from decoded request events: exact sums per bucket, failure classes,
-and identical rows for a redelivered message."""
+"""Rows built from decoded events: raw request rows with failure classes, registry rows, and
+identical rows for a redelivered message. The rollups are tested in
+tests/integration/test_rollup_views.py."""
 
 from __future__ import annotations
 
-from pipeline import sketch
 from pipeline.aggregation import ROLLUP_FIELDS, TABLE_COLUMNS, SinkBatch, classify
 
 
@@ -22,35 +22,21 @@ def test_classify() -> None:
     assert classify(200, "timeout") == "timeout"
 
 
-def rollups(batch: SinkBatch, table: str) -> list[dict]:
-    names = TABLE_COLUMNS[table]
-    return [dict(zip(names, row, strict=True)) for row in batch.rows[table]]
-
-
-def test_second_minute_and_hour_rollups_sum_exactly() -> None:
-    base = 1_800_000_000_000 - 1_800_000_000_000 % 3_600_000
-    events = [(0, ev(base + 100)), (1, ev(base + 900, status=503, latency_ms=50.0)),
-              (2, ev(base + 1500, status=429, cold_start=True, cold_start_ms=900.0)),
-              (3, ev(base + 61_000, error_kind="timeout", work_units=2.5))]
+def test_raw_rows_classify_failures() -> None:
+    base = 1_800_000_000_000
+    events = [(0, ev(base)), (1, ev(base + 900, status=503, latency_ms=50.0)),
+              (2, ev(base + 1500, status=429)), (3, ev(base + 61_000, error_kind="timeout"))]
     batch = SinkBatch()
     batch.add_requests(2, 77, events)
-    assert len(batch) == 4 and len(batch.raw_rows("requests_raw")) == 4
-    secs = rollups(batch, "requests_1s")
-    assert [r["bucket"] for r in secs] == [base // 1000, base // 1000 + 1, base // 1000 + 61]
-    first = secs[0]
-    assert (first["requests"], first["successes"], first["failures"], first["err_server"]) == (
-        2, 1, 1, 1)
-    assert (first["latency_min"], first["latency_max"], first["latency_sum"]) == (50.0, 100.0,
-                                                                                 150.0)
-    assert first["latency_hist"] == {sketch.bucket_of(100.0): 1, sketch.bucket_of(50.0): 1}
-    (minute0, minute1) = rollups(batch, "requests_1m")
-    assert minute0["requests"] == 3 and minute0["err_client"] == 1 and minute0["cold_starts"] == 1
-    assert minute0["cold_start_ms_sum"] == 900.0 and minute0["gpu_seconds"] == 1.5
-    assert minute1["err_timeout"] == 1 and minute1["work_units"] == 2.5
-    (hour,) = rollups(batch, "requests_1h")
-    assert hour["requests"] == 4 and hour["successes"] == 1 and hour["failures"] == 3
-    assert sum(hour["latency_hist"].values()) == 4
-    assert all((r["src_partition"], r["src_offset"]) == (2, 77) for r in [*secs, hour])
+    assert len(batch) == 4
+    names = TABLE_COLUMNS["requests_raw"]
+    rows = [dict(zip(names, r, strict=True)) for r in batch.raw_rows("requests_raw")]
+    assert [(r["success"], r["error_kind"]) for r in rows] == [
+        (True, ""), (False, "server"), (False, "client"), (False, "timeout")]
+    assert [(r["src_partition"], r["src_offset"], r["src_index"]) for r in rows] == [
+        (2, 77, 0), (2, 77, 1), (2, 77, 2), (2, 77, 3)]
+    assert rows[1]["latency_ms"] == 50.0 and rows[3]["ts"] == base + 61_000
+    assert [r[0] for r in batch.tables()] == ["endpoints", "autogroups", "requests_raw"]
 
 
 def test_redelivered_message_yields_identical_rows() -> None:

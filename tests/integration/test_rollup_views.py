@@ -1,0 +1,104 @@
+"""The request rollups ClickHouse computes from raw inserts (006_request_rollup_views.sql): exact
+sums per 1 s / 1 min / 1 h bucket, failure classes, the latency sketch of `pipeline.sketch`, and
+identical rows for a redelivered message."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from pipeline import sketch
+from pipeline.aggregation import ROLLUP_FIELDS, SinkBatch
+from pipeline.storage import ClickHouseStore, migrate
+
+_KEY = ("tenant", "endpoint_id", "autogroup_id", "bucket", "src_partition", "src_offset")
+
+
+def ev(ts_ms: int, **over: object) -> dict[str, Any]:
+    e: dict[str, Any] = {
+        "tenant": "t", "endpoint_id": 1, "endpoint": "ep", "autogroup_id": 10, "worker_id": 5,
+        "ts": ts_ms, "status": 200, "latency_ms": 100.0, "queue_ms": 2.0, "work_units": 1.0,
+        "tokens_in": 3, "tokens_out": 4, "cold_start": False, "cold_start_ms": 0.0,
+        "error_kind": "", "gpu_seconds": 0.5, "bytes_out": 10}
+    e.update(over)
+    return e
+
+
+@pytest.fixture
+def store(chdb_dsn: str) -> ClickHouseStore:
+    s = ClickHouseStore(chdb_dsn, f"rollups_{uuid.uuid4().hex[:8]}")
+    migrate(s)
+    return s
+
+
+def insert(store: ClickHouseStore, partition: int, offset: int,
+           events: list[tuple[int, dict[str, Any]]]) -> None:
+    batch = SinkBatch()
+    batch.add_requests(partition, offset, events)
+    for table, names, cols in batch.tables():
+        store.insert(table, cols, names)
+
+
+def rollups(store: ClickHouseStore, table: str, final: bool = False) -> list[dict[str, Any]]:
+    names = (*_KEY, *ROLLUP_FIELDS)
+    rows = store.rows(f"SELECT {', '.join(names)}, toUnixTimestamp(bucket) "
+                      f"FROM {store.database}.{table} {'FINAL' if final else ''} "
+                      f"ORDER BY bucket, src_offset")
+    return [{**dict(zip(names, r, strict=False)), "bucket": r[-1]} for r in rows]
+
+
+def test_second_minute_and_hour_rollups_sum_exactly(store: ClickHouseStore) -> None:
+    base = 1_800_000_000_000 - 1_800_000_000_000 % 3_600_000
+    insert(store, 2, 77, [
+        (0, ev(base + 100)), (1, ev(base + 900, status=503, latency_ms=50.0)),
+        (2, ev(base + 1500, status=429, cold_start=True, cold_start_ms=900.0)),
+        (3, ev(base + 61_000, error_kind="timeout", work_units=2.5)),
+        (4, ev(base + 62_000, latency_ms=0.0, error_kind="resource_exhausted"))])
+    secs = rollups(store, "requests_1s")
+    assert [r["bucket"] for r in secs] == [base // 1000 + d for d in (0, 1, 61, 62)]
+    first = secs[0]
+    assert (first["requests"], first["successes"], first["failures"], first["err_server"]) == (
+        2, 1, 1, 1)
+    assert (first["latency_min"], first["latency_max"], first["latency_sum"]) == (50.0, 100.0,
+                                                                                 150.0)
+    assert first["latency_hist"] == {sketch.bucket_of(100.0): 1, sketch.bucket_of(50.0): 1}
+    minute0, minute1 = rollups(store, "requests_1m")
+    assert minute0["requests"] == 3 and minute0["err_client"] == 1 and minute0["cold_starts"] == 1
+    assert minute0["cold_start_ms_sum"] == 900.0 and minute0["gpu_seconds"] == 1.5
+    assert minute0["tokens_in"] == 9 and minute0["tokens_out"] == 12 and minute0["bytes_out"] == 30
+    assert minute1["err_timeout"] == 1 and minute1["err_resource"] == 1
+    assert minute1["work_units"] == 3.5 and minute1["queue_ms_sum"] == 4.0
+    assert minute1["latency_hist"] == {sketch.bucket_of(100.0): 1, sketch.ZERO_BUCKET: 1}
+    (hour,) = rollups(store, "requests_1h")
+    assert (hour["requests"], hour["successes"], hour["failures"]) == (5, 1, 4)
+    assert sum(hour["latency_hist"].values()) == 5
+    assert all((r["src_partition"], r["src_offset"]) == (2, 77) for r in [*secs, hour])
+
+
+def test_sketch_buckets_match_the_python_rule(store: ClickHouseStore) -> None:
+    latencies = [0.0, 0.001, 0.0011, 0.5, 1.0, 3.7, 99.99, 100.0, 1234.5678, 60_000.0]
+    insert(store, 0, 1, [(i, ev(1_800_000_000_000, latency_ms=v))
+                         for i, v in enumerate(latencies)])
+    (sec,) = rollups(store, "requests_1s")
+    expected: dict[int, int] = {}
+    for v in latencies:
+        expected[sketch.bucket_of(v)] = expected.get(sketch.bucket_of(v), 0) + 1
+    assert sec["latency_hist"] == expected
+
+
+def test_redelivered_message_collapses_to_one_row_per_key(store: ClickHouseStore) -> None:
+    events = [(i, ev(1_800_000_000_000 + i * 10, latency_ms=float(i), autogroup_id=10 + i % 2))
+              for i in range(50)]
+    insert(store, 0, 5, events)
+    insert(store, 0, 5, [(i, dict(e)) for i, e in events])  # the same message again
+    insert(store, 0, 6, events[:3])  # the next message
+    for table in ("requests_1s", "requests_1m", "requests_1h"):
+        once = [r for r in rollups(store, table) if r["src_offset"] == 5]
+        assert len(once) == 4  # two inserts × two autogroups, before FINAL
+        assert once[0] == once[1] or once[0] == once[2]
+        final = rollups(store, table, final=True)
+        assert sum(r["requests"] for r in final) == 53
+        assert {(r["autogroup_id"], r["src_offset"]) for r in final} == {
+            (10, 5), (11, 5), (10, 6), (11, 6)}
