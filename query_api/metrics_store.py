@@ -217,16 +217,32 @@ async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
 async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict[int, Sums]:
     """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup, with the sums the trends and
     hourly usage need: requests, latency_sum, gpu_seconds, bytes_out (the other fields zero).
-    One read of the deduplicated source rows: for a few columns it costs less than the
-    freshness check plus the compacted read."""
-    cols = ("requests", "latency_sum", "gpu_seconds", "bytes_out")
+
+    One read decides freshness (as `_split`) and carries the compacted sums along, so fresh
+    hours cost nothing more; stale hours (usually none) are summed from the source with FINAL."""
+    db, cols = store.database, ("requests", "latency_sum", "gpu_seconds", "bytes_out")
+    rng = (f"{scope.where()} AND bucket >= toDateTime({lo}, 'UTC') "
+           f"AND bucket < toDateTime({hi}, 'UTC')")
+    zeros = ", ".join(f"to{t}(0) AS x{i}"
+                      for i, t in enumerate(("UInt64", "Float64", "Float64", "UInt64")))
     rows = await store.rows(
-        f"SELECT toUnixTimestamp(bucket) AS t, {', '.join(f'sum({c})' for c in cols)} "
-        f"FROM {store.database}.requests_1h FINAL WHERE {scope.where()} "
-        f"AND bucket >= toDateTime({lo}, 'UTC') AND bucket < toDateTime({hi}, 'UTC') "
-        f"GROUP BY t", scope.params())
-    return {int(t): Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
-                         bytes_out=int(b)) for t, r, lat, g, b in rows}
+        f"SELECT b, sum(n), sum(m), {', '.join(f'sum(x{i})' for i in range(4))} FROM ("
+        f"SELECT toUnixTimestamp(bucket) AS b, count() AS n, toUInt64(0) AS m, {zeros} "
+        f"FROM {db}.requests_1h WHERE {rng} GROUP BY b UNION ALL "
+        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows, {', '.join(cols)} "
+        f"FROM {db}.requests_1h_merged FINAL WHERE {rng}) GROUP BY b", scope.params())
+    out = {int(b): Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
+                        bytes_out=int(bo))
+           for b, n, m, r, lat, g, bo in rows if n and n == m}
+    stale = [int(b) for b, n, m, *_ in rows if n and n != m]
+    if stale:
+        for t, r, lat, g, bo in await store.rows(
+                f"SELECT toUnixTimestamp(bucket) AS t, {', '.join(f'sum({c})' for c in cols)} "
+                f"FROM {db}.requests_1h FINAL WHERE {rng} AND {_bucket_filter(stale, 3600)} "
+                f"GROUP BY t", scope.params()):
+            out[int(t)] = Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
+                               bytes_out=int(bo))
+    return out
 
 
 async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int, step: int,
