@@ -105,32 +105,6 @@ class Sums:
     def value(self, name: str) -> Any:
         return getattr(self, name)
 
-    def add(self, o: Sums) -> None:
-        """Accumulate `o`'s sums, min and max (percentiles are left to the caller)."""
-        self.requests += o.requests
-        self.successes += o.successes
-        self.failures += o.failures
-        self.err_client += o.err_client
-        self.err_server += o.err_server
-        self.err_timeout += o.err_timeout
-        self.err_resource += o.err_resource
-        self.err_other += o.err_other
-        self.work_units += o.work_units
-        self.tokens_in += o.tokens_in
-        self.tokens_out += o.tokens_out
-        self.latency_sum += o.latency_sum
-        if o.latency_min is not None and (self.latency_min is None
-                                          or o.latency_min < self.latency_min):
-            self.latency_min = o.latency_min
-        if o.latency_max is not None and (self.latency_max is None
-                                          or o.latency_max > self.latency_max):
-            self.latency_max = o.latency_max
-        self.queue_ms_sum += o.queue_ms_sum
-        self.cold_starts += o.cold_starts
-        self.cold_start_ms_sum += o.cold_start_ms_sum
-        self.gpu_seconds += o.gpu_seconds
-        self.bytes_out += o.bytes_out
-
 
 _FIELDS = [f.name for f in fields(Sums)]
 

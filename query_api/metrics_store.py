@@ -179,9 +179,8 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
         hist_parts.append(
             f"SELECT latency_hist AS h FROM {db}.{table} FINAL WHERE {rng}{source_cond}")
     points = {t: Sums() for t in range(start, end, step)}
-    total = Sums()
     if not series_parts:
-        return points, total, {}
+        return points, Sums(), {}
     rows, hist_rows = await asyncio.gather(
         store.rows(" UNION ALL ".join(series_parts), scope.params()),
         store.rows(f"SELECT k, sum(v) FROM ({' UNION ALL '.join(hist_parts)}) "
