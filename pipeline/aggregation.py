@@ -13,11 +13,17 @@ Python interpreter. A bucket `b` covers event times [b, b + width).
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "SinkBatch", "classify"]
+from msgspec import UNSET
+
+from pipeline.native import NativeBlock, NativeColumns, StringEncoder, string_bytes
+
+__all__ = ["REQUESTS_RAW_TYPES", "ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "SinkBatch",
+           "Table", "classify"]
 
 ROLLUP_FIELDS = (
     "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
@@ -45,10 +51,41 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "dead_letters": ("topic", "src_partition", "src_offset", "src_index", "reason", "payload"),
 }
 
-#: (row counts per table, column lengths per directly built table, events, endpoint registry,
-#: autogroup registry) at a point in time.
-Checkpoint = tuple[dict[str, int], dict[str, int], int, dict[tuple[str, int, str], int],
+#: ClickHouse types of `requests_raw` (schemas/clickhouse/001_requests_heartbeats.sql), the
+#: Native block's column types; tests/integration/test_native_block.py compares them with the
+#: table.
+REQUESTS_RAW_TYPES: tuple[str, ...] = (
+    "LowCardinality(String)", "UInt64", "UInt64", "UInt64", "DateTime64(3, 'UTC')", "String",
+    "UInt16", "Bool", "LowCardinality(String)", "Float64", "Float64", "Float64", "UInt32",
+    "UInt32", "Bool", "Float64", "Float64", "UInt64", "UInt16", "UInt64", "UInt32",
+)
+
+#: (table, column names, columns as lists, or an encoded Native block) to insert.
+Table = tuple[str, tuple[str, ...], list[list[Any]] | NativeBlock]
+
+#: (row counts per table, `requests_raw` buffer mark, events, endpoint registry, autogroup
+#: registry) at a point in time.
+Checkpoint = tuple[dict[str, int], tuple[int, list[int]], int, dict[tuple[str, int, str], int],
                    dict[tuple[str, int, int], int]]
+
+def _latest(keys: Iterable[tuple[Any, ...]], ts: list[int],
+            in_order: bool) -> dict[tuple[Any, ...], int]:
+    """The latest time per key of events given as parallel `keys` and `ts`. `in_order`: `ts`
+    never decreases, so each key's last time is its latest."""
+    if in_order:
+        return dict(zip(keys, ts, strict=True))
+    latest: dict[tuple[Any, ...], int] = {}
+    for key, at in zip(keys, ts, strict=True):
+        if latest.get(key, -1) < at:
+            latest[key] = at
+    return latest
+
+
+def _merge_latest(registry: dict[Any, int], seen: dict[Any, int]) -> None:
+    for key, at in seen.items():
+        if registry.get(key, -1) < at:
+            registry[key] = at
+
 
 def classify(status: int, error_kind: str) -> str:
     """Effective failure class: '' for success, else client/server/timeout/resource_exhausted/other.
@@ -73,8 +110,10 @@ class SinkBatch:
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._columns: dict[str, tuple[str, ...]] = dict(TABLE_COLUMNS)
-        #: Tables built column by column (hot paths), in `TABLE_COLUMNS` order.
-        self._direct: dict[str, list[list[Any]]] = {}
+        #: `requests_raw`, the hot table, built in Native encoding (see `_append_requests`).
+        self._requests = NativeColumns(list(zip(TABLE_COLUMNS["requests_raw"],
+                                                REQUESTS_RAW_TYPES, strict=True)))
+        self._lowcard = StringEncoder()
         self._endpoints: dict[tuple[str, int, str], int] = {}
         self._autogroups: dict[tuple[str, int, int], int] = {}
         self.events = 0
@@ -84,48 +123,88 @@ class SinkBatch:
 
     def add_requests(self, partition: int, offset: int,
                      events: Iterable[tuple[int, dict[str, Any]]]) -> None:
-        # Hot path (every request event): rows go straight into per-column lists, and locals
-        # stand in for attribute and global lookups. The rollups are ClickHouse's job.
-        cols = self._raw_columns()
-        (c_tenant, c_ep, c_ag, c_worker, c_ts, c_id, c_status, c_success, c_kind, c_lat,
-         c_queue, c_work, c_tin, c_tout, c_cold, c_cold_ms, c_gpu, c_bytes, c_part, c_off,
-         c_index) = cols
-        endpoints, autogroups = self._endpoints, self._autogroups
-        n = 0
-        for index, e in events:
-            tenant, ep, ag, ts = e["tenant"], e["endpoint_id"], e["autogroup_id"], e["ts"]
-            status, kind = e["status"], e["error_kind"]
-            if not kind and status >= 400:
-                kind = "client" if status < 500 else "server"
-            c_tenant.append(tenant)
-            c_ep.append(ep)
-            c_ag.append(ag)
-            c_worker.append(e["worker_id"])
-            c_ts.append(ts)
-            c_id.append(e.get("id", ""))
-            c_status.append(status)
-            c_success.append(not kind)
-            c_kind.append(kind)
-            c_lat.append(e["latency_ms"])
-            c_queue.append(e["queue_ms"])
-            c_work.append(e["work_units"])
-            c_tin.append(e["tokens_in"])
-            c_tout.append(e["tokens_out"])
-            c_cold.append(e["cold_start"])
-            c_cold_ms.append(e["cold_start_ms"])
-            c_gpu.append(e["gpu_seconds"])
-            c_bytes.append(e["bytes_out"])
-            c_index.append(index)
-            ekey = (tenant, ep, e["endpoint"])
-            if endpoints.get(ekey, -1) < ts:
-                endpoints[ekey] = ts
-            gkey = (tenant, ag, ep)
-            if autogroups.get(gkey, -1) < ts:
-                autogroups[gkey] = ts
-            n += 1
-        c_part.extend([partition] * n)
-        c_off.extend([offset] * n)
+        """Request events as dicts (the Python validation path): `(index, event)` pairs."""
+        pairs = list(events)
+        if not pairs:
+            return
+        es = [e for _, e in pairs]
+        self._append_requests(
+            partition, offset, [i for i, _ in pairs], [e["ts"] for e in es],
+            [e["tenant"] for e in es], [e["endpoint_id"] for e in es],
+            [e["endpoint"] for e in es], [e["autogroup_id"] for e in es],
+            [e["worker_id"] for e in es], [e.get("id", "") for e in es],
+            [e["status"] for e in es], [e["error_kind"] for e in es],
+            [e["latency_ms"] for e in es], [e["queue_ms"] for e in es],
+            [e["work_units"] for e in es], [e["tokens_in"] for e in es],
+            [e["tokens_out"] for e in es], [e["cold_start"] for e in es],
+            [e["cold_start_ms"] for e in es], [e["gpu_seconds"] for e in es],
+            [e["bytes_out"] for e in es])
+
+    def add_request_structs(self, partition: int, offset: int, events: Sequence[Any],
+                            ts_ms: list[int]) -> None:
+        """A whole envelope of request events as decoded structs (`schemas.fast`, the
+        columnar fast path), with their event times already normalised to ms. An absent `id`
+        is `msgspec.UNSET`."""
+        ids: list[Any] = [e.id for e in events]
+        if ids.count(UNSET) == len(ids):
+            ids = [""] * len(ids)
+        elif UNSET in ids:
+            ids = [x if x.__class__ is str else "" for x in ids]
+        self._append_requests(
+            partition, offset, range(len(events)), ts_ms,
+            [e.tenant for e in events], [e.endpoint_id for e in events],
+            [e.endpoint for e in events], [e.autogroup_id for e in events],
+            [e.worker_id for e in events], ids, [e.status for e in events],
+            [e.error_kind for e in events], [e.latency_ms for e in events],
+            [e.queue_ms for e in events], [e.work_units for e in events],
+            [e.tokens_in for e in events], [e.tokens_out for e in events],
+            [e.cold_start for e in events], [e.cold_start_ms for e in events],
+            [e.gpu_seconds for e in events], [e.bytes_out for e in events])
+
+    def _append_requests(self, partition: int, offset: int, index: Iterable[int],
+                         ts: list[int], tenant: list[str], ep: list[int], name: list[str],
+                         ag: list[int], worker: list[int], ids: list[str], status: list[int],
+                         kind: list[str], latency: list[float], queue: list[float],
+                         work: list[float], tokens_in: list[int], tokens_out: list[int],
+                         cold: list[bool], cold_ms: list[float], gpu: list[float],
+                         bytes_out: list[int]) -> None:
+        # Hot path (every request event): one message's columns go into the Native buffers
+        # whole, while their values are fresh. The rollups are ClickHouse's job.
+        n = len(ts)
+        kind = [k if k or s < 400 else ("client" if s < 500 else "server")
+                for k, s in zip(kind, status, strict=True)]
+        cols = self._requests
+        # Every conversion first: an out-of-range value raises before any buffer grows.
+        chunks = (
+            self._lowcard.many(tenant), array("Q", ep), array("Q", ag), array("Q", worker),
+            array("q", ts), b"\0" * n if ids.count("") == n else b"".join(map(string_bytes, ids)),
+            array("H", status), bytes([not k for k in kind]), self._lowcard.many(kind),
+            array("d", latency), array("d", queue), array("d", work), array("I", tokens_in),
+            array("I", tokens_out), bytes(cold), array("d", cold_ms), array("d", gpu),
+            array("Q", bytes_out), array("H", (partition,)) * n, array("Q", (offset,)) * n,
+            array("I", index))
+        for buf, chunk in zip(cols.buffers, chunks, strict=True):
+            buf += chunk  # type: ignore[operator]
+        cols.added(n)
         self.events += n
+        self._register_many(tenant, ep, name, ag, ts)
+
+    def _register_many(self, tenant: list[str], ep: list[int], name: list[str],
+                       ag: list[int], ts: list[int]) -> None:
+        """`_register` for one message's events: per key, the latest event time."""
+        n, latest = len(ts), max(ts)
+        in_order = ts == sorted(ts)
+        one_endpoint = tenant.count(tenant[0]) == n and ep.count(ep[0]) == n
+        if one_endpoint and name.count(name[0]) == n:
+            endpoints = {(tenant[0], ep[0], name[0]): latest}
+        else:
+            endpoints = _latest(zip(tenant, ep, name, strict=True), ts, in_order)
+        if one_endpoint and ag.count(ag[0]) == n:
+            autogroups = {(tenant[0], ag[0], ep[0]): latest}
+        else:
+            autogroups = _latest(zip(tenant, ag, ep, strict=True), ts, in_order)
+        _merge_latest(self._endpoints, endpoints)
+        _merge_latest(self._autogroups, autogroups)
 
     def add_heartbeats(self, partition: int, offset: int,
                        events: Iterable[tuple[int, dict[str, Any]]]) -> None:
@@ -155,30 +234,20 @@ class SinkBatch:
             self._autogroups[gkey] = ts
 
     def raw_rows(self, table: str) -> list[tuple[Any, ...]]:
-        direct = self._direct.get(table)
-        if direct is not None:
-            return list(zip(*direct, strict=True))
+        if table == "requests_raw":
+            return list(zip(*self._requests.columns(), strict=True))
         return list(self.rows.get(table, ()))
-
-    def _raw_columns(self) -> list[list[Any]]:
-        cols = self._direct.get("requests_raw")
-        if cols is None:
-            cols = self._direct["requests_raw"] = [[] for _ in TABLE_COLUMNS["requests_raw"]]
-        return cols
 
     def checkpoint(self) -> Checkpoint:
         """A mark to `rollback` to: drops whatever a failing builder half-appended."""
-        return ({t: len(r) for t, r in self.rows.items()},
-                {t: len(cols[0]) for t, cols in self._direct.items()}, self.events,
+        return ({t: len(r) for t, r in self.rows.items()}, self._requests.mark(), self.events,
                 dict(self._endpoints), dict(self._autogroups))
 
     def rollback(self, mark: Checkpoint) -> None:
-        lengths, direct, events, endpoints, autogroups = mark
+        lengths, requests, events, endpoints, autogroups = mark
         for table, rows in self.rows.items():
             del rows[lengths.get(table, 0):]
-        for table, cols in self._direct.items():
-            for col in cols:
-                del col[direct.get(table, 0):]
+        self._requests.truncate(requests)
         self.events, self._endpoints, self._autogroups = events, endpoints, autogroups
 
     def rows_for(self, table: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
@@ -189,21 +258,21 @@ class SinkBatch:
             raise ValueError(f"table {table}: columns {columns} differ from {known}")
         return self.rows[table]
 
-    def tables(self) -> list[tuple[str, tuple[str, ...], list[list[Any]]]]:
-        """(table, column names, columns) for every table with rows, in insert order: raw
-        tables (`*_raw`) last. A reader that sees a batch's raw rows therefore also sees its
-        rollups, registry rows and dead letters."""
+    def tables(self) -> list[Table]:
+        """(table, column names, columns or Native block) for every table with rows, in insert
+        order: raw tables (`*_raw`) last. A reader that sees a batch's raw rows therefore also
+        sees its rollups, registry rows and dead letters."""
         if self._endpoints:
             self.rows["endpoints"] = [(t, ep, n, ts)
                                       for (t, ep, n), ts in self._endpoints.items()]
         if self._autogroups:
             self.rows["autogroups"] = [(t, ag, ep, ts)
                                        for (t, ag, ep), ts in self._autogroups.items()]
-        out = []
+        out: list[Table] = []
         for table, names in self._columns.items():
-            direct = self._direct.get(table)
-            if direct is not None and direct[0]:
-                out.append((table, names, direct))
+            if table == "requests_raw":
+                if self._requests.rows:
+                    out.append((table, names, self._requests.block()))
                 continue
             rows = self.rows.get(table)
             if rows:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -25,7 +26,8 @@ from pipeline.topics import KINDS
 from schemas import SchemaViolation, Validator
 from schemas.fast import FastDecoder, envelope_decoder
 
-__all__ = ["EVENT_TYPES", "Decoded", "EventChecker", "Reject", "decode_envelope", "normalise_ts_ms"]
+__all__ = ["EVENT_TYPES", "Decoded", "EventChecker", "Reject", "decode_envelope", "decode_structs",
+           "normalise_ts_ms"]
 
 #: Event types accepted on each topic kind, with the schema file that validates them.
 EVENT_TYPES: dict[str, dict[str, str]] = {name: k.event_types for name, k in KINDS.items()}
@@ -132,6 +134,44 @@ def _decode_fast(value: bytes, kind: str, checker: EventChecker) -> list[dict[st
     except SchemaViolation:
         return None
     return events
+
+
+@functools.cache
+def _columnar_decoder(kind: str) -> tuple[FastDecoder, attrgetter[Any]] | None:
+    fast = _fast_decoder(kind)
+    k = KINDS[kind]
+    if fast is None or not fast.columnar or k.refine is not None or k.ts_default_now:
+        return None
+    return fast, attrgetter(k.ts_field)
+
+
+def decode_structs(value: bytes | None, kind: str, *, now_ms: int, max_future_ms: int,
+                   max_bytes: int, max_age_ms: int | None = None,
+                   ) -> tuple[list[Any], list[int]] | None:
+    """The columnar fast path: a message whose every event is valid, as msgspec structs
+    (`schemas.fast.FastDecoder.structs`) with their event times normalised to epoch ms.
+
+    None when the message needs `decode_envelope`: the kind has no columnar decoder (several
+    event types, a `refine` step, post-decoding checks or a defaulted time), or the message is
+    oversized, invalid, empty, or holds an event outside the time window. `decode_envelope`
+    then accepts and normalises exactly these events, or says what is wrong."""
+    if value is None or len(value) > max_bytes:
+        return None
+    columnar = _columnar_decoder(kind)
+    if columnar is None:
+        return None
+    fast, get_ts = columnar
+    try:
+        events = fast.structs(value)
+    except msgspec.MsgspecError:
+        return None
+    if not events:
+        return None
+    ts_ms = [round(t) if t > _MS_THRESHOLD else round(t * 1000) for t in map(get_ts, events)]
+    if max(ts_ms) > now_ms + max_future_ms or (
+            max_age_ms is not None and min(ts_ms) < now_ms - max_age_ms):
+        return None
+    return events, ts_ms
 
 
 def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_ms: int,

@@ -23,12 +23,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
-from pipeline.aggregation import SinkBatch
-from pipeline.decode import Reject, decode_envelope
+from pipeline.aggregation import SinkBatch, Table
+from pipeline.decode import Reject, decode_envelope, decode_structs
 from pipeline.dlq_alert import DlqAlarm
 from pipeline.errors import StorageUnavailable
 from pipeline.faults import FaultInjector
@@ -53,7 +52,7 @@ class Prepared:
     messages: int
     batch: SinkBatch
     dead: list[DeadLetter]
-    tables: list[tuple[str, tuple[str, ...], list[list[Any]]]]
+    tables: list[Table]
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,18 @@ class Sink:
         dead: list[DeadLetter] = []
         now_ms = int(self.clock() * 1000)
         build = kind(self.kind).build
+        build_structs = kind(self.kind).build_structs if self.gate is None else None
         for m in messages:
             mark = batch.checkpoint()
             try:
+                if build_structs is not None:
+                    fast = decode_structs(m.value, self.kind, now_ms=now_ms,
+                                          max_future_ms=s.max_future_s * 1000,
+                                          max_bytes=s.max_message_bytes,
+                                          max_age_ms=s.retention_days * 86_400_000)
+                    if fast is not None:
+                        build_structs(batch, m.partition, m.offset, *fast)
+                        continue
                 decoded = decode_envelope(m.value, self.kind, now_ms=now_ms,
                                           max_future_ms=s.max_future_s * 1000,
                                           max_bytes=s.max_message_bytes,
@@ -173,8 +181,7 @@ class Sink:
             log.warning("DLQ alert on %s cleared: %.1f%% dead-lettered in the last %d s",
                         topic, 100 * a.ratio, a.window_s)
 
-    async def _insert_with_retry(self, tables: list[tuple[str, tuple[str, ...],
-                                                          list[list[Any]]]]) -> None:
+    async def _insert_with_retry(self, tables: list[Table]) -> None:
         delay = 0.1
         while True:
             started = time.perf_counter()

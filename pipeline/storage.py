@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pipeline.errors import StorageError, StorageUnavailable, StoreLocked
+from pipeline.native import NativeBlock
 
 __all__ = ["AsyncStore", "ClickHouseStore", "Store", "migrate"]
 
@@ -34,7 +35,7 @@ class Store(Protocol):
 
     database: str
 
-    def insert(self, table: str, columns: Sequence[Sequence[Any]],
+    def insert(self, table: str, columns: Sequence[Sequence[Any]] | NativeBlock,
                names: Sequence[str]) -> None: ...
 
     def rows(self, sql: str, params: dict[str, Any] | None = None,
@@ -96,7 +97,18 @@ class ClickHouseStore:
         except Exception as exc:  # driver and chdb raise assorted types
             raise _translate(exc) from exc
 
-    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
+    def insert(self, table: str, columns: Sequence[Sequence[Any]] | NativeBlock,
+               names: Sequence[str]) -> None:
+        """Insert columns (lists, in `names` order), or a block already encoded in ClickHouse's
+        Native format for those names (`pipeline.native`)."""
+        if isinstance(columns, NativeBlock):
+            if columns.rows:
+                try:
+                    self._client.raw_insert(f"{self.database}.{table}", list(names),
+                                            columns.data, fmt="Native")
+                except Exception as exc:
+                    raise _translate(exc) from exc
+            return
         if not columns or not len(columns[0]):
             return
         try:
@@ -179,7 +191,7 @@ class AsyncStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(self._store()))
 
-    async def insert(self, table: str, columns: Sequence[Sequence[Any]],
+    async def insert(self, table: str, columns: Sequence[Sequence[Any]] | NativeBlock,
                      names: Sequence[str]) -> None:
         await self.call(lambda s: s.insert(table, columns, names))
 

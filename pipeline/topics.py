@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from pipeline.storage import AsyncStore
     from pipeline.telemetry import Telemetry
 
-__all__ = ["KINDS", "Builder", "Gate", "TopicKind", "kind"]
+__all__ = ["KINDS", "Builder", "Gate", "StructBuilder", "TopicKind", "kind"]
 
 Event = tuple[int, dict[str, Any]]
 #: (batch, Kafka partition, Kafka offset, [(index in envelope, decoded event)]) -> None
 Builder = Callable[[SinkBatch, int, int, list[Event]], None]
+#: (batch, Kafka partition, Kafka offset, decoded structs, event times in ms) -> None
+StructBuilder = Callable[[SinkBatch, int, int, list[Any], list[int]], None]
 
 
 class Gate(Protocol):
@@ -52,6 +54,9 @@ class TopicKind:
     - `gate`: optional factory of a `Gate` that admits events before `build`.
     - `refine`: optional per-event check beyond the JSON Schema (raises SchemaViolation), run
       by `pipeline.decode.EventChecker` after schema validation.
+    - `build_structs`: optional columnar fast path of `build` for a message whose events are
+      all valid, given as msgspec structs (`pipeline.decode.decode_structs`); it must append
+      exactly the rows `build` appends for the same events (tests/unit/test_fast_decode.py).
     """
 
     name: str
@@ -62,11 +67,12 @@ class TopicKind:
     ts_default_now: bool = False
     gate: Callable[[Settings, Telemetry], Gate] | None = None
     refine: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    build_structs: StructBuilder | None = None
 
 
 KINDS: dict[str, TopicKind] = {
     "requests": TopicKind("requests", {"request": "request"}, "endpoint_id",
-                          SinkBatch.add_requests),
+                          SinkBatch.add_requests, build_structs=SinkBatch.add_request_structs),
     "heartbeats": TopicKind("heartbeats", {"heartbeat": "heartbeat"}, "endpoint_id",
                             SinkBatch.add_heartbeats),
     "metrics": TopicKind("metrics", {"metric": "metric"}, "name", custom_metrics.build,

@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 import schemas
-from pipeline.decode import EVENT_TYPES, EventChecker, _decode_fast, decode_envelope
+from pipeline.aggregation import SinkBatch
+from pipeline.decode import (
+    EVENT_TYPES,
+    EventChecker,
+    _decode_fast,
+    decode_envelope,
+    decode_structs,
+)
 
 NOW_MS = 1_800_000_000_000
 
@@ -99,3 +106,58 @@ def test_fallback_names_every_bad_event() -> None:
     assert out.events[1][1]["status"] == 200 and type(out.events[1][1]["status"]) is int
     assert [(r.index, r.reason) for r in out.rejects] == [
         (2, "status: expected integer, got string")]
+
+
+def test_columnar_path_builds_the_rows_of_the_dict_path() -> None:
+    """`decode_structs` + `SinkBatch.add_request_structs` (the requests hot path) against
+    `decode_envelope` + `SinkBatch.add_requests`: identical Native blocks and registry rows,
+    over envelopes mixing tenants, endpoints, autogroups, event orders, ids and failures."""
+    rng = random.Random(7)
+    limits = {"now_ms": NOW_MS, "max_future_ms": 300_000, "max_bytes": 1 << 20,
+              "max_age_ms": 30 * 86_400_000}
+    columnar, fallback = SinkBatch(), SinkBatch()
+    endpoints: dict[tuple[Any, ...], int] = {}
+    autogroups: dict[tuple[Any, ...], int] = {}
+    taken = 0
+    for offset in range(2000):
+        events = []
+        for _ in range(rng.randint(1, 6)):
+            e = {**BASE["requests"], "tenant": rng.choice(["acme", "beta", "ünï"]),
+                 "endpoint_id": rng.choice([7, 8]),
+                 "endpoint": rng.choice(["ep", f"ep-{offset}"]),
+                 "autogroup_id": rng.choice([70, 1000 + offset]),
+                 "status": rng.choice([200, 404, 503]),
+                 "error_kind": rng.choice(["", "", "timeout"]),
+                 "ts": NOW_MS / 1000 - rng.randint(0, 5000) / 1000,
+                 "id": rng.choice(["e-1", "é" * 100, "x" * 128])}
+            if rng.random() < 0.5:
+                del e["id"]
+            if rng.random() < 0.3:
+                del e["tenant"], e["autogroup_id"], e["work_units"]
+            if rng.random() < 0.05:
+                e = mutate(rng, e, "requests")
+            events.append(e)
+        if rng.random() < 0.5:  # in time order: the registry's dict(zip()) shortcut
+            events.sort(key=lambda e: e["ts"] if type(e.get("ts")) is float else 0.0)
+        value = orjson.dumps(events if len(events) > 1 or rng.random() < 0.5 else events[0])
+        fast = decode_structs(value, "requests", **limits)
+        slow = decode_envelope(value, "requests", **limits)
+        if fast is None:
+            continue
+        taken += 1
+        assert not slow.rejects, value
+        columnar.add_request_structs(offset % 3, offset, *fast)
+        fallback.add_requests(offset % 3, offset, slow.events)
+        for _, e in slow.events:  # the registries: the latest event time per key
+            for key, ref in (((e["tenant"], e["endpoint_id"], e["endpoint"]), endpoints),
+                             ((e["tenant"], e["autogroup_id"], e["endpoint_id"]), autogroups)):
+                ref[key] = max(ref.get(key, -1), e["ts"])
+    assert taken > 1500
+    assert columnar.raw_rows("requests_raw") == fallback.raw_rows("requests_raw")
+    tables = columnar.tables()
+    assert tables == fallback.tables()
+    assert len(columnar) == len(fallback) > 5000
+    rows = {table: list(zip(*cols, strict=True)) for table, _, cols in tables
+            if table in ("endpoints", "autogroups")}
+    assert sorted(rows["endpoints"]) == sorted((*k, ts) for k, ts in endpoints.items())
+    assert sorted(rows["autogroups"]) == sorted((*k, ts) for k, ts in autogroups.items())
