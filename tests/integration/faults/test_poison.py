@@ -8,6 +8,7 @@ import logging
 import time
 
 import orjson
+import pytest
 
 from pipeline import topics as topic_registry
 from pipeline.aggregation import SinkBatch
@@ -24,10 +25,22 @@ def boom_on_marked_events(batch: SinkBatch, partition: int, offset: int, events)
     SinkBatch.add_requests(batch, partition, offset, events)
 
 
+def boom_on_marked_structs(batch: SinkBatch, partition: int, offset: int, events,
+                           ts_ms) -> None:
+    """The same bug in the columnar builder (`TopicKind.build_structs`)."""
+    if any(e.id == "boom" for e in events):
+        SinkBatch.add_request_structs(batch, partition, offset, events[:1], ts_ms[:1])
+        raise RuntimeError("builder bug tripped by event 'boom'")
+    SinkBatch.add_request_structs(batch, partition, offset, events, ts_ms)
+
+
+@pytest.mark.parametrize("path", ["dicts", "columnar"])
 async def test_processing_error_dead_letters_the_message_and_moves_on(stack_factory,
-                                                                      monkeypatch):
+                                                                      monkeypatch, path):
+    bugged = (dict(build=boom_on_marked_events, build_structs=None) if path == "dicts"
+              else dict(build_structs=boom_on_marked_structs))
     monkeypatch.setitem(topic_registry.KINDS, "requests", dataclasses.replace(
-        topic_registry.KINDS["requests"], build=boom_on_marked_events))
+        topic_registry.KINDS["requests"], **bugged))
     stack = await stack_factory()
     s = stack.settings
     now = time.time()
