@@ -68,13 +68,12 @@ Table = tuple[str, tuple[str, ...], list[list[Any]] | NativeBlock]
 Checkpoint = tuple[dict[str, int], tuple[int, list[int]], int, dict[tuple[str, int, str], int],
                    dict[tuple[str, int, int], int]]
 
-def _latest(keys: Iterable[tuple[Any, ...]], ts: list[int],
-            in_order: bool) -> dict[tuple[Any, ...], int]:
+def _latest(keys: Iterable[Any], ts: list[int], in_order: bool) -> dict[Any, int]:
     """The latest time per key of events given as parallel `keys` and `ts`. `in_order`: `ts`
     never decreases, so each key's last time is its latest."""
     if in_order:
         return dict(zip(keys, ts, strict=True))
-    latest: dict[tuple[Any, ...], int] = {}
+    latest: dict[Any, int] = {}
     for key, at in zip(keys, ts, strict=True):
         if latest.get(key, -1) < at:
             latest[key] = at
@@ -194,13 +193,16 @@ class SinkBatch:
         """`_register` for one message's events: per key, the latest event time."""
         n, latest = len(ts), max(ts)
         in_order = ts == sorted(ts)
-        one_endpoint = tenant.count(tenant[0]) == n and ep.count(ep[0]) == n
+        t0, e0 = tenant[0], ep[0]
+        one_endpoint = tenant.count(t0) == n and ep.count(e0) == n
         if one_endpoint and name.count(name[0]) == n:
-            endpoints = {(tenant[0], ep[0], name[0]): latest}
+            endpoints: dict[Any, int] = {(t0, e0, name[0]): latest}
         else:
             endpoints = _latest(zip(tenant, ep, name, strict=True), ts, in_order)
         if one_endpoint and ag.count(ag[0]) == n:
-            autogroups = {(tenant[0], ag[0], ep[0]): latest}
+            autogroups: dict[Any, int] = {(t0, ag[0], e0): latest}
+        elif one_endpoint:  # the common mixed case: one endpoint, several autogroups
+            autogroups = {(t0, a, e0): at for a, at in _latest(ag, ts, in_order).items()}
         else:
             autogroups = _latest(zip(tenant, ag, ep, strict=True), ts, in_order)
         _merge_latest(self._endpoints, endpoints)

@@ -77,7 +77,10 @@ class StringEncoder:
         first = values[0]
         if values.count(first) == len(values):
             return self(first) * len(values)
-        return b"".join(map(self, values))
+        try:
+            return b"".join(map(self.memo.__getitem__, values))
+        except KeyError:
+            return b"".join(map(self, values))
 
 
 def _wire_type(ch_type: str) -> str:
