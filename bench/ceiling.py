@@ -3,11 +3,13 @@
 Three passes over the same topic, each from the beginning with a fresh consumer:
 
 - ``consume``: fetch only (aiokafka + broker cost);
-- ``decode``: fetch + `pipeline.decode.decode_envelope` per message — **the ceiling** the e2e
-  figure is compared with (what one Python process can do before any aggregation or storage);
-- ``aggregate``: fetch + `Sink.build` (decode + the pure row/rollup building of
-  pipeline/aggregation.py, batches of `batch` messages) + `SinkBatch.tables()` (the columnar
-  transpose the insert uses) — everything the worker does except faust and ClickHouse.
+- ``decode``: fetch + the worker's decoding per message — **the ceiling** the e2e figure is
+  compared with (what one Python process can do before any row building or storage): JSON
+  parse and validation into msgspec structs (`pipeline.decode.decode_structs`, the columnar
+  fast path), `decode_envelope` for a message it declines;
+- ``aggregate``: fetch + `Sink.build` (decode + the pure row building of
+  pipeline/aggregation.py, batches of `batch` messages) + `SinkBatch.tables()` (the Native
+  block the insert sends) — everything the worker does except faust and ClickHouse.
 
 Run in its own process by bench.e2e: ``python -m bench.ceiling --bootstrap B --topic T --events N``;
 prints one JSON object as the last stdout line.
@@ -24,7 +26,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.decode import decode_envelope
+from pipeline.decode import decode_envelope, decode_structs
 from pipeline.settings import Settings
 from pipeline.sink import Message, Sink
 from pipeline.telemetry import Telemetry
@@ -58,11 +60,12 @@ async def _pass(bootstrap: str, topic: str, events: int, mode: str, batch: int) 
                     if mode == "consume":
                         seen += r.value.count(b'"type":"request"')
                     elif mode == "decode":
-                        now_ms = int(time.time() * 1000)
-                        seen += len(decode_envelope(
-                            r.value, "requests", now_ms=now_ms,
-                            max_future_ms=settings.max_future_s * 1000,
-                            max_bytes=settings.max_message_bytes).events)
+                        limits = {"now_ms": int(time.time() * 1000),
+                                  "max_future_ms": settings.max_future_s * 1000,
+                                  "max_bytes": settings.max_message_bytes}
+                        fast = decode_structs(r.value, "requests", **limits)
+                        seen += (len(fast[0]) if fast is not None else
+                                 len(decode_envelope(r.value, "requests", **limits).events))
                     else:
                         pending.append(Message(r.topic, r.partition, r.offset, r.key, r.value))
                         if len(pending) >= batch:

@@ -25,10 +25,12 @@ Figures:
 - **preload**: N request events published by `bench.loadgen preload` (producer SDK, envelopes of
   500 events keyed by endpoint id) in a separate process that has exited before anything is timed.
 - **ceiling: consume**: a raw `AIOKafkaConsumer` fetching the same topic, no decoding (events/s).
-- **ceiling: consume + decode** (*the ceiling*): the same plus `pipeline.decode.decode_envelope`
-  per message (JSON parse + schema validation); no faust, no ClickHouse. Own process.
-- **consume + decode + aggregate**: the same plus `Sink.build` (rows and 1s/1m/1h partial
-  aggregates, pipeline/aggregation.py) and `SinkBatch.tables()`: the worker's pure CPU work.
+- **ceiling: consume + decode** (*the ceiling*): the same plus the worker's decoding per message
+  (JSON parse + schema validation: `pipeline.decode.decode_structs`, `decode_envelope` for a
+  message it declines; runs before 2026-11-23 17:00 used `decode_envelope` alone, which builds
+  dicts and is slower); no faust, no ClickHouse. Own process.
+- **consume + decode + aggregate**: the same plus `Sink.build` (the rows, pipeline/aggregation.py)
+  and `SinkBatch.tables()` (the Native block): the worker's pure CPU work.
 - **e2e**: N / seconds from calling `Runtime(settings, api=False).start()` (embedded chdb, one
   faust worker, fresh consumer group and database) to the first poll (every 0.25 s) of
   `SELECT sum(requests) FROM <db>.requests_1s FINAL` that returns N. Includes worker start-up and
