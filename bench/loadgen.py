@@ -6,6 +6,13 @@ event loop; the machine has two cores).
 exits; ``python -m bench.loadgen paced ...`` publishes at a fixed rate for a fixed time and sends a
 probe event with a unique endpoint id every probe interval, recording each probe's publish time.
 Both print one JSON object (their figures) as the last line of stdout.
+
+The paced load replays a pool of envelopes encoded before the clock starts (500 events each,
+one per endpoint key in turn, event times just before the start), so the generator's own CPU
+does not cap the rate it can offer on a 2-core machine: building and validating events through
+the SDK tops out near 30-60k events/s here. The worker decodes and stores every replayed event
+like any other (rows are keyed by Kafka position, not content). Probes are fresh events sent
+through the SDK.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.producer import Producer
+from pipeline.producer import Producer, event_key
 from pipeline.settings import TopicNames
 
 __all__ = ["PROBE_BASE", "EventGen", "paced", "preload"]
@@ -91,9 +98,19 @@ async def paced(bootstrap: str, prefix: str, rate: float, duration: float, probe
     gen = EventGen(endpoints, seed=11)
     probes: list[tuple[int, float]] = []
     tick = 0.01
-    async with Producer(bootstrap, TopicNames(prefix)) as producer:
+    topics = TopicNames(prefix)
+    per_envelope = 500
+    pool: list[tuple[bytes, bytes]] = []  # (key, envelope)
+    events = gen.spread(per_envelope * 8 * endpoints, time.time() - 1.0, 1_000_000.0)
+    by_key: dict[int, list[bytes]] = {}
+    for e in events:
+        items = by_key.setdefault(e["endpoint_id"], [])
+        items.append(orjson.dumps(e))
+        if len(items) == per_envelope:
+            pool.append((event_key("requests", e), b"[" + b",".join(items) + b"]"))
+            items.clear()
+    async with Producer(bootstrap, topics) as producer:
         t0 = time.perf_counter()
-        wall0 = time.time()
         sent = 0
         next_probe = 0.0
         behind_max = 0.0
@@ -109,10 +126,10 @@ async def paced(bootstrap: str, prefix: str, rate: float, duration: float, probe
                 next_probe += probe_every
             due = int(rate * elapsed)
             behind_max = max(behind_max, (due - sent) / rate)
-            now = wall0 + elapsed
-            while sent < due:
-                await producer.send("requests", gen.event(now))
-                sent += 1
+            while sent + per_envelope <= due:
+                key, value = pool[(sent // per_envelope) % len(pool)]
+                await producer.send_raw(topics.requests, value, key)
+                sent += per_envelope
             await asyncio.sleep(max(0.0, tick - (time.perf_counter() - t0 - elapsed)))
         await producer.flush()
         elapsed = time.perf_counter() - t0
