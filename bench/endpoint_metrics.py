@@ -28,6 +28,7 @@ import httpx
 
 from pipeline import compaction, keys
 from pipeline.aggregation import SinkBatch
+from pipeline.native import NativeBlock
 from pipeline.runtime import freeze_startup_heap
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore, migrate
@@ -60,6 +61,10 @@ def _events(n: int, t0_ms: int, span_ms: int, total: int, rng: random.Random, fi
     return out
 
 
+def _row_count(cols: list[list[Any]] | NativeBlock) -> int:
+    return cols.rows if isinstance(cols, NativeBlock) else len(cols[0])
+
+
 async def load(store: AsyncStore, events: int, t0: int, per_message: int) -> dict[str, int]:
     rng = random.Random(1)
     span_ms = 86400 * 1000
@@ -74,7 +79,7 @@ async def load(store: AsyncStore, events: int, t0: int, per_message: int) -> dic
             batch.add_requests(0, m, _events(n, t0 * 1000, span_ms, events, rng, first))
         for table, names, cols in batch.tables():
             await store.insert(table, cols, names)
-            rows[table] = rows.get(table, 0) + len(cols[0])
+            rows[table] = rows.get(table, 0) + _row_count(cols)
         done = min(events, (first_msg + MESSAGES_PER_INSERT) * per_message)
         if first_msg % (MESSAGES_PER_INSERT * 10) == 0:
             print(f"  loaded {done:,} events ({time.perf_counter() - started:.0f} s)",
@@ -91,7 +96,7 @@ async def load(store: AsyncStore, events: int, t0: int, per_message: int) -> dic
             for w in range(WORKERS) if not (w == WORKERS - 1 and (t // 3600) % 3 == 0)])
     for table, names, cols in hb.tables():
         await store.insert(table, cols, names)
-        rows[table] = rows.get(table, 0) + len(cols[0])
+        rows[table] = rows.get(table, 0) + _row_count(cols)
     print(f"  load took {time.perf_counter() - started:.0f} s", flush=True)
     return rows
 
