@@ -246,6 +246,8 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
         ("task_log_events", "toDateTime(timestamp)", raw_ttl_days),
         ("requests_1m_merged", "bucket", rollup_ttl_days),
         ("requests_1h_merged", "bucket", rollup_ttl_days),
+        ("requests_1m_rows", "bucket", rollup_ttl_days),
+        ("requests_1h_rows", "bucket", rollup_ttl_days),
     ):
         store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied

@@ -124,20 +124,20 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
 
 async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
                  ) -> tuple[list[int], list[int]]:
-    """Buckets of `table` in `rng` with data, as (fresh, stale): a bucket is fresh when its
-    source rows, counted without FINAL, number exactly the compacted row's `src_rows` (the
-    deduplicated count the compactor merged).
+    """Buckets of `table` in `rng` with data, as (fresh, stale): a bucket is fresh when the
+    number of rows ever written into it (`<table>_rows`, 007_rollup_row_counts.sql) equals
+    the compacted row's `src_rows` (the deduplicated count the compactor merged).
 
-    Why that is exact without FINAL: source keys are only ever added, and a merge only drops a
-    duplicate of a key that stays. So now the bucket holds every key the compactor saw, and
-    count() ≥ distinct keys ≥ `src_rows`; equality leaves no room for a new key or a
-    duplicate. A redelivered message's duplicate thus reads as stale (the source rows are
-    merged here, with FINAL) until ClickHouse merges it away. Skipping FINAL skips merging
-    the sort keys of every part, the bulk of this read."""
+    Why that is exact: source keys are only ever added, and a merge only drops a duplicate of
+    a key that stays. So the bucket holds every key the compactor saw, and rows written ≥
+    distinct keys ≥ `src_rows`; equality leaves no room for a new key or a duplicate. A
+    redelivered message's duplicate thus keeps its buckets stale (read from the source rows,
+    with FINAL): exact, only slower. Reading the counters rather than counting the source
+    rows skips a scan of every per-message rollup row of the range."""
     db, merged = store.database, MERGED[table]
     rows = await store.rows(
-        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS n, "
-        f"toUInt64(0) AS m FROM {db}.{table} WHERE {rng} GROUP BY b UNION ALL "
+        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, sum(rows) AS n, "
+        f"toUInt64(0) AS m FROM {db}.{table}_rows WHERE {rng} GROUP BY b UNION ALL "
         f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows FROM {db}.{merged} FINAL "
         f"WHERE {rng}) GROUP BY b", scope.params())
     fresh = [int(b) for b, n, m in rows if n and n == m]
@@ -226,8 +226,8 @@ async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict
                       for i, t in enumerate(("UInt64", "Float64", "Float64", "UInt64")))
     rows = await store.rows(
         f"SELECT b, sum(n), sum(m), {', '.join(f'sum(x{i})' for i in range(4))} FROM ("
-        f"SELECT toUnixTimestamp(bucket) AS b, count() AS n, toUInt64(0) AS m, {zeros} "
-        f"FROM {db}.requests_1h WHERE {rng} GROUP BY b UNION ALL "
+        f"SELECT toUnixTimestamp(bucket) AS b, sum(rows) AS n, toUInt64(0) AS m, {zeros} "
+        f"FROM {db}.requests_1h_rows WHERE {rng} GROUP BY b UNION ALL "
         f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows, {', '.join(cols)} "
         f"FROM {db}.requests_1h_merged FINAL WHERE {rng}) GROUP BY b", scope.params())
     out = {int(b): Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
