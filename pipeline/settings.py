@@ -69,6 +69,8 @@ class Settings:
     - `VITALS_MAX_FUTURE_S`: events stamped further in the future are rejected (default 300).
     - `VITALS_RETENTION_DAYS`: TTL of raw tables (default 30); rollups keep 400 days.
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
+    - `VITALS_STREAM_BUFFER`: messages faust buffers per topic ahead of the agent (default
+      2000, at least 2 × the batch; see docs/operations.md "Backpressure").
     - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
     - `VITALS_SECRET`: HMAC key for scroll ids; default: generated once into the data dir.
     - `VITALS_STATSD_PORT`: UDP port of the DogStatsD listener that `vitals up` and
@@ -121,6 +123,7 @@ class Settings:
     retention_days: int = 30
     batch_max_messages: int = 200
     batch_max_seconds: float = 0.25
+    stream_buffer: int = 2000
     max_message_bytes: int = 4 * 1024 * 1024
     secret: str | None = None
     statsd_port: int | None = None
@@ -220,6 +223,7 @@ class Settings:
             retention_days=num("VITALS_RETENTION_DAYS", d.retention_days, 1),
             batch_max_messages=num("VITALS_BATCH_MAX_MESSAGES", d.batch_max_messages, 1),
             batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
+            stream_buffer=num("VITALS_STREAM_BUFFER", d.stream_buffer, 1),
             max_message_bytes=num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024),
             secret=env.get("VITALS_SECRET") or None,
             statsd_port=statsd_port,

@@ -178,6 +178,7 @@ class AsyncStore:
         threads = 4
         store = cls(lambda: ClickHouseStore(dsn, database), database, threads=threads)
         store._pool.submit(store._store).result()
+        threading.Thread(target=_warm_driver, name="clickhouse-warm", daemon=True).start()
         return store
 
     def _store(self) -> Store:
@@ -211,6 +212,16 @@ class AsyncStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _warm_driver() -> None:
+    """clickhouse-connect imports numpy and pandas lazily, on the first column insert (it checks
+    for DataFrames): about half a second holding the GIL. Done in the background right after the
+    store opens, while the worker joins its consumer group, it stays off the first batch."""
+    from clickhouse_connect.driver import options
+
+    for name in ("np", "pd"):
+        getattr(options, name)
 
 
 def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,

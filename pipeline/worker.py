@@ -11,12 +11,14 @@ stay in offset order and at most one batch is unacked in ClickHouse at a time.
 
 Backpressure: while a batch's insert waits for ClickHouse (`Sink.persist` retries with backoff),
 the agent prepares at most one more batch and then pulls nothing; faust's stream buffer
-(`stream_buffer_maxsize` messages per topic) fills, at 80 % faust removes the partition from
-the fetcher (`Consumer.on_buffer_full`), when full it stops delivering, and fetching resumes
-once the buffer drained to 40 %. So a storage outage holds at most about
-`stream_buffer_maxsize` + one fetch per topic in memory; the rest of the backlog stays in
-Kafka, and no offset is committed until the rows are stored
-(tests/integration/faults/test_storage_outage.py).
+(`stream_buffer_maxsize` messages per topic, `Settings.stream_buffer`) fills, at 80 % faust
+removes the partition from the fetcher (`Consumer.on_buffer_full`), when full it stops
+delivering, and fetching resumes once the buffer drained to 40 %. So a storage outage holds at
+most about `stream_buffer_maxsize` + one fetch per topic in memory; the rest of the backlog
+stays in Kafka, and no offset is committed until the rows are stored
+(tests/integration/faults/test_storage_outage.py). The 40 % left at resume must outlast the
+refill (a fetch through faust's consumer thread, up to ~1 s here): with 1,000 messages the agent
+starved for up to a second at 150k events/s; 2,000 (the default) keeps it fed.
 
 Fault injection (`Settings.fault`, tests only): one `FaultInjector` per app, shared by the sinks
 (`before_insert`, `after_insert`), the agents (`after_commit`: the acked batch is committed, then
@@ -64,7 +66,7 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
-        stream_buffer_maxsize=max(1000, settings.batch_max_messages * 4),
+        stream_buffer_maxsize=max(settings.stream_buffer, settings.batch_max_messages * 2),
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_max_request_size=8 * 1024 * 1024,
         producer_acks=-1,

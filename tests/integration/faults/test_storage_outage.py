@@ -13,7 +13,7 @@ from pipeline.errors import StorageUnavailable
 from pipeline.producer import Producer
 from tests.integration.faults.ledger import Ledger, check_ledger
 
-N = 2500  # one event per message: enough messages to fill the 1000-message stream buffer
+N = 2500  # one event per message: enough messages to fill a 1000-message stream buffer
 
 
 async def committed(bootstrap: str, group: str) -> int:
@@ -27,7 +27,7 @@ async def committed(bootstrap: str, group: str) -> int:
 
 
 async def test_storage_outage_backpressure_then_exact_catch_up(stack_factory):
-    stack = await stack_factory()
+    stack = await stack_factory(stream_buffer=1000)
     s = stack.settings
     store = stack.rt.store
     assert store is not None
