@@ -228,8 +228,9 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
             progress: Callable[[str], None] | None = None) -> list[str]:
     """Apply every migration in `schemas/clickhouse/` (idempotent DDL); return the file names.
 
-    Retention is applied on every run (`MODIFY TTL`), so changing VITALS_RETENTION_DAYS and
-    re-running migrate takes effect.
+    Retention is checked on every run and changed (`MODIFY TTL`) where it differs, so changing
+    VITALS_RETENTION_DAYS and re-running migrate takes effect; an unchanged TTL is left alone (on
+    a server, MODIFY TTL rewrites the parts that hold data).
     """
     from schemas import migration_files
 
@@ -244,6 +245,8 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
         applied.append(name)
         if progress:
             progress(f"migration {name} applied")
+    engines = dict(store.rows("SELECT name, engine_full FROM system.tables WHERE database = "
+                              "{db:String}", {"db": db}))
     for table, column, days in (
         ("requests_raw", "toDateTime(ts)", raw_ttl_days),
         ("heartbeats_raw", "toDateTime(ts)", raw_ttl_days),
@@ -260,7 +263,8 @@ def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
         ("requests_1m_rows", "bucket", rollup_ttl_days),
         ("requests_1h_rows", "bucket", rollup_ttl_days),
     ):
-        store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
+        if f"TTL {column} + toIntervalDay({days})" not in engines.get(table, ""):
+            store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied
 
 
