@@ -263,7 +263,9 @@ class SinkBatch:
     def tables(self) -> list[Table]:
         """(table, column names, columns or Native block) for every table with rows, in insert
         order: raw tables (`*_raw`) last. A reader that sees a batch's raw rows therefore also
-        sees its rollups, registry rows and dead letters."""
+        sees its registry rows and dead letters. The request rollups are written by
+        ClickHouse's views within the raw insert, just after the raw rows: for a moment
+        (milliseconds) a reader may see a batch's raw rows and not yet its rollups."""
         if self._endpoints:
             self.rows["endpoints"] = [(t, ep, n, ts)
                                       for (t, ep, n), ts in self._endpoints.items()]

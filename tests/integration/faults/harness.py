@@ -245,8 +245,15 @@ async def verify(vp: VitalsProcess | InProcess, ledger: Ledger, *, t0: int, span
     diffs: list[str] = []
     truth = request_truth(ledger.events("requests"))
     for table in ("requests_1s", "requests_1m", "requests_1h"):
-        got = await rollup_totals(vp.sql, vp.database, table)
-        diffs += [f"{table}: {d}" for d in same_totals(got, truth)]
+        # The views write a batch's rollup rows right after its raw rows, in the same insert:
+        # a read between the two sees the raw rows first. Wait (briefly) for that insert.
+        async def table_diffs(table: str = table) -> list[str]:
+            got = await rollup_totals(vp.sql, vp.database, table)
+            return [f"{table}: {d}" for d in same_totals(got, truth)]
+
+        with contextlib.suppress(AssertionError):
+            await vp.wait_for(table_diffs, [], 30)
+        diffs += await table_diffs()
     reader = (await vp.post("/admin/keys", {"tenant": TENANT, "role": "reader"}))["key"]
     points_t1, points_t2, step = t0 + 30, t0 + span_s + WINDOW_S, 15
     points = list(range(points_t1, points_t2, step))
