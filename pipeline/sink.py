@@ -92,21 +92,17 @@ class Sink:
         now_ms = int(self.clock() * 1000)
         build = kind(self.kind).build
         build_structs = kind(self.kind).build_structs if self.gate is None else None
+        limits = {"now_ms": now_ms, "max_future_ms": s.max_future_s * 1000,
+                  "max_bytes": s.max_message_bytes, "max_age_ms": s.retention_days * 86_400_000}
         for m in messages:
             mark = batch.checkpoint()
             try:
                 if build_structs is not None:
-                    fast = decode_structs(m.value, self.kind, now_ms=now_ms,
-                                          max_future_ms=s.max_future_s * 1000,
-                                          max_bytes=s.max_message_bytes,
-                                          max_age_ms=s.retention_days * 86_400_000)
+                    fast = decode_structs(m.value, self.kind, **limits)
                     if fast is not None:
                         build_structs(batch, m.partition, m.offset, *fast)
                         continue
-                decoded = decode_envelope(m.value, self.kind, now_ms=now_ms,
-                                          max_future_ms=s.max_future_s * 1000,
-                                          max_bytes=s.max_message_bytes,
-                                          max_age_ms=s.retention_days * 86_400_000)
+                decoded = decode_envelope(m.value, self.kind, **limits)
                 events = decoded.events
                 if events and self.gate is not None:
                     events, refused = self.gate.admit(events)
