@@ -38,9 +38,15 @@ SUM_COLUMNS = (
 )
 TREND_THRESHOLD_PCT = 5.0
 _MIN, _MAX = SUM_COLUMNS.index("latency_min"), SUM_COLUMNS.index("latency_max")
+_N_SUMS = len(SUM_COLUMNS)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=1 << 16)
+def _bucket_value(index: int) -> float:
+    """`sketch.bucket_value`, memoised: a series repeats the same few hundred sketch buckets."""
+    return sketch.bucket_value(int(index))
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def iso(ts: float) -> str:
     """UTC ISO-8601 with a Z; milliseconds only when the instant has them (memoised: a
@@ -94,12 +100,13 @@ class Sums:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Sums:
         """A row: SUM_COLUMNS values then the p50, p95, p99 sketch bucket indexes."""
-        s = cls(*(row[: len(SUM_COLUMNS)]))  # ClickHouse returns UInt64 sums as int
+        n = _N_SUMS
+        s = cls(*row[:n])  # ClickHouse returns UInt64 sums as int
         if s.requests == 0:
             s.latency_min = s.latency_max = None
         else:
-            qs = row[len(SUM_COLUMNS): len(SUM_COLUMNS) + 3]
-            s.p50, s.p95, s.p99 = (sketch.bucket_value(int(i)) for i in qs)
+            value = _bucket_value
+            s.p50, s.p95, s.p99 = value(row[n]), value(row[n + 1]), value(row[n + 2])
         return s
 
     def value(self, name: str) -> Any:
@@ -129,6 +136,10 @@ class Pricing:
 
     def cost(self, s: Sums) -> float:
         return self.compute_cost(s) + self.request_cost(s) + self.network_cost(s)
+
+    def parts(self, s: Sums) -> tuple[float, float, float]:
+        """(compute, request, network) cost of `s`; `cost` is their sum in that order."""
+        return self.compute_cost(s), self.request_cost(s), self.network_cost(s)
 
     def json(self) -> dict[str, Any]:
         return {"gpuSecondPrice": self.gpu_second, "requestPrice": self.request,

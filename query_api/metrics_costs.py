@@ -113,6 +113,11 @@ def suggestions(total: Sums, pricing: Pricing, worker_seconds: float | None
     return out
 
 
+def _cost_point(t: int, compute: float, requests: float, network: float) -> dict[str, Any]:
+    return {"timestamp": iso(t), "cost": compute + requests + network, "computeCost": compute,
+            "requestCost": requests, "networkCost": network}
+
+
 def costs(points: dict[int, Sums], total: Sums, pricing: Pricing, trend: dict[str, Any] | None,
           budget_json: dict[str, Any] | None, worker_seconds: float | None) -> dict[str, Any]:
     found = suggestions(total, pricing, worker_seconds)
@@ -123,11 +128,7 @@ def costs(points: dict[int, Sums], total: Sums, pricing: Pricing, trend: dict[st
         "breakdown": {"compute": pricing.compute_cost(total),
                       "requests": pricing.request_cost(total),
                       "network": pricing.network_cost(total)},
-        "timeSeries": [{"timestamp": iso(t), "cost": pricing.cost(s),
-                        "computeCost": pricing.compute_cost(s),
-                        "requestCost": pricing.request_cost(s),
-                        "networkCost": pricing.network_cost(s)}
-                       for t, s in sorted(points.items())],
+        "timeSeries": [_cost_point(t, *pricing.parts(s)) for t, s in sorted(points.items())],
         "trends": {"daily": trend} if trend is not None else {},
         "budgetAnalysis": budget_json,
         "optimization": {"potentialSavings": sum(s["savings"] for s in found),

@@ -178,16 +178,16 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
             f"GROUP BY b)")
         hist_parts.append(
             f"SELECT latency_hist AS h FROM {db}.{table} FINAL WHERE {rng}{source_cond}")
-    points = {t: Sums() for t in range(start, end, step)}
     if not series_parts:
-        return points, Sums(), {}
+        return {t: Sums() for t in range(start, end, step)}, Sums(), {}
     rows, hist_rows = await asyncio.gather(
         store.rows(" UNION ALL ".join(series_parts), scope.params()),
         store.rows(f"SELECT k, sum(v) FROM ({' UNION ALL '.join(hist_parts)}) "
                    f"ARRAY JOIN mapKeys(h) AS k, mapValues(h) AS v GROUP BY k", scope.params()))
-    for row in rows:
-        points[int(row[0])] = Sums.from_row(row[1:])
-    total = Sums.total_of([row[1:] for row in rows])
+    tails = [row[1:] for row in rows]
+    found = {int(row[0]): Sums.from_row(tail) for row, tail in zip(rows, tails, strict=True)}
+    points = {t: found.get(t) or Sums() for t in range(start, end, step)}
+    total = Sums.total_of(tails)
     hist = {int(k): int(v) for k, v in hist_rows}
     total.p50, total.p95, total.p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
     return points, total, hist
