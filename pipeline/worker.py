@@ -55,10 +55,13 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
     if not settings.kafka_bootstrap:
         raise ValueError("create_worker_app needs settings.kafka_bootstrap")
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    datadir = settings.data_dir / "faust" / settings.consumer_group  # faust's default is the cwd
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.consumer_group,
         broker=brokers,
         store="memory://",
+        datadir=str(datadir),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,

@@ -16,7 +16,7 @@ from pipeline.aggregation import ROLLUP_FIELDS
 from pipeline.compaction import MERGED
 from pipeline.storage import AsyncStore, Store
 from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
-from query_api.scaling import Session, sessions_from_boundaries
+from query_api.scaling import Session, sessions_from_gaps
 from query_api.stats import Scope
 from query_api.windows import split_range
 
@@ -273,22 +273,19 @@ async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int
                          liveness_s: int) -> list[Session]:
     """Worker sessions overlapping [lo_ms, hi_ms], from heartbeats in [lo_ms − L, hi_ms].
 
-    Per worker, the sorted heartbeat times are reduced in ClickHouse to the session boundaries
-    (`(ts, previous ts, next ts)` where a gap exceeds L, -1 for none). No FINAL: a redelivered
-    heartbeat repeats a timestamp (gap 0), which changes no boundary."""
+    Per worker, ClickHouse sorts the heartbeat times and returns only the first, the last and
+    the gaps longer than L (`scaling.sessions_from_gaps`). No FINAL: a redelivered heartbeat
+    repeats a timestamp (gap 0), which changes no boundary."""
     live = liveness_s * 1000
-    sql = (f"SELECT worker_id, arrayMap(i -> (ts_[i], if(i = 1, -1, ts_[i - 1]), "
-           f"if(i = n, -1, ts_[i + 1])), arrayFilter(i -> i = 1 OR i = n "
-           f"OR ts_[i] - ts_[i - 1] > {live} OR ts_[i + 1] - ts_[i] > {live}, "
-           f"arrayEnumerate(ts_))) FROM (SELECT worker_id, "
-           f"arraySort(groupArray(toUnixTimestamp64Milli(ts))) AS ts_, length(ts_) AS n "
-           f"FROM {store.database}.heartbeats_raw WHERE {scope.where()} "
-           f"AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
+    sql = (f"SELECT worker_id, ts_[1], ts_[-1], arrayFilter((t, d) -> d > {live}, ts_, gaps), "
+           f"arrayFilter(d -> d > {live}, gaps) FROM (SELECT worker_id, "
+           f"arraySort(groupArray(toUnixTimestamp64Milli(ts))) AS ts_, "
+           f"arrayDifference(ts_) AS gaps FROM {store.database}.heartbeats_raw "
+           f"WHERE {scope.where()} AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
            f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY worker_id) "
            f"ORDER BY worker_id")
     rows = await store.rows(sql, {**scope.params(), "lo": lo_ms - live, "hi": hi_ms})
-    return sessions_from_boundaries(
-        ((w, int(t), int(prev), int(nxt)) for w, edges in rows for t, prev, nxt in edges), live)
+    return sessions_from_gaps(rows, live)
 
 
 def load_pricing(store: Store, tenant: str, endpoint_id: int) -> Pricing:

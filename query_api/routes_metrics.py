@@ -8,6 +8,7 @@ ownership (403/404) → response cache → ClickHouse.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -59,17 +60,55 @@ def cache_ttl(ctx: ApiContext, q: MetricsQuery) -> float:
     return min(MAX_CACHE_S, ctx.settings.metrics_cache_s * q.step_s / 60)
 
 
-async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
-    ref = ref.strip()
+def _endpoint_id(ref: str) -> int | None:
+    """The id an endpoint reference names, or None for a name."""
     if ref.isascii() and ref.isdigit() and len(ref) <= 20:
         ident = int(ref)
         if ident >= 2**64:
             raise bad_param("endpointId", ref, "endpointId is out of range")
+        return ident
+    return None
+
+
+async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
+    ref = ref.strip()
+    ident = _endpoint_id(ref)
+    if ident is not None:
         return await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None)
     if not ref or len(ref) > 128:
         raise bad_param("endpointId", ref[:50], "endpointId must be an id or an endpoint name "
                         "of 1-128 characters")
     return await resolve_endpoint(ctx.store, key, endpoint_id=None, name=ref)
+
+
+async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
+                             q: MetricsQuery) -> tuple[Scope, Computed, bool]:
+    """Resolve `ref` (403/404 as `_resolve`) and compute its document.
+
+    For an id, the document of that id in the key's own tenant is computed while the ownership
+    check runs: its reads are filtered by that tenant, and it is returned only when the check
+    resolves to exactly that scope (otherwise it is dropped, and an error or the other
+    tenant's document, for a superadmin, follows as without it)."""
+    ident = _endpoint_id(ref.strip())
+    if ident is None:
+        scope, name = await _resolve(ctx, key, ref)
+        c, cached = await _computed(ctx, st, scope, name, q)
+        return scope, c, cached
+    guess = Scope(key.tenant, ident)
+    early = asyncio.create_task(_computed(ctx, st, guess, "", q))
+    early.add_done_callback(lambda t: t.cancelled() or t.exception())
+    try:
+        scope, name = await _resolve(ctx, key, ref)
+    except BaseException:
+        early.cancel()
+        raise
+    if scope != guess:
+        early.cancel()
+        c, cached = await _computed(ctx, st, scope, name, q)
+    else:
+        c, cached = await early
+    c.doc["endpoint"] = name
+    return scope, c, cached
 
 
 async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
@@ -106,8 +145,7 @@ async def endpoint_metrics(request: Request, endpointId: str) -> Response:
     key = await ctx.auth.authenticate(request)
     st.limiter.check(key.key_id)
     q = parse_query(_query_params(request), ctx.settings.metrics_max_range)
-    scope, name = await _resolve(ctx, key, endpointId)
-    c, cached = await _computed(ctx, st, scope, name, q)
+    scope, c, cached = await _resolved_document(ctx, st, key, endpointId, q)
     headers = {"Cache-Control": f"private, max-age={math.ceil(cache_ttl(ctx, q))}",
                "X-Cache": "HIT" if cached else "MISS",
                "X-Generated-At": c.doc["generatedAt"]}

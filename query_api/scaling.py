@@ -16,7 +16,7 @@ from typing import Any
 
 from query_api.endpoint_metrics import iso
 
-__all__ = ["MAX_EVENTS", "Scaling", "Session", "scaling", "sessions_from_boundaries"]
+__all__ = ["MAX_EVENTS", "Scaling", "Session", "scaling", "sessions_from_gaps"]
 
 MAX_EVENTS = 1000
 
@@ -28,20 +28,19 @@ class Session:
     end_ms: int
 
 
-def sessions_from_boundaries(rows: Iterable[Sequence[int]], liveness_ms: int) -> list[Session]:
-    """Sessions from boundary heartbeats `(worker, ts_ms, prev_ms, next_ms)` sorted by worker, ts.
-
-    `prev_ms`/`next_ms` are the worker's neighbouring heartbeat times (-1 when none); the SQL
-    keeps only rows where a session starts (no prev, or gap > L) or ends (no next, gap > L).
-    """
+def sessions_from_gaps(rows: Iterable[tuple[int, int, int, Sequence[int], Sequence[int]]],
+                       liveness_ms: int) -> list[Session]:
+    """Sessions from each worker's `(worker, first_ms, last_ms, starts, gaps)`: `first_ms` and
+    `last_ms` are its first and last heartbeat, and every gap longer than L between two
+    consecutive heartbeats is given as the heartbeat after it (`starts[i]`) and its length
+    (`gaps[i]`), so the session before it ends at `starts[i] - gaps[i] + L`."""
     out: list[Session] = []
-    open_start: dict[int, int] = {}
-    for worker, ts, prev, nxt in rows:
-        w, t = int(worker), int(ts)
-        if prev < 0 or t - prev > liveness_ms:
-            open_start[w] = t
-        if nxt < 0 or nxt - t > liveness_ms:
-            out.append(Session(w, open_start.pop(w, t), t + liveness_ms))
+    for worker, first, last, starts, gaps in rows:
+        w, begin = int(worker), int(first)
+        for start, gap in zip(starts, gaps, strict=True):
+            out.append(Session(w, begin, int(start) - int(gap) + liveness_ms))
+            begin = int(start)
+        out.append(Session(w, begin, int(last) + liveness_ms))
     return out
 
 

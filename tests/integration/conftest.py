@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,10 +45,10 @@ def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, chdb_dsn: str) -> Settings:  # noqa: F811
+def settings(kafka_bootstrap: str, chdb_dsn: str, tmp_path: Path) -> Settings:  # noqa: F811
     tag = uuid.uuid4().hex[:10]
     return Settings(
-        kafka_bootstrap=kafka_bootstrap, clickhouse_dsn=chdb_dsn,
+        kafka_bootstrap=kafka_bootstrap, clickhouse_dsn=chdb_dsn, data_dir=tmp_path,
         clickhouse_database=f"t_{tag}", topics=TopicNames(prefix=f"t{tag}-"),
         consumer_group=f"g{tag}", api_port=0, batch_max_seconds=0.1,
     )
@@ -69,6 +70,15 @@ class Stack:
     async def rows(self, sql: str) -> list[tuple[Any, ...]]:
         assert self.rt.store is not None
         return await self.rt.store.rows(sql.replace("{db}", self.settings.clickhouse_database))
+
+    async def wait_requests(self, n: int, timeout: float = 60) -> None:
+        """Wait until `n` request events are stored and counted by every rollup view: the views
+        write after the raw rows of the same insert, so raw rows alone can be seen first."""
+        await self.wait_for(lambda: self.rows(
+            "SELECT (SELECT count() FROM {db}.requests_raw FINAL), "
+            "(SELECT sum(requests) FROM {db}.requests_1s FINAL), "
+            "(SELECT sum(requests) FROM {db}.requests_1m FINAL), "
+            "(SELECT sum(requests) FROM {db}.requests_1h FINAL)"), [(n, n, n, n)], timeout)
 
     async def wait_for(self, probe: Callable[[], Any], expected: Any, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout

@@ -25,7 +25,7 @@ async def seed(stack) -> None:
         await p.send_many("heartbeats", [
             {"v": 1, "type": "heartbeat", "ts": NOW - 5, "tenant": "acme", "endpoint_id": 1,
              "id": w} for w in (7, 8)])
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.requests_raw"), [(2,)])
+    await stack.wait_requests(2)
     await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.heartbeats_raw"), [(2,)])
 
 

@@ -109,8 +109,7 @@ async def loaded(stack_factory):
                         clock=FakeClock(NOW)) as p:
         await p.send_many("requests", requests)
         await p.send_many("heartbeats", heartbeats)
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.requests_raw FINAL"),
-                         [(len(requests),)])
+    await stack.wait_requests(len(requests))
     await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.heartbeats_raw FINAL"),
                          [(len(heartbeats),)])
     key = await stack.key("acme", "reader")

@@ -19,7 +19,7 @@ from query_api.metrics_costs import Budget as BudgetInput
 from query_api.metrics_costs import budget, month_bounds, suggestions
 from query_api.metrics_params import parse_query, window_for
 from query_api.ratelimit import RateLimiter, TtlCache
-from query_api.scaling import Session, scaling, sessions_from_boundaries
+from query_api.scaling import Session, scaling, sessions_from_gaps
 
 LIMITS = Settings().metrics_max_range
 
@@ -63,9 +63,8 @@ def test_max_range_setting():
 
 def test_sessions_and_scaling_events():
     # worker 1: heartbeats 0, 10, 20 s then 200 s; worker 2: 50 s only; liveness 30 s
-    rows = [(1, 0, -1, 10_000), (1, 20_000, 10_000, 200_000), (1, 200_000, 20_000, -1),
-            (2, 50_000, -1, -1)]
-    ss = sessions_from_boundaries(rows, 30_000)
+    rows = [(1, 0, 200_000, [200_000], [180_000]), (2, 50_000, 50_000, [], [])]
+    ss = sessions_from_gaps(rows, 30_000)
     assert ss == [Session(1, 0, 50_000), Session(1, 200_000, 230_000), Session(2, 50_000, 80_000)]
     sc = scaling(ss, 0, 220_000, [0, 60_000, 120_000, 210_000])
     # at 50 s worker 1 expires while worker 2 appears: net zero, no event

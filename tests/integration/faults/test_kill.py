@@ -82,7 +82,8 @@ async def test_kill9_during_rebalance_loses_and_duplicates_nothing(kafka_bootstr
                           {"requests": 300, "heartbeats": len(heartbeats)})
         # a second member joins the group: the worker is killed inside the rebalance
         settings = Settings(kafka_bootstrap=kafka_bootstrap, topics=topics, consumer_group=group,
-                            topic_partitions=2, session_timeout_s=6, batch_max_seconds=0.05)
+                            data_dir=tmp_path, topic_partitions=2, session_timeout_s=6,
+                            batch_max_seconds=0.05)
         member = create_worker_app(settings, StalledStore(), Telemetry())  # type: ignore[arg-type]
         member.finalize()
         await member.start()
