@@ -40,6 +40,7 @@ EP = 7
 PER_MESSAGE = 500
 MESSAGES_PER_INSERT = 100
 WORKERS = 12
+WARMUP = 10
 
 
 def _events(n: int, t0_ms: int, span_ms: int, total: int, rng: random.Random, first: int
@@ -108,8 +109,10 @@ def _pct(xs: list[float], q: float) -> float:
 
 async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], calls: int,
                 headers: dict[str, str]) -> tuple[list[float], list[float], int]:
-    """Wall-clock ms and process CPU ms (Python + the embedded engine's threads) per call."""
-    for _ in range(3):
+    """Wall-clock ms and process CPU ms (Python + the embedded engine's threads) per call, after
+    WARMUP calls: the first few calls of a process cost up to 2-3x (the engine's mark and
+    uncompressed caches, allocator growth, memoised timestamps)."""
+    for _ in range(WARMUP):
         r = await client.get(url, params=params, headers=headers)
         assert r.status_code == 200, r.text
     out, cpu = [], []
@@ -187,7 +190,8 @@ async def main() -> None:
                 results.append((label + (" (cached)" if cache_s else ""), ms, cpu, size))
     check = (await store.rows(f"SELECT sum(requests) FROM bench.requests_1m FINAL WHERE "
                               f"endpoint_id = {EP}"))[0][0]
-    print(f"\nevents stored (sum of 1m rollup): {check:,}; calls per case: {args.calls}")
+    print(f"\nevents stored (sum of 1m rollup): {check:,}; calls per case: {args.calls} "
+          f"after {WARMUP} warm-up calls")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p50':>8} "
           f"{'cpu p99':>8} {'bytes':>10}")
