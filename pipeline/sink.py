@@ -2,10 +2,10 @@
 ClickHouse, dead-letter what is invalid. The agent acks the batch only after `write` returns.
 
 Delivery contract: `write` returns only once ClickHouse accepted every row of the batch and every
-dead-letter record was acknowledged by Kafka. Transient storage faults are retried with capped
-exponential backoff for as long as it takes (the agent stops pulling meanwhile, so Kafka holds the
-backlog: backpressure, not unbounded buffering). Rows are keyed by source position, so a retry or
-a redelivery after a crash never counts twice.
+dead-letter record was acknowledged by Kafka. Storage faults (unavailable, or an insert refused
+for good) are retried with capped exponential backoff for as long as it takes (the agent stops
+pulling meanwhile, so Kafka holds the backlog: backpressure, not unbounded buffering). Rows
+are keyed by source position, so a retry or a redelivery after a crash never counts twice.
 
 Poison: an invalid event is dead-lettered alone (see `decode_envelope`); a message whose
 processing raises (a builder bug tripped by its content) is dead-lettered whole with reason
@@ -29,7 +29,7 @@ import orjson
 from pipeline.aggregation import SinkBatch, Table
 from pipeline.decode import Reject, decode_envelope, decode_structs
 from pipeline.dlq_alert import DlqAlarm
-from pipeline.errors import StorageUnavailable
+from pipeline.errors import StorageError, StorageUnavailable
 from pipeline.faults import FaultInjector
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
@@ -178,6 +178,13 @@ class Sink:
                         topic, 100 * a.ratio, a.window_s)
 
     async def _insert_with_retry(self, tables: list[Table]) -> None:
+        """Insert every table, retrying with capped exponential backoff until ClickHouse accepts.
+
+        Unavailability (connection, timeout, overload codes) is the usual cause. An insert
+        ClickHouse refuses for good (a schema changed by hand, a constraint, permissions) is
+        retried the same way, logged as an error and counted in `vitals_insert_errors_total`:
+        the rows passed validation, so the cause is the store, and the batch waits for it to
+        be fixed rather than being dropped or dead-lettered (nothing is acked meanwhile)."""
         delay = 0.1
         while True:
             started = time.perf_counter()
@@ -187,12 +194,18 @@ class Sink:
             except StorageUnavailable as exc:
                 self.telemetry.inc("vitals_insert_retries_total", topic=self.kind)
                 log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
-                continue
-            self.telemetry.observe("vitals_insert_seconds", time.perf_counter() - started,
-                                   topic=self.kind)
-            return
+            except StorageError as exc:
+                self.telemetry.inc("vitals_insert_retries_total", topic=self.kind)
+                self.telemetry.inc("vitals_insert_errors_total", topic=self.kind)
+                log.error("ClickHouse refused the %s batch insert (%s); retrying in %.1f s "
+                          "until the cause is fixed, nothing is acked meanwhile",
+                          self.kind, exc, delay)
+            else:
+                self.telemetry.observe("vitals_insert_seconds", time.perf_counter() - started,
+                                       topic=self.kind)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff_s)
 
 
 def _dead_letter(m: Message, index: int | None, reason: str, payload: bytes,

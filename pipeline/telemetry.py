@@ -19,6 +19,7 @@ MetricName = Literal[
     "vitals_events_rejected_total",
     "vitals_dlq_messages_total",
     "vitals_insert_retries_total",
+    "vitals_insert_errors_total",
     "vitals_insert_seconds",
     "vitals_api_request_seconds",
     "vitals_consumer_lag",
@@ -41,6 +42,8 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_dlq_messages_total": ("counter", "Dead-letter records produced, by topic"),
     "vitals_insert_retries_total": ("counter",
                                     "ClickHouse insert attempts that failed and were retried"),
+    "vitals_insert_errors_total": ("counter", "ClickHouse insert attempts refused for a reason "
+                                   "other than unavailability (retried until fixed)"),
     "vitals_insert_seconds": ("histogram", "Latency of one batch insert into ClickHouse"),
     "vitals_api_request_seconds": ("histogram", "Query API request latency, by route"),
     "vitals_consumer_lag": ("gauge", "Messages behind the log end, by topic and partition"),
