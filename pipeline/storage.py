@@ -145,17 +145,24 @@ class ClickHouseStore:
 
 
     def readonly_raw(self, sql: str, fmt: str) -> bytes:
-        """Run analyst SQL with `readonly=1`, output in ClickHouse format `fmt`.
+        """Run analyst SQL with `readonly=1`, output in ClickHouse format `fmt`; unqualified
+        table names resolve in this store's database.
 
         The embedded engine applies per-call settings with SET and restores them afterwards,
         which readonly mode itself forbids: the session would stay read-only. So the embedded
         engine gets a second session that is read-only for good; a server takes the setting
-        per query.
+        per query. Clients are confined to their thread, so pointing one at this database for
+        the call cannot leak into another thread's queries.
         """
         if not self.dsn.startswith("chdb://"):
-            return self.raw(sql, fmt, settings={"readonly": 1})
+            previous, self._client.database = self._client.database, self.database
+            try:
+                return self.raw(sql, fmt, settings={"readonly": 1})
+            finally:
+                self._client.database = previous
         if self._readonly_client is None:
             self._readonly_client = self._connect(self.dsn, readonly=True)
+        self._readonly_client.database = self.database
         try:
             data: bytes = self._readonly_client.raw_query(sql, fmt=fmt)
             return data

@@ -103,6 +103,9 @@ async def test_health_docs_and_sql(api):
             "{db}", stack.settings.clickhouse_database),
         "format": "TSV", "api_key": admin})
     assert r.status_code == 200 and r.text == "acme\t1\nrival\t2\n"
+    r = await stack.http.post("/sql", json={  # unqualified names: the Vitals database
+        "query": "SELECT count() FROM endpoints FINAL", "format": "TSV", "api_key": admin})
+    assert r.status_code == 200 and r.text == "2\n"
     r = await stack.http.post("/sql", json={
         "query": f"DROP TABLE {stack.settings.clickhouse_database}.endpoints", "api_key": admin})
     assert r.status_code == 400 and r.json()["error"] == "SQL_ERROR"
