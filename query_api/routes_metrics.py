@@ -3,7 +3,9 @@
 `GET|PUT /v2/endpoints/{endpointId}/pricing`.
 
 Order of checks: API key (401) → per-key rate limit (429) → parameters (400) → endpoint
-ownership (403/404) → response cache → ClickHouse.
+ownership (403/404) → response cache → ClickHouse. For an endpoint id, the document of the key's
+own tenant is read while the ownership check runs and answered only once it passed
+(`_resolved_document`).
 """
 
 from __future__ import annotations
@@ -113,15 +115,19 @@ async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
 
 async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
                     q: MetricsQuery) -> tuple[Computed, bool]:
+    """The scope's document, from the response cache or ClickHouse. `name` ("" while the
+    endpoint is still being resolved) is set on the document whenever given."""
     ck = (scope.tenant, scope.endpoint_id, q.timeframe, q.granularity, q.sections,
           q.aggregation)
-    hit = st.cache.get(ck)
-    if hit is not None:
-        return hit, True
-    c = await build_document(ctx.store, scope, name, q, ctx.clock(),
-                             ctx.settings.liveness_timeout_s)
-    st.cache.put(ck, c, cache_ttl(ctx, q))
-    return c, False
+    c = st.cache.get(ck)
+    cached = c is not None
+    if c is None:
+        c = await build_document(ctx.store, scope, name, q, ctx.clock(),
+                                 ctx.settings.liveness_timeout_s)
+        st.cache.put(ck, c, cache_ttl(ctx, q))
+    if name:
+        c.doc["endpoint"] = name
+    return c, cached
 
 
 def _query_params(request: Request) -> dict[str, Any]:
