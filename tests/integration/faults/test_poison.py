@@ -57,6 +57,7 @@ async def test_processing_error_dead_letters_the_message_and_moves_on(stack_fact
     assert dead["reason"] == "processing failed: RuntimeError: builder bug tripped by event 'boom'"
     assert orjson.loads(dead["payload"])[1]["id"] == "boom"
     # the half-built rows of the poisoned message were rolled back, in every table
+    await stack.wait_requests(3)  # the views write after the raw rows of the same insert
     assert await stack.rows("SELECT sum(requests) FROM {db}.requests_1s FINAL") == [(3,)]
     metrics = (await stack.http.get("/metrics")).text
     assert f'vitals_processing_errors_total{{topic="{s.topics.requests}"}} 1' in metrics

@@ -75,8 +75,7 @@ async def test_storage_outage_backpressure_then_exact_catch_up(stack_factory):
     assert queued <= app.conf.stream_buffer_maxsize
 
     outage["down"] = False
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.requests_raw FINAL"),
-                         [(N,)])
+    await stack.wait_requests(N)  # raw rows and every rollup view
     reports = await check_ledger(ledger, sql, s.clickhouse_database)
     assert reports["requests"].exact, reports["requests"].line()
     assert await stack.rows("SELECT sum(requests) FROM {db}.requests_1h FINAL") == [(N,)]
