@@ -170,8 +170,7 @@ class SinkBatch:
         # Hot path (every request event): one message's columns go into the Native buffers
         # whole, while their values are fresh. The rollups are ClickHouse's job.
         n = len(ts)
-        kind = [k if k or s < 400 else ("client" if s < 500 else "server")
-                for k, s in zip(kind, status, strict=True)]
+        kind = list(map(classify, status, kind))
         cols = self._requests
         # Every conversion first: an out-of-range value raises before any buffer grows.
         chunks = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from pipeline import sketch
 from pipeline.aggregation import ROLLUP_FIELDS
@@ -122,24 +123,34 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     return points, total, hist
 
 
+async def _freshness(store: AsyncStore, scope: Scope, table: str, rng: str,
+                     sums: tuple[tuple[str, str], ...] = ()) -> list[tuple[Any, ...]]:
+    """Per bucket of `table` in `rng` with data: (bucket, rows ever written, the compacted row's
+    `src_rows`, then the compacted row's `sums` columns, given as (name, ClickHouse type)).
+
+    A bucket is fresh when the rows ever written into it (`<table>_rows`,
+    007_rollup_row_counts.sql) number exactly its compacted row's `src_rows` (the deduplicated
+    count the compactor merged). Why that is exact: source keys are only ever added, and a merge
+    only drops a duplicate of a key that stays. So the bucket holds every key the compactor saw,
+    and rows written ≥ distinct keys ≥ `src_rows`; equality leaves no room for a new key or a
+    duplicate. A redelivered message's duplicate thus keeps its buckets stale (read from the
+    source rows, with FINAL): exact, only slower. Reading the counters rather than counting the
+    source rows skips a scan of every per-message rollup row of the range."""
+    db, merged = store.database, MERGED[table]
+    zeros = "".join(f", to{t}(0) AS x{i}" for i, (_, t) in enumerate(sums))
+    totals = "".join(f", sum(x{i})" for i in range(len(sums)))
+    names = "".join(f", {name}" for name, _ in sums)
+    return await store.rows(
+        f"SELECT b, sum(n), sum(m){totals} FROM (SELECT toUnixTimestamp(bucket) AS b, "
+        f"sum(rows) AS n, toUInt64(0) AS m{zeros} FROM {db}.{table}_rows WHERE {rng} GROUP BY b "
+        f"UNION ALL SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows{names} "
+        f"FROM {db}.{merged} FINAL WHERE {rng}) GROUP BY b", scope.params())
+
+
 async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
                  ) -> tuple[list[int], list[int]]:
-    """Buckets of `table` in `rng` with data, as (fresh, stale): a bucket is fresh when the
-    number of rows ever written into it (`<table>_rows`, 007_rollup_row_counts.sql) equals
-    the compacted row's `src_rows` (the deduplicated count the compactor merged).
-
-    Why that is exact: source keys are only ever added, and a merge only drops a duplicate of
-    a key that stays. So the bucket holds every key the compactor saw, and rows written ≥
-    distinct keys ≥ `src_rows`; equality leaves no room for a new key or a duplicate. A
-    redelivered message's duplicate thus keeps its buckets stale (read from the source rows,
-    with FINAL): exact, only slower. Reading the counters rather than counting the source
-    rows skips a scan of every per-message rollup row of the range."""
-    db, merged = store.database, MERGED[table]
-    rows = await store.rows(
-        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, sum(rows) AS n, "
-        f"toUInt64(0) AS m FROM {db}.{table}_rows WHERE {rng} GROUP BY b UNION ALL "
-        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows FROM {db}.{merged} FINAL "
-        f"WHERE {rng}) GROUP BY b", scope.params())
+    """Buckets of `table` in `rng` with data, as (fresh, stale) (`_freshness`)."""
+    rows = await _freshness(store, scope, table, rng)
     fresh = [int(b) for b, n, m in rows if n and n == m]
     stale = [int(b) for b, n, m in rows if n and n != m]
     return fresh, stale
@@ -217,19 +228,13 @@ async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict
     """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup, with the sums the trends and
     hourly usage need: requests, latency_sum, gpu_seconds, bytes_out (the other fields zero).
 
-    One read decides freshness (as `_split`) and carries the compacted sums along, so fresh
+    One read decides freshness (`_freshness`) and carries the compacted sums along, so fresh
     hours cost nothing more; stale hours (usually none) are summed from the source with FINAL."""
     db, cols = store.database, ("requests", "latency_sum", "gpu_seconds", "bytes_out")
     rng = (f"{scope.where()} AND bucket >= toDateTime({lo}, 'UTC') "
            f"AND bucket < toDateTime({hi}, 'UTC')")
-    zeros = ", ".join(f"to{t}(0) AS x{i}"
-                      for i, t in enumerate(("UInt64", "Float64", "Float64", "UInt64")))
-    rows = await store.rows(
-        f"SELECT b, sum(n), sum(m), {', '.join(f'sum(x{i})' for i in range(4))} FROM ("
-        f"SELECT toUnixTimestamp(bucket) AS b, sum(rows) AS n, toUInt64(0) AS m, {zeros} "
-        f"FROM {db}.requests_1h_rows WHERE {rng} GROUP BY b UNION ALL "
-        f"SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows, {', '.join(cols)} "
-        f"FROM {db}.requests_1h_merged FINAL WHERE {rng}) GROUP BY b", scope.params())
+    rows = await _freshness(store, scope, "requests_1h", rng, tuple(zip(
+        cols, ("UInt64", "Float64", "Float64", "UInt64"), strict=True)))
     out = {int(b): Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
                         bytes_out=int(bo))
            for b, n, m, r, lat, g, bo in rows if n and n == m}

@@ -100,7 +100,7 @@ async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
     early = asyncio.create_task(_computed(ctx, st, guess, "", q))
     early.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
-        scope, name = await _resolve(ctx, key, ref)
+        scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None)
     except BaseException:
         early.cancel()
         raise
@@ -109,7 +109,7 @@ async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
         c, cached = await _computed(ctx, st, scope, name, q)
     else:
         c, cached = await early
-    c.doc["endpoint"] = name
+        c.doc["endpoint"] = name
     return scope, c, cached
 
 
