@@ -57,7 +57,7 @@ def iso(ts: float) -> str:
     return f"{text}.{ms:03d}Z" if ms else f"{text}Z"
 
 
-@dataclass
+@dataclass(slots=True)
 class Sums:
     """Rollup sums of one time point (or of the whole window). Latency fields in ms."""
 
@@ -136,10 +136,6 @@ class Pricing:
 
     def cost(self, s: Sums) -> float:
         return self.compute_cost(s) + self.request_cost(s) + self.network_cost(s)
-
-    def parts(self, s: Sums) -> tuple[float, float, float]:
-        """(compute, request, network) cost of `s`; `cost` is their sum in that order."""
-        return self.compute_cost(s), self.request_cost(s), self.network_cost(s)
 
     def json(self) -> dict[str, Any]:
         return {"gpuSecondPrice": self.gpu_second, "requestPrice": self.request,
@@ -231,22 +227,36 @@ def performance(points: dict[int, Sums], step: int, trends: dict[str, Any], sect
                 aggregation: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ordered = sorted(points.items())
+    stamps = [iso(t) for t, _ in ordered]
     if "performance" in sections:
+        latency: list[dict[str, Any]] = []
+        series: list[dict[str, Any]] = []
+        # Points are built inline (not through _s/_avg_latency/_pct): a day at 1m is 1,440.
+        for stamp, (_, s) in zip(stamps, ordered, strict=True):
+            n = s.requests
+            if n:
+                p50, p95, p99 = s.p50, s.p95, s.p99
+                latency.append({
+                    "timestamp": stamp, "value": latency_value(s, aggregation),
+                    "avg": s.latency_sum / n / 1000,
+                    "p50": None if p50 is None else p50 / 1000,
+                    "p95": None if p95 is None else p95 / 1000,
+                    "p99": None if p99 is None else p99 / 1000,
+                    "min": _s(s.latency_min), "max": _s(s.latency_max), "count": n})
+            else:
+                latency.append({"timestamp": stamp, "value": None, "avg": None, "p50": None,
+                                "p95": None, "p99": None, "min": None, "max": None,
+                                "count": 0})
+            series.append({"timestamp": stamp, "requestsPerSecond": n / step,
+                           "tokensPerSecond": (s.tokens_in + s.tokens_out) / step,
+                           "itemsProcessed": s.work_units})
         out["latency"] = {
             "unit": "seconds",
             "relativeErrorBound": sketch.ALPHA,
             "aggregation": aggregation,
-            "timeSeries": [{"timestamp": iso(t), "value": latency_value(s, aggregation),
-                            "avg": _avg_latency(s), "p50": _s(s.p50), "p95": _s(s.p95),
-                            "p99": _s(s.p99), "min": _s(s.latency_min),
-                            "max": _s(s.latency_max), "count": s.requests}
-                           for t, s in ordered],
+            "timeSeries": latency,
             "trends": trends,
         }
-        series: list[dict[str, Any]] = [
-            {"timestamp": iso(t), "requestsPerSecond": s.requests / step,
-             "tokensPerSecond": (s.tokens_in + s.tokens_out) / step,
-             "itemsProcessed": s.work_units} for t, s in ordered]
         peak = max(series, key=lambda p: p["requestsPerSecond"], default=None)
         out["throughput"] = {"timeSeries": series, "peak": None if peak is None else {
             "requestsPerSecond": peak["requestsPerSecond"], "timestamp": peak["timestamp"]}}
@@ -260,13 +270,21 @@ def performance(points: dict[int, Sums], step: int, trends: dict[str, Any], sect
             total.err_other += s.err_other
             total.failures += s.failures
             total.requests += s.requests
+        errors: list[dict[str, Any]] = []
+        for stamp, (_, s) in zip(stamps, ordered, strict=True):
+            n = s.requests
+            if n:  # _pct inline
+                errors.append({"timestamp": stamp, "errorRate": 100 * s.failures / n,
+                               "timeoutRate": 100 * s.err_timeout / n,
+                               "resourceErrorRate": 100 * s.err_resource / n,
+                               "userErrorRate": 100 * s.err_client / n,
+                               "serverErrorRate": 100 * s.err_server / n, "errors": s.failures})
+            else:
+                errors.append({"timestamp": stamp, "errorRate": None, "timeoutRate": None,
+                               "resourceErrorRate": None, "userErrorRate": None,
+                               "serverErrorRate": None, "errors": s.failures})
         out["errorRates"] = {
-            "timeSeries": [{"timestamp": iso(t), "errorRate": _pct(s.failures, s.requests),
-                            "timeoutRate": _pct(s.err_timeout, s.requests),
-                            "resourceErrorRate": _pct(s.err_resource, s.requests),
-                            "userErrorRate": _pct(s.err_client, s.requests),
-                            "serverErrorRate": _pct(s.err_server, s.requests),
-                            "errors": s.failures} for t, s in ordered],
+            "timeSeries": errors,
             "breakdown": {"4xx": total.err_client, "5xx": total.err_server,
                           "timeouts": total.err_timeout,
                           "resourceExhausted": total.err_resource, "other": total.err_other},

@@ -57,6 +57,17 @@ def _trends(hours: dict[int, em.Sums], h: int) -> tuple[dict[str, Any], em.Sums,
     return trends, last_d, prev_d
 
 
+def _resource_series(res: em.Resources, points: list[int], instances: list[int]
+                     ) -> list[dict[str, Any]]:
+    out = []
+    for p, n in zip(points, instances, strict=True):
+        r = res.series.get(p)
+        out.append({"timestamp": em.iso(p), "utilization": r[0] if r else None,
+                    "memoryUsage": r[1] if r else None, "cpuUtilization": r[2] if r else None,
+                    "instances": n})
+    return out
+
+
 async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQuery,
                          now: float, liveness_s: int) -> Computed:
     win: Window = window_for(q, now)
@@ -129,13 +140,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
             "gpu": {
                 "utilization": {
                     "average": res.gpu_avg, "peak": res.gpu_peak,
-                    "timeSeries": [
-                        {"timestamp": em.iso(p),
-                         "utilization": res.series[p][0] if p in res.series else None,
-                         "memoryUsage": res.series[p][1] if p in res.series else None,
-                         "cpuUtilization": res.series[p][2] if p in res.series else None,
-                         "instances": n}
-                        for p, n in zip(win.points, sc.at_points, strict=True)],
+                    "timeSeries": _resource_series(res, win.points, sc.at_points),
                 },
                 "memory": {"average": res.mem_avg, "peak": res.mem_peak},
             },
