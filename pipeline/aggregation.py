@@ -22,7 +22,8 @@ from msgspec import UNSET
 
 from pipeline.native import NativeBlock, NativeColumns, StringEncoder, string_bytes
 
-__all__ = ["REQUESTS_RAW_TYPES", "ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "SinkBatch",
+__all__ = ["REQUESTS_RAW_TYPES", "ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "RegistryCache",
+           "SinkBatch",
            "Table", "classify"]
 
 ROLLUP_FIELDS = (
@@ -100,6 +101,74 @@ def classify(status: int, error_kind: str) -> str:
     return "server"
 
 
+EndpointKey = tuple[str, int, str]      # (tenant, endpoint_id, endpoint_name)
+AutogroupKey = tuple[str, int, int]     # (tenant, autogroup_id, endpoint_id)
+
+
+class RegistryCache:
+    """The registry rows (`endpoints`, `autogroups`) this process has written, so that a batch
+    writes a registry row only when it tells ClickHouse something new.
+
+    Every batch used to rewrite a row per key it saw, with the batch's newest event time as
+    `last_seen`: two inserts of ~15 ms of engine CPU each per flush, whatever the flush's size
+    (most of the worker's CPU at low rates). A key is now written when it is new to this
+    process, when its `last_seen` is `refresh_ms` or more ahead of what was written, or when it
+    would change what the readers resolve: an endpoint's name is its newest non-empty name
+    (`query_api.entities`), so a name is written whenever it is not the endpoint's latest
+    written name (a rename back to an earlier name included); likewise an autogroup's endpoint.
+    So `last_seen` trails the newest event by less than `refresh_ms`, and names and owners
+    resolve as without the cache. (One bounded exception: when an endpoint's partition moved
+    to another worker and back within `refresh_ms`, a rename written by the other worker is
+    not known here, so a rename back may wait up to `refresh_ms` to be written.)
+
+    `skip` runs on the decode thread when a batch's tables are built; `written` after the
+    batch's insert succeeded (a batch built before then writes its rows again: harmless, the
+    tables are ReplacingMergeTree). Single dict operations only: safe across the two threads.
+    """
+
+    def __init__(self, refresh_ms: int = 60_000) -> None:
+        self.refresh_ms = refresh_ms
+        self._seen: dict[EndpointKey | AutogroupKey, int] = {}
+        self._name: dict[tuple[str, int], str] = {}      # (tenant, endpoint) -> latest name
+        self._owner: dict[tuple[str, int], int] = {}     # (tenant, autogroup) -> endpoint
+
+    def _fresh(self, key: EndpointKey | AutogroupKey, ts: int) -> bool:
+        written = self._seen.get(key)
+        return written is not None and ts - written < self.refresh_ms
+
+    def endpoints(self, keys: dict[EndpointKey, int]) -> dict[EndpointKey, int]:
+        """The endpoint rows of a batch that must be written."""
+        return {k: ts for k, ts in keys.items()
+                if not (self._fresh(k, ts) and (not k[2] or self._name.get(k[:2]) == k[2]))}
+
+    def autogroups(self, keys: dict[AutogroupKey, int]) -> dict[AutogroupKey, int]:
+        """The autogroup rows of a batch that must be written."""
+        return {k: ts for k, ts in keys.items()
+                if not (self._fresh(k, ts) and self._owner.get(k[:2]) == k[2])}
+
+    def written(self, endpoints: dict[EndpointKey, int],
+                autogroups: dict[AutogroupKey, int]) -> None:
+        """Record rows ClickHouse accepted."""
+        for ek, ts in sorted(endpoints.items(), key=lambda kv: kv[1]):
+            if self._seen.get(ek, -1) < ts:
+                self._seen[ek] = ts
+            if ek[2] and self._seen.get(self._latest_name_key(ek), -1) <= ts:
+                self._name[ek[:2]] = ek[2]
+        for ak, ts in sorted(autogroups.items(), key=lambda kv: kv[1]):
+            if self._seen.get(ak, -1) < ts:
+                self._seen[ak] = ts
+            if self._seen.get(self._owner_key(ak), -1) <= ts:
+                self._owner[ak[:2]] = ak[2]
+
+    def _latest_name_key(self, key: EndpointKey) -> EndpointKey:
+        name = self._name.get(key[:2])
+        return key if name is None else (key[0], key[1], name)
+
+    def _owner_key(self, key: AutogroupKey) -> AutogroupKey:
+        ep = self._owner.get(key[:2])
+        return key if ep is None else (key[0], key[1], ep)
+
+
 class SinkBatch:
     """Rows for one flush, per table. Append messages, then read `tables()`.
 
@@ -115,6 +184,7 @@ class SinkBatch:
         self._lowcard = StringEncoder()
         self._endpoints: dict[tuple[str, int, str], int] = {}
         self._autogroups: dict[tuple[str, int, int], int] = {}
+        self.registry_rows: tuple[dict[EndpointKey, int], dict[AutogroupKey, int]] = ({}, {})
         self.events = 0
 
     def __len__(self) -> int:
@@ -259,18 +329,22 @@ class SinkBatch:
             raise ValueError(f"table {table}: columns {columns} differ from {known}")
         return self.rows[table]
 
-    def tables(self) -> list[Table]:
+    def tables(self, registry: RegistryCache | None = None) -> list[Table]:
         """(table, column names, columns or Native block) for every table with rows, in insert
-        order: raw tables (`*_raw`) last. A reader that sees a batch's raw rows therefore also
+        order: raw tables (`*_raw`) last. With `registry`, only the registry rows it says are
+        new (see `RegistryCache`). A reader that sees a batch's raw rows therefore also
         sees its registry rows and dead letters. The request rollups are written by
         ClickHouse's views within the raw insert, just after the raw rows: for a moment
         (milliseconds) a reader may see a batch's raw rows and not yet its rollups."""
-        if self._endpoints:
-            self.rows["endpoints"] = [(t, ep, n, ts)
-                                      for (t, ep, n), ts in self._endpoints.items()]
-        if self._autogroups:
-            self.rows["autogroups"] = [(t, ag, ep, ts)
-                                       for (t, ag, ep), ts in self._autogroups.items()]
+        endpoints, autogroups = self._endpoints, self._autogroups
+        if registry is not None:
+            endpoints, autogroups = registry.endpoints(endpoints), registry.autogroups(autogroups)
+        #: The registry rows of `tables()`, for `RegistryCache.written` once inserted.
+        self.registry_rows = (endpoints, autogroups)
+        if endpoints:
+            self.rows["endpoints"] = [(t, ep, n, ts) for (t, ep, n), ts in endpoints.items()]
+        if autogroups:
+            self.rows["autogroups"] = [(t, ag, ep, ts) for (t, ag, ep), ts in autogroups.items()]
         out: list[Table] = []
         for table, names in self._columns.items():
             if table == "requests_raw":

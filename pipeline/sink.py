@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from pipeline.aggregation import SinkBatch, Table
+from pipeline.aggregation import RegistryCache, SinkBatch, Table
 from pipeline.decode import Reject, decode_envelope, decode_structs
 from pipeline.dlq_alert import DlqAlarm
 from pipeline.errors import StorageError, StorageUnavailable
@@ -67,7 +67,8 @@ class Message:
 class Sink:
     def __init__(self, kind: str, settings: Settings, store: AsyncStore, send_dlq: DlqSender,
                  telemetry: Telemetry, *, clock: Callable[[], float] = time.time,
-                 max_backoff_s: float = 10.0, faults: FaultInjector | None = None) -> None:
+                 max_backoff_s: float = 10.0, faults: FaultInjector | None = None,
+                 registry: RegistryCache | None = None) -> None:
         self.kind = kind
         self.settings = settings
         self.store = store
@@ -79,6 +80,8 @@ class Sink:
         make_gate = KINDS[kind].gate
         self.gate = make_gate(settings, telemetry) if make_gate is not None else None
         self.faults = faults
+        #: Registry rows already written by this process (None: every batch writes its own).
+        self.registry = registry
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"decode-{kind}")
         self.alarm = DlqAlarm(ratio=settings.dlq_alert_ratio, window_s=settings.dlq_alert_window_s,
                               min_events=settings.dlq_alert_min_events, clock=clock)
@@ -134,7 +137,7 @@ class Sink:
 
     def _prepare(self, messages: Sequence[Message]) -> Prepared:
         batch, dead = self.build(messages)
-        return Prepared(len(messages), batch, dead, batch.tables())
+        return Prepared(len(messages), batch, dead, batch.tables(self.registry))
 
     async def persist(self, prepared: Prepared) -> SinkBatch:
         """Dead-letter, then insert (retrying transient faults for as long as it takes).
@@ -145,6 +148,8 @@ class Sink:
         if self.faults is not None:
             self.faults.hit("before_insert")
         await self._insert_with_retry(prepared.tables)
+        if self.registry is not None:
+            self.registry.written(*batch.registry_rows)
         if self.faults is not None:
             self.faults.hit("after_insert")
         topic = self.settings.topics.topic(self.kind)

@@ -36,6 +36,7 @@ from typing import Any
 import faust
 from faust.tables import TableManager
 
+from pipeline.aggregation import RegistryCache
 from pipeline.faults import FaultInjector
 from pipeline.settings import Settings
 from pipeline.sink import Message, Prepared, Sink
@@ -112,9 +113,10 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
 
         app.on_partitions_revoked.connect(on_revoked)
 
+    registry = RegistryCache()  # shared: request and heartbeat batches register the same keys
     for kind in kinds:
         _add_agent(app, kind, Sink(kind, settings, store, send_dlq, telemetry, clock=clock,
-                                   faults=faults), settings, faults)
+                                   faults=faults, registry=registry), settings, faults)
     return app
 
 

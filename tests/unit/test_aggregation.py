@@ -4,7 +4,7 @@ tests/integration/test_rollup_views.py."""
 
 from __future__ import annotations
 
-from pipeline.aggregation import ROLLUP_FIELDS, TABLE_COLUMNS, SinkBatch, classify
+from pipeline.aggregation import ROLLUP_FIELDS, TABLE_COLUMNS, RegistryCache, SinkBatch, classify
 
 
 def ev(ts_ms: int, **over: object) -> dict:
@@ -60,3 +60,59 @@ def test_registry_tables_and_heartbeats() -> None:
     assert set(tables) == {"heartbeats_raw", "endpoints", "autogroups"}
     assert tables["endpoints"] == [["t"], [1], ["ep"], [1000]]
     assert len(ROLLUP_FIELDS) == 20
+
+
+def _registry(batch: SinkBatch, cache: RegistryCache) -> dict[str, list[tuple]]:
+    """The registry rows `batch.tables(cache)` writes, as row tuples, then marks them written
+    (as `Sink.persist` does once the insert succeeded)."""
+    tables = {t: list(zip(*cols, strict=True)) for t, _, cols in batch.tables(cache)
+              if t in ("endpoints", "autogroups")}
+    cache.written(*batch.registry_rows)
+    return tables
+
+
+def _batch(*events: dict) -> SinkBatch:
+    batch = SinkBatch()
+    batch.add_requests(0, 1, list(enumerate(events)))
+    return batch
+
+
+def test_registry_cache_writes_new_changed_and_stale_keys_only() -> None:
+    base = 1_800_000_000_000
+    cache = RegistryCache(refresh_ms=60_000)
+    assert _registry(_batch(ev(base)), cache) == {
+        "endpoints": [("t", 1, "ep", base)], "autogroups": [("t", 10, 1, base)]}
+    # Same keys within the refresh interval: nothing to write.
+    assert _registry(_batch(ev(base + 59_999)), cache) == {}
+    # A refresh interval after the last write: last_seen is brought up to date.
+    assert _registry(_batch(ev(base + 60_000)), cache) == {
+        "endpoints": [("t", 1, "ep", base + 60_000)],
+        "autogroups": [("t", 10, 1, base + 60_000)]}
+    # A rename, and a rename back within the interval: both written (the newest name wins).
+    assert _registry(_batch(ev(base + 61_000, endpoint="ep2")), cache) == {
+        "endpoints": [("t", 1, "ep2", base + 61_000)]}
+    assert _registry(_batch(ev(base + 62_000, endpoint="ep")), cache) == {
+        "endpoints": [("t", 1, "ep", base + 62_000)]}
+    assert _registry(_batch(ev(base + 63_000, endpoint="ep")), cache) == {}
+    # An autogroup that moves to another endpoint and back.
+    assert _registry(_batch(ev(base + 64_000, endpoint_id=2)), cache) == {
+        "endpoints": [("t", 2, "ep", base + 64_000)], "autogroups": [("t", 10, 2, base + 64_000)]}
+    assert _registry(_batch(ev(base + 65_000)), cache) == {
+        "autogroups": [("t", 10, 1, base + 65_000)]}
+    # Events without a name never displace the name, and are refreshed like any key.
+    assert _registry(_batch(ev(base + 66_000, endpoint="")), cache) == {
+        "endpoints": [("t", 1, "", base + 66_000)]}
+    assert _registry(_batch(ev(base + 67_000, endpoint=""), ev(base + 67_500)), cache) == {}
+
+
+def test_registry_cache_until_written_a_batch_writes_its_rows() -> None:
+    """A batch built while the previous one is still being inserted writes the same rows again
+    (harmless: ReplacingMergeTree); nothing is marked written before its insert succeeded."""
+    base = 1_800_000_000_000
+    cache = RegistryCache()
+    first, second = _batch(ev(base)), _batch(ev(base + 1))
+    rows_first = [t for t, _, _ in first.tables(cache)]
+    rows_second = [t for t, _, _ in second.tables(cache)]
+    assert rows_first == rows_second == ["endpoints", "autogroups", "requests_raw"]
+    cache.written(*first.registry_rows)
+    assert [t for t, _, _ in _batch(ev(base + 2)).tables(cache)] == ["requests_raw"]
