@@ -8,6 +8,15 @@ worker writes them: the pure `SinkBatch.add_requests` builder + `store.insert` i
 rate limit, parameters, ClickHouse reads, JSON encoding; no network). The response cache is off
 for the main figures (every call recomputes); a cached figure is printed apart.
 
+Live ingest: while the calls run, a background task writes one more Kafka message of
+`--live-events` events (default 500) into the window's newest minute every `--live-interval`
+seconds (default 0.25, the worker's fastest flush), through the same builder and insert: the
+endpoint takes 2,000 events/s, the newest bucket keeps changing, and the engine's inserts and
+merges share the machine with the calls, as under `vitals up`. The process CPU column
+includes that writer. The series cache (query_api/series_cache.py) keeps the unchanged buckets;
+the `cold series` case empties it before each call, which is what the first call for an
+endpoint costs (every bucket read, from its compacted row where one is current).
+
     python -m bench.endpoint_metrics [--events 10000000] [--calls 50] [--data-dir DIR]
 """
 
@@ -107,8 +116,37 @@ def _pct(xs: list[float], q: float) -> float:
     return s[max(1, math.ceil(q * len(s))) - 1]
 
 
+class Live:
+    """Writes one message of `events` request events into the minute [now − 60, now) per
+    `step()`, at the next Kafka offset of partition 1 (apart from the loaded data, partition 0),
+    from an offset unique to the run (a rerun on the same data dir repeats no key)."""
+
+    def __init__(self, store: AsyncStore, now: float, events: int) -> None:
+        self.store, self.now, self.events = store, now, events
+        self.first = self.offset = time.time_ns() // 1000
+        self.rng = random.Random(2)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            started = time.perf_counter()
+            await self.step()
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+    async def step(self) -> None:
+        if self.events <= 0:
+            return
+        t0_ms = int(self.now - 60) * 1000
+        batch = SinkBatch()
+        batch.add_requests(1, self.offset, _events(self.events, t0_ms, 59_000, self.events,
+                                                   self.rng, 0))
+        self.offset += 1
+        for table, names, cols in batch.tables():
+            await self.store.insert(table, cols, names)
+
+
 async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], calls: int,
-                headers: dict[str, str]) -> tuple[list[float], list[float], int]:
+                headers: dict[str, str], before: Any = None
+                ) -> tuple[list[float], list[float], int]:
     """Wall-clock ms and process CPU ms (Python + the embedded engine's threads) per call, after
     WARMUP calls: the first few calls of a process cost up to 2-3x (the engine's mark and
     uncompressed caches, allocator growth, memoised timestamps)."""
@@ -117,6 +155,8 @@ async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], cal
         assert r.status_code == 200, r.text
     out, cpu = [], []
     for _ in range(calls):
+        if before is not None:
+            await before()
         t, c = time.perf_counter(), time.process_time()
         r = await client.get(url, params=params, headers=headers)
         out.append((time.perf_counter() - t) * 1000)
@@ -134,6 +174,10 @@ async def main() -> None:
                     help="empty the compacted rollups and measure the fallback path")
     ap.add_argument("--per-message", type=int, default=PER_MESSAGE,
                     help="events per Kafka message (the producer's default batch is 500)")
+    ap.add_argument("--live-events", type=int, default=PER_MESSAGE,
+                    help="events per live message into the newest minute (0: no live ingest)")
+    ap.add_argument("--live-interval", type=float, default=0.25,
+                    help="seconds between live messages")
     args = ap.parse_args()
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="vitals-bench-metrics-"))
     settings = Settings(clickhouse_dsn=f"chdb://{data}", clickhouse_database="bench",
@@ -144,7 +188,8 @@ async def main() -> None:
     await store.call(lambda s: migrate(s))
     now = float(int(time.time()) // 60 * 60)
     t0 = int(now) - 86400
-    existing = await store.rows("SELECT sum(requests) FROM bench.requests_1h FINAL")
+    existing = await store.rows("SELECT sum(requests) FROM bench.requests_1h FINAL "
+                               "WHERE src_partition = 0")
     if int(existing[0][0] or 0) != args.events:
         print(f"loading {args.events:,} request events into {data} ...", flush=True)
         rows = await load(store, args.events, t0, args.per_message)
@@ -168,6 +213,8 @@ async def main() -> None:
                              "AND active GROUP BY table ORDER BY table")
     print("active parts:", dict(parts))
     results = []
+    live = Live(store, now, args.live_events)
+    writer = asyncio.create_task(live.run(args.live_interval)) if args.live_events else None
     freeze_startup_heap()  # as `vitals up` / `vitals api` do once started
     for cache_s in (0, 5):
         ctx = ApiContext(settings=settings.with_(metrics_cache_s=cache_s), store=store,
@@ -188,9 +235,20 @@ async def main() -> None:
             for label, params in cases:
                 ms, cpu, size = await timed(client, url, params, args.calls, headers)
                 results.append((label + (" (cached)" if cache_s else ""), ms, cpu, size))
+            if not cache_s:
+                async def cold(state: Any = app.state) -> None:
+                    state.endpoint_metrics.series.clear()
+
+                ms, cpu, size = await timed(client, url, cases[0][1], args.calls, headers, cold)
+                results.append(("json, all sections, cold series", ms, cpu, size))
+    if writer is not None:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
     check = (await store.rows(f"SELECT sum(requests) FROM bench.requests_1m FINAL WHERE "
                               f"endpoint_id = {EP}"))[0][0]
-    print(f"\nevents stored (sum of 1m rollup): {check:,}; calls per case: {args.calls} "
+    print(f"\nevents stored (sum of 1m rollup): {check:,}, of which "
+          f"{live.offset - live.first} live messages of {args.live_events} events written "
+          f"every {args.live_interval:g} s during the calls; calls per case: {args.calls} "
           f"after {WARMUP} warm-up calls")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p50':>8} "

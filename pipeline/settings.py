@@ -100,6 +100,10 @@ class Settings:
       production.
     - `VITALS_METRICS_CACHE_S`: endpoint-metrics response cache lifetime (whole seconds) at 1m,
       scaled by granularity/1m and capped at 300 s (default 5; 0 disables the cache).
+    - `VITALS_METRICS_SERIES_CACHE`: rollup buckets (1m or 1h points) the endpoint-metrics
+      series keep per API process between calls, re-reading only the buckets that changed
+      (query_api/series_cache.py; ~2.5 KB each; default 50,000; 0 reads every bucket on
+      every call).
     - `VITALS_METRICS_RATE_LIMIT`, `VITALS_METRICS_RATE_WINDOW_S`: endpoint-metrics calls allowed
       per API key per sliding window, per API process (default 60 per 3600 s).
     - `VITALS_METRICS_MAX_RANGE`: longest timeframe per granularity, `1m=6h,5m=24h,15m=7d,1h=30d`
@@ -140,6 +144,7 @@ class Settings:
     dlq_alert_min_events: int = 20
     fault: FaultSpec | None = None
     metrics_cache_s: float = 5.0
+    metrics_series_cache_buckets: int = 50_000
     metrics_rate_limit: int = 60
     metrics_rate_window_s: int = 3600
     metrics_max_range: tuple[tuple[str, int], ...] = (
@@ -240,6 +245,8 @@ class Settings:
             dlq_alert_min_events=num("VITALS_DLQ_ALERT_MIN_EVENTS", d.dlq_alert_min_events, 1),
             fault=fault,
             metrics_cache_s=num("VITALS_METRICS_CACHE_S", int(d.metrics_cache_s)),
+            metrics_series_cache_buckets=num("VITALS_METRICS_SERIES_CACHE",
+                                             d.metrics_series_cache_buckets),
             metrics_rate_limit=num("VITALS_METRICS_RATE_LIMIT", d.metrics_rate_limit, 1),
             metrics_rate_window_s=num("VITALS_METRICS_RATE_WINDOW_S",
                                       d.metrics_rate_window_s, 1),

@@ -15,6 +15,7 @@ from query_api import metrics_costs as mc
 from query_api import metrics_store as ms
 from query_api.metrics_params import MetricsQuery, Window, window_for
 from query_api.scaling import scaling
+from query_api.series_cache import SeriesCache
 from query_api.stats import Scope
 
 T = TypeVar("T")
@@ -69,7 +70,10 @@ def _resource_series(res: em.Resources, points: list[int], instances: list[int]
 
 
 async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQuery,
-                         now: float, liveness_s: int) -> Computed:
+                         now: float, liveness_s: int, series: SeriesCache | None = None
+                         ) -> Computed:
+    """The document of `scope` for `q` at `now`; `series` keeps per-bucket rollup reads
+    between calls (series_cache.py), None reads every bucket."""
     win: Window = window_for(q, now)
     sections = set(q.sections)
     hour_now = int(now) // 3600 * 3600
@@ -85,7 +89,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     (pricing, (points, total, hist), hours_read, sessions, hourly_read,
      res_read) = await asyncio.gather(
         store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
-        ms.fetch_series(store, scope, win.start, win.end, win.step),
+        ms.fetch_series(store, scope, win.start, win.end, win.step, series),
         when(want_hours, lambda: ms.fetch_hours(store, scope, hour_now - 172800, hour_now)),
         when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
                                                       win.horizon_ms, liveness_s)),

@@ -8,9 +8,11 @@ each percentile is the sketch bucket holding rank max(1, ceil(q·n)), the same r
 
 from __future__ import annotations
 
-import asyncio
+import struct
 import time
 from typing import Any
+
+import numpy as np
 
 from pipeline import sketch
 from pipeline.aggregation import ROLLUP_FIELDS
@@ -18,6 +20,7 @@ from pipeline.compaction import MERGED
 from pipeline.storage import AsyncStore, Store
 from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
 from query_api.scaling import Session, sessions_from_gaps
+from query_api.series_cache import Bucket, ScopeSeries, SeriesCache
 from query_api.stats import Scope
 from query_api.windows import split_range
 
@@ -28,14 +31,16 @@ __all__ = [
     "fetch_sessions",
     "fetch_sums",
     "load_pricing",
+    "parse_buckets",
     "save_pricing",
 ]
 
 _AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
 _SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
 _OUTER = {"latency_min": "min", "latency_max": "max"}
-_QUANTILES = ", ".join(f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
-                       for q in (0.5, 0.95, 0.99))
+_QUANTILE_EXPRS = [f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
+                   for q in (0.5, 0.95, 0.99)]
+_QUANTILES = ", ".join(_QUANTILE_EXPRS)
 _SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
 _RES_AGG = {"avg": "avg({c})", "sum": "sum({c})", "min": "min({c})", "max": "max({c})",
             "p95": "quantileExact(0.95)({c})", "p99": "quantileExact(0.99)({c})"}
@@ -87,17 +92,18 @@ async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, e
     return " UNION ALL ".join(parts)
 
 
-async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, step: int
+async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, step: int,
+                       cache: SeriesCache | None = None
                        ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
     """(point start → sums, window total, window latency histogram) over [start, end).
 
     The inner query merges the rollup rows into one row per point (the only pass over the
     per-message rows); the outer one derives the points' percentiles and, through GROUPING
     SETS, the window total (point 0) from those few merged rows. When a point is one rollup
-    bucket (1m from the 1m table, 1h from the 1h table), `_fetch_bucket_series` avoids
-    re-aggregating the per-bucket histograms."""
+    bucket (1m from the 1m table, 1h from the 1h table), `_fetch_bucket_series` reads the
+    buckets themselves, through `cache`."""
     if step == (60 if _table(step) == "requests_1m" else 3600):
-        return await _fetch_bucket_series(store, scope, start, end, step)
+        return await _fetch_bucket_series(store, scope, start, end, step, cache)
     rows_sql = await _rollup_rows(store, scope, step, start, end)
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
              f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
@@ -156,52 +162,108 @@ async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
     return fresh, stale
 
 
+_FLOATS = frozenset(("work_units", "latency_sum", "latency_min", "latency_max", "queue_ms_sum",
+                     "cold_start_ms_sum", "gpu_seconds"))
+#: A bucket row of `_read_buckets` in RowBinary, up to its two histogram arrays: bucket start,
+#: tag, SUM_COLUMNS, p50/p95/p99 sketch indexes.
+_FIXED = struct.Struct("<IQ" + "".join("d" if c in _FLOATS else "Q" for c in SUM_COLUMNS)
+                       + "hhh")
+_CASTS = ", ".join(f"to{'Float64' if c in _FLOATS else 'UInt64'}(c{i})"
+                   for i, c in enumerate(SUM_COLUMNS))
+#: Source rows merged into one row per bucket: sums, percentiles, sorted histogram arrays.
+_SOURCE_BUCKETS = (
+    "SELECT toUInt32(b), toUInt64(tag), {casts}, {q}, CAST(ks, 'Array(Int16)'), "
+    "CAST(vs, 'Array(UInt64)') FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS tag, "
+    "{sums}, sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
+    "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
+    "arraySum(vs) AS n FROM {source} FINAL WHERE {where} GROUP BY b)"
+).format(casts=_CASTS, sums=_SUMS_AS, source="{source}", where="{where}",
+         q=", ".join(f"toInt16({q})" for q in _QUANTILE_EXPRS))
+#: Compacted rows as they are: their percentiles were computed when they were written.
+_MERGED_BUCKETS = (
+    "SELECT toUInt32(toUnixTimestamp(bucket)), toUInt64(src_rows), {casts}, "
+    "toInt16(p50_bucket), toInt16(p95_bucket), toInt16(p99_bucket), "
+    "CAST(arraySort(mapKeys(latency_hist)), 'Array(Int16)'), "
+    "CAST(arraySort((v, k) -> k, mapValues(latency_hist), mapKeys(latency_hist)), "
+    "'Array(UInt64)') FROM {source} FINAL WHERE {where}"
+).format(casts=", ".join(f"to{'Float64' if c in _FLOATS else 'UInt64'}({c})"
+                         for c in SUM_COLUMNS), source="{source}", where="{where}")
+#: At most this many missing buckets are read from the source rows straight away; more (a
+#: scope's first call) try the compacted rows first.
+_DIRECT_READ = 8
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def parse_buckets(data: bytes) -> dict[int, Bucket]:
+    """`Bucket`s from the RowBinary of `_SOURCE_BUCKETS` / `_MERGED_BUCKETS`."""
+    out: dict[int, Bucket] = {}
+    fixed, size, pos, end = _FIXED.unpack_from, _FIXED.size, 0, len(data)
+    while pos < end:
+        row = fixed(data, pos)
+        k, pos = _varint(data, pos + size)
+        keys = np.frombuffer(data, np.int16, k, pos)
+        m, pos = _varint(data, pos + 2 * k)
+        counts = np.frombuffer(data, np.uint64, m, pos)
+        pos += 8 * m
+        out[row[0]] = Bucket.of(row[1], row[2:], keys, counts)
+    return out
+
+
+async def _read_buckets(store: AsyncStore, scope: Scope, template: str, source: str,
+                        where: str) -> dict[int, Bucket]:
+    sql = template.format(source=f"{store.database}.{source}", where=where)
+    return parse_buckets(await store.raw(sql, "RowBinary", scope.params()))
+
+
 async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end: int,
-                               step: int) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
-    """One point per rollup bucket. Fresh buckets are read from their compacted rows, whose
-    percentiles were computed when they were written (`p50_bucket`...,
-    005_merged_percentiles.sql); stale buckets (and autogroup scopes, which compacted rows do
-    not split) merge their source rows here. The window histogram is a second, concurrent
-    read over the same rows."""
+                               step: int, cache: SeriesCache | None
+                               ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
+    """One point per rollup bucket, through the scope's `ScopeSeries` (series_cache.py).
+
+    The rows-written counters of the range say which buckets have rows and which cached ones
+    are still exact; only the others are read: a few from their source rows (FINAL) directly,
+    many (a first call) from their compacted rows where those merge every source row
+    (`_freshness`'s rule: `src_rows` equal to the counter), the rest from the source rows.
+    An autogroup scope has neither counters nor compacted rows of its own: its buckets are
+    read from the source rows on every call."""
     db, table = store.database, _table(step)
-    merged = MERGED[table]
     rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
            f"AND bucket < toDateTime({end}, 'UTC')")
-    source_cond: str | None = ""  # all source rows of the range (autogroup scope)
-    fresh: list[int] = []
-    if scope.autogroup_id is None:
-        fresh, stale = await _split(store, scope, table, rng)
-        source_cond = f" AND {_bucket_filter(stale, step)}" if stale else None
-    series_parts, hist_parts = [], []
-    if fresh:
-        cond = f" AND {_bucket_filter(fresh, step)}"
-        series_parts.append(
-            f"SELECT toUnixTimestamp(bucket) AS b, {', '.join(SUM_COLUMNS)}, p50_bucket, "
-            f"p95_bucket, p99_bucket FROM {db}.{merged} FINAL WHERE {rng}{cond}")
-        hist_parts.append(f"SELECT latency_hist AS h FROM {db}.{merged} FINAL WHERE {rng}{cond}")
-    if source_cond is not None:
-        series_parts.append(
-            f"SELECT b, {', '.join(f'c{i}' for i in range(len(SUM_COLUMNS)))}, {_QUANTILES} "
-            f"FROM (SELECT toUnixTimestamp(bucket) AS b, {_SUMS_AS}, "
-            f"sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
-            f"arrayCumSum(arraySort((v, k) -> k, mapValues(h), mapKeys(h))) AS cs, "
-            f"arraySum(mapValues(h)) AS n FROM {db}.{table} FINAL WHERE {rng}{source_cond} "
-            f"GROUP BY b)")
-        hist_parts.append(
-            f"SELECT latency_hist AS h FROM {db}.{table} FINAL WHERE {rng}{source_cond}")
-    if not series_parts:
-        return {t: Sums() for t in range(start, end, step)}, Sums(), {}
-    rows, hist_rows = await asyncio.gather(
-        store.rows(" UNION ALL ".join(series_parts), scope.params()),
-        store.rows(f"SELECT k, sum(v) FROM ({' UNION ALL '.join(hist_parts)}) "
-                   f"ARRAY JOIN mapKeys(h) AS k, mapValues(h) AS v GROUP BY k", scope.params()))
-    tails = [row[1:] for row in rows]
-    found = {int(row[0]): Sums.from_row(tail) for row, tail in zip(rows, tails, strict=True)}
-    points = {t: found.get(t) or Sums() for t in range(start, end, step)}
-    total = Sums.total_of(tails)
-    hist = {int(k): int(v) for k, v in hist_rows}
-    total.p50, total.p95, total.p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
-    return points, total, hist
+    if scope.autogroup_id is not None:
+        series = ScopeSeries()
+        series.put(await _read_buckets(store, scope, _SOURCE_BUCKETS, table, rng))
+        counters = {b: 1 for b in series.buckets}
+    else:
+        key = (scope.tenant, scope.endpoint_id, table)
+        series = cache.scope(key) if cache is not None else ScopeSeries()
+        counters = {int(b): int(n) for b, n in await store.rows(
+            f"SELECT toUnixTimestamp(bucket) AS b, sum(rows) FROM {db}.{table}_rows "
+            f"WHERE {rng} GROUP BY b", scope.params())}
+        missing = series.missing(counters)
+        read: dict[int, Bucket] = {}
+        if len(missing) > _DIRECT_READ:
+            compacted = await _read_buckets(store, scope, _MERGED_BUCKETS, MERGED[table],
+                                            f"{rng} AND {_bucket_filter(missing, step)}")
+            read = {b: c for b, c in compacted.items() if c.tag == counters.get(b)}
+        rest = [b for b in missing if b not in read]
+        if rest:
+            read.update(await _read_buckets(store, scope, _SOURCE_BUCKETS, table,
+                                            f"{rng} AND {_bucket_filter(rest, step)}"))
+        series.put(read)
+    w = series.window(start, end, step, counters)
+    if cache is not None:
+        cache.trim()
+    return w.points, w.total, w.hist
 
 
 async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,

@@ -30,6 +30,7 @@ from query_api.metrics_store import load_pricing, save_pricing
 from query_api.params import get_number, get_str, parse_json_body
 from query_api.ratelimit import RateLimiter, TtlCache
 from query_api.responses import JsonResponse
+from query_api.series_cache import SeriesCache
 from query_api.stats import Scope
 
 __all__ = ["MAX_BATCH", "router"]
@@ -47,6 +48,7 @@ class _State:
         s = ctx.settings
         self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
         self.cache = TtlCache(ctx.clock)
+        self.series = SeriesCache(s.metrics_series_cache_buckets)
 
 
 def _state(request: Request) -> tuple[ApiContext, _State]:
@@ -123,7 +125,7 @@ async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
     cached = c is not None
     if c is None:
         c = await build_document(ctx.store, scope, name, q, ctx.clock(),
-                                 ctx.settings.liveness_timeout_s)
+                                 ctx.settings.liveness_timeout_s, st.series)
         st.cache.put(ck, c, cache_ttl(ctx, q))
     if name:
         c.doc["endpoint"] = name
