@@ -213,6 +213,10 @@ async def main() -> None:
                              "AND active GROUP BY table ORDER BY table")
     print("active parts:", dict(parts))
     results = []
+    if args.live_events:
+        # Live messages go into a minute of their own, after the newest one stored (a later run
+        # starts after this run's live minute): the window moves on by that minute.
+        now += 60
     live = Live(store, now, args.live_events)
     writer = asyncio.create_task(live.run(args.live_interval)) if args.live_events else None
     freeze_startup_heap()  # as `vitals up` / `vitals api` do once started

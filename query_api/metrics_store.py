@@ -170,10 +170,12 @@ _FIXED = struct.Struct("<IQ" + "".join("d" if c in _FLOATS else "Q" for c in SUM
                        + "hhh")
 _CASTS = ", ".join(f"to{'Float64' if c in _FLOATS else 'UInt64'}(c{i})"
                    for i, c in enumerate(SUM_COLUMNS))
-#: Source rows merged into one row per bucket: sums, percentiles, sorted histogram arrays.
+#: Source rows merged into one row per bucket: sums, percentiles, the histogram's keys and
+#: counts (aligned; their order does not matter to the dense sum).
 _SOURCE_BUCKETS = (
-    "SELECT toUInt32(b), toUInt64(tag), {casts}, {q}, CAST(ks, 'Array(Int16)'), "
-    "CAST(vs, 'Array(UInt64)') FROM (SELECT toUnixTimestamp(bucket) AS b, count() AS tag, "
+    "SELECT toUInt32(b), toUInt64(tag), {casts}, {q}, CAST(mapKeys(h), 'Array(Int16)'), "
+    "CAST(mapValues(h), 'Array(UInt64)') FROM (SELECT toUnixTimestamp(bucket) AS b, "
+    "count() AS tag, "
     "{sums}, sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
     "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
     "arraySum(vs) AS n FROM {source} FINAL WHERE {where} GROUP BY b)"
@@ -183,8 +185,7 @@ _SOURCE_BUCKETS = (
 _MERGED_BUCKETS = (
     "SELECT toUInt32(toUnixTimestamp(bucket)), toUInt64(src_rows), {casts}, "
     "toInt16(p50_bucket), toInt16(p95_bucket), toInt16(p99_bucket), "
-    "CAST(arraySort(mapKeys(latency_hist)), 'Array(Int16)'), "
-    "CAST(arraySort((v, k) -> k, mapValues(latency_hist), mapKeys(latency_hist)), "
+    "CAST(mapKeys(latency_hist), 'Array(Int16)'), CAST(mapValues(latency_hist), "
     "'Array(UInt64)') FROM {source} FINAL WHERE {where}"
 ).format(casts=", ".join(f"to{'Float64' if c in _FLOATS else 'UInt64'}({c})"
                          for c in SUM_COLUMNS), source="{source}", where="{where}")
@@ -211,11 +212,11 @@ def parse_buckets(data: bytes) -> dict[int, Bucket]:
     while pos < end:
         row = fixed(data, pos)
         k, pos = _varint(data, pos + size)
-        keys = np.frombuffer(data, np.int16, k, pos)
+        slots = np.frombuffer(data, np.uint16, k, pos)  # Int16 keys, read as their slots
         m, pos = _varint(data, pos + 2 * k)
         counts = np.frombuffer(data, np.uint64, m, pos)
         pos += 8 * m
-        out[row[0]] = Bucket.of(row[1], row[2:], keys, counts)
+        out[row[0]] = Bucket.of(row[1], row[2:], slots, counts)
     return out
 
 

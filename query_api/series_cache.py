@@ -41,27 +41,27 @@ from query_api.endpoint_metrics import Sums
 
 __all__ = ["Bucket", "ScopeSeries", "SeriesCache", "Window"]
 
-#: Sketch indexes are Int16; slot = index + OFFSET.
-OFFSET = 1 << 15
+#: Sketch indexes are Int16; a bucket's dense slot is the same 16 bits read as unsigned
+#: (a bijection onto 0..65535, so no arithmetic and no copy of what ClickHouse sent).
 SLOTS = 1 << 16
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Bucket:
     """One bucket as read: `tag` distinct source rows, the `Sums.from_row` row, the point's
-    Sums, and its latency histogram as dense slots (int32) and counts (int64)."""
+    Sums, and its latency histogram as dense slots (the sketch indexes' bits as uint16; distinct
+    within a bucket) and counts."""
 
     tag: int
     row: tuple[Any, ...]
     sums: Sums
-    slots: npt.NDArray[np.int32]
-    counts: npt.NDArray[np.int64]
+    slots: npt.NDArray[np.uint16]
+    counts: npt.NDArray[np.uint64]
 
     @classmethod
-    def of(cls, tag: int, row: Sequence[Any], keys: npt.NDArray[Any],
-           counts: npt.NDArray[Any]) -> Bucket:
-        return cls(tag, tuple(row), Sums.from_row(row), keys.astype(np.int32) + OFFSET,
-                   counts.astype(np.int64))
+    def of(cls, tag: int, row: Sequence[Any], slots: npt.NDArray[np.uint16],
+           counts: npt.NDArray[np.uint64]) -> Bucket:
+        return cls(tag, tuple(row), Sums.from_row(row), slots, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class ScopeSeries:
 
     def __init__(self) -> None:
         self.buckets: dict[int, Bucket] = {}
-        self._dense: npt.NDArray[np.int64] | None = None
+        self._dense: npt.NDArray[np.uint64] | None = None
         self._summed: dict[int, Bucket] = {}
 
     def missing(self, counters: Mapping[int, int]) -> list[int]:
@@ -119,12 +119,12 @@ class ScopeSeries:
         added = [b for b, c in wanted.items() if summed.get(b) is not c]
         dense = self._dense
         if dense is None or len(dropped) + len(added) > len(wanted) // 2 + 8:
-            dense = np.zeros(SLOTS, np.int64)
+            dense = np.zeros(SLOTS, np.uint64)
             if wanted:
                 np.add.at(dense, np.concatenate([c.slots for c in wanted.values()]),
                           np.concatenate([c.counts for c in wanted.values()]))
             self._summed = dict(wanted)
-        else:  # a bucket's slots are distinct, so fancy-index += is exact
+        else:  # a bucket's slots are distinct, so fancy-index -= / += is exact
             for b in dropped:
                 c = summed.pop(b)
                 dense[c.slots] -= c.counts
@@ -134,7 +134,8 @@ class ScopeSeries:
                 summed[b] = c
         self._dense = dense
         nz = np.flatnonzero(dense)
-        return dict(zip((nz - OFFSET).tolist(), dense[nz].tolist(), strict=True))
+        keys = nz.astype(np.uint16).view(np.int16)
+        return dict(zip(keys.tolist(), dense[nz].tolist(), strict=True))
 
     def __len__(self) -> int:
         return len(self.buckets)
