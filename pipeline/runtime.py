@@ -67,14 +67,30 @@ class Runtime:
         self._compactor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Storage (engine start, migrations), then the worker, the API and the DogStatsD
+        listener. The worker's topics are created while the storage starts (that waits on the
+        broker). Importing faust meanwhile on a thread was measured and did not pay: it
+        competes with the migrations for the GIL."""
         s = self.settings
         loop = asyncio.get_running_loop()
-        if self.with_worker or self.with_api:
-            self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
-                                                    s.clickhouse_database)
-            await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
-            self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
-                          f"database {s.clickhouse_database}")
+        early: list[asyncio.Future[Any]] = []
+        if self.with_worker:
+            assert s.kafka_bootstrap, "the worker needs settings.kafka_bootstrap"
+            early = [asyncio.ensure_future(ensure_topics(
+                s.kafka_bootstrap, self._worker_topics(), partitions=s.topic_partitions))]
+        try:
+            if self.with_worker or self.with_api:
+                self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
+                                                        s.clickhouse_database)
+                await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
+                self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
+                              f"database {s.clickhouse_database}")
+            await asyncio.gather(*early)
+        except BaseException:
+            for f in early:
+                f.cancel()
+            await asyncio.gather(*early, return_exceptions=True)
+            raise
         if self.with_worker:
             await self._start_worker()
         if self.with_api:
@@ -98,13 +114,17 @@ class Runtime:
         self.progress(f"DogStatsD listener on udp://{s.statsd_host}:{self.statsd.port} "
                       f"(tenant {s.statsd_tenant!r})")
 
+    def _worker_topics(self) -> list[str]:
+        from pipeline.topics import KINDS
+
+        t = self.settings.topics
+        return [n for k in KINDS for n in (t.topic(k), t.dlq(k))]
+
     async def _start_worker(self) -> None:
         from pipeline.worker import WORKER_KINDS, create_worker_app
 
         s = self.settings
         assert self.store is not None and s.kafka_bootstrap
-        names = [n for k in WORKER_KINDS for n in (s.topics.topic(k), s.topics.dlq(k))]
-        await ensure_topics(s.kafka_bootstrap, names, partitions=s.topic_partitions)
         self.worker_app = create_worker_app(s, self.store, self.telemetry, clock=self.clock)
         self.worker_app.finalize()
         await self.worker_app.start()
