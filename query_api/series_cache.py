@@ -81,6 +81,8 @@ class ScopeSeries:
         self.buckets: dict[int, Bucket] = {}
         self._dense: npt.NDArray[np.uint64] | None = None
         self._summed: dict[int, Bucket] = {}
+        #: The longest window asked of this scope: older buckets than one more of it are dropped.
+        self.span = 0
 
     def missing(self, counters: Mapping[int, int]) -> list[int]:
         """Buckets with rows (counter > 0) whose cached tag is absent or differs."""
@@ -97,7 +99,8 @@ class ScopeSeries:
 
     def window(self, start: int, end: int, step: int, counters: Mapping[int, int]) -> Window:
         """The points of [start, end) from the cached buckets that have rows, and drop the
-        buckets older than one more window length."""
+        buckets older than `start` minus the longest window asked of this scope (so windows of
+        several lengths, e.g. a 7 d series and the 48 h trends on the 1h table, keep theirs)."""
         cached = self.buckets
         wanted = {b: c for b in sorted(counters)
                   if counters[b] and (c := cached.get(b)) is not None}
@@ -108,7 +111,8 @@ class ScopeSeries:
         total = Sums.total_of([c.row for c in wanted.values()])
         hist = self._hist(wanted)
         total.p50, total.p95, total.p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
-        horizon = start - (end - start)
+        self.span = max(self.span, end - start)
+        horizon = start - self.span
         for b in [b for b in cached if b < horizon]:
             del cached[b]
         return Window(points, total, hist)

@@ -79,6 +79,17 @@ def test_incremental_window_equals_a_rebuild_as_buckets_change_and_slide() -> No
     assert min(inc.buckets) >= start - (end - start)  # older buckets were pruned
 
 
+def test_pruning_keeps_the_longest_window_asked() -> None:
+    s = ScopeSeries()
+    s.put({t: bucket(1, 1, {1: 1}) for t in range(0, 7200, 60)})
+    counters = {t: 1 for t in range(0, 7200, 60)}
+    s.window(0, 7200, 60, counters)  # a 2 h window
+    s.window(6600, 7200, 60, {t: 1 for t in range(6600, 7200, 60)})  # then a 10 min one
+    assert min(s.buckets) == 0  # within 2 h of the short window's start
+    s.window(14400, 15000, 60, {})
+    assert s.buckets == {}
+
+
 def test_series_cache_bounds_and_disabled_mode() -> None:
     cache = SeriesCache(max_buckets=3, max_scopes=2)
     a = cache.scope("a")
