@@ -8,6 +8,7 @@ each percentile is the sketch bucket holding rank max(1, ceil(q·n)), the same r
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from typing import Any
@@ -218,12 +219,16 @@ def parse_buckets(data: bytes) -> dict[int, Bucket]:
     fixed, size, pos, end = _FIXED.unpack_from, _FIXED.size, 0, len(data)
     while pos < end:
         row = fixed(data, pos)
-        k, pos = _varint(data, pos + size)
+        pos += size
+        k = data[pos]  # array lengths are LEB128 varints; one byte below 128
+        k, pos = (k, pos + 1) if k < 0x80 else _varint(data, pos)
         slots = np.frombuffer(data, np.uint16, k, pos)  # Int16 keys, read as their slots
-        m, pos = _varint(data, pos + 2 * k)
+        pos += 2 * k
+        m = data[pos]
+        m, pos = (m, pos + 1) if m < 0x80 else _varint(data, pos)
         counts = np.frombuffer(data, np.uint64, m, pos)
         pos += 8 * m
-        out[row[0]] = Bucket.of(row[1], row[2:], slots, counts)
+        out[row[0]] = Bucket(row[1], row[2:], slots, counts)
     return out
 
 
@@ -241,7 +246,8 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
     The rows-written counters of the range say which buckets have rows and which cached ones
     are still exact; only the others are read: a few from their source rows (FINAL) directly,
     many (a first call) from their compacted rows where those merge every source row
-    (`_freshness`'s rule: `src_rows` equal to the counter), the rest from the source rows.
+    (`_freshness`'s rule: `src_rows` equal to the counter), the newest few and the rest from
+    the source rows.
     An autogroup scope has neither counters nor compacted rows of its own: its buckets are
     read from the source rows on every call."""
     db, table = store.database, _table(step)
@@ -260,9 +266,16 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
         missing = series.missing(counters)
         read: dict[int, Bucket] = {}
         if len(missing) > _DIRECT_READ:
-            compacted = await _read_buckets(store, scope, _MERGED_BUCKETS, MERGED[table],
-                                            f"{rng} AND {_bucket_filter(missing, step)}")
-            read = {b: c for b, c in compacted.items() if c.tag == counters.get(b)}
+            # The newest buckets are the ones the compactor has not reached yet (it leaves the
+            # last GRACE_S alone): read them from the source alongside the compacted rows.
+            ordered = sorted(missing)
+            older, newest = ordered[:-_DIRECT_READ], ordered[-_DIRECT_READ:]
+            compacted, read = await asyncio.gather(
+                _read_buckets(store, scope, _MERGED_BUCKETS, MERGED[table],
+                              f"{rng} AND {_bucket_filter(older, step)}"),
+                _read_buckets(store, scope, _SOURCE_BUCKETS, table,
+                              f"{rng} AND {_bucket_filter(newest, step)}"))
+            read.update((b, c) for b, c in compacted.items() if c.tag == counters.get(b))
         rest = [b for b in missing if b not in read]
         if rest:
             read.update(await _read_buckets(store, scope, _SOURCE_BUCKETS, table,

@@ -46,22 +46,26 @@ __all__ = ["Bucket", "ScopeSeries", "SeriesCache", "Window"]
 SLOTS = 1 << 16
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Bucket:
     """One bucket as read: `tag` distinct source rows, the `Sums.from_row` row, the point's
     Sums, and its latency histogram as dense slots (the sketch indexes' bits as uint16; distinct
-    within a bucket) and counts."""
+    within a bucket) and counts. Never changed once made (a plain slotted class: a cold read
+    makes 1,440 of them)."""
 
-    tag: int
-    row: tuple[Any, ...]
-    sums: Sums
-    slots: npt.NDArray[np.uint16]
-    counts: npt.NDArray[np.uint64]
+    __slots__ = ("counts", "row", "slots", "sums", "tag")
+
+    def __init__(self, tag: int, row: tuple[Any, ...], slots: npt.NDArray[np.uint16],
+                 counts: npt.NDArray[np.uint64]) -> None:
+        self.tag = tag
+        self.row = row
+        self.sums = Sums.from_row(row)
+        self.slots = slots
+        self.counts = counts
 
     @classmethod
     def of(cls, tag: int, row: Sequence[Any], slots: npt.NDArray[np.uint16],
            counts: npt.NDArray[np.uint64]) -> Bucket:
-        return cls(tag, tuple(row), Sums.from_row(row), slots, counts)
+        return cls(tag, tuple(row), slots, counts)
 
 
 @dataclass(frozen=True, slots=True)

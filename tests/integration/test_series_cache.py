@@ -20,7 +20,7 @@ from query_api.stats import Scope
 
 BASE = 1_800_000_000 - 1_800_000_000 % 3600  # an hour start, seconds
 SCOPE = Scope("t", 1)
-START, END = BASE, BASE + 600
+START, END = BASE, BASE + 1800
 
 
 class Counting:
@@ -139,19 +139,20 @@ async def test_redelivered_bucket_is_exact_and_read_on_every_call(store: AsyncSt
 async def test_cold_calls_use_current_compacted_rows_and_see_late_messages(
         store: AsyncStore) -> None:
     truth = Truth()
-    for offset in range(12):  # 12 minutes > the direct-read limit: compacted rows first
-        await truth.write(store, 1, offset, offset % 10, [5.0 * (offset + 1)] * 20)
+    for offset in range(24):  # 20 minutes: more than the direct-read limit of 8
+        await truth.write(store, 1, offset, offset % 20, [5.0 * (offset + 1)] * 20)
     await store.call(lambda s: compaction.compact(s, "requests_1m", START, END))
     cache, counting = SeriesCache(10_000), Counting(store)
     await check(counting, cache, truth)
-    assert counting.reads == 1  # every bucket's compacted row is current
-
-    await truth.write(store, 1, 50, 4, [900.0] * 7)  # late, into a compacted minute
-    await check(counting, cache, truth)
+    # the 12 older buckets from their (current) compacted rows, the 8 newest from the source
     assert counting.reads == 2
-    cache.clear()  # a first call again: minute 4's compacted row is stale, read from source
+
+    await truth.write(store, 1, 50, 0, [900.0] * 7)  # late, into a compacted minute
     await check(counting, cache, truth)
-    assert counting.reads == 4
+    assert counting.reads == 3
+    cache.clear()  # a first call again: minute 0's compacted row is stale, read from source
+    await check(counting, cache, truth)
+    assert counting.reads == 6
 
 
 async def test_without_a_cache_every_call_reads(store: AsyncStore) -> None:
