@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline import sketch
 from pipeline.aggregation import ROLLUP_FIELDS
-from pipeline.compaction import MERGED
+from pipeline.compaction import GRACE_S, MERGED
 from pipeline.storage import AsyncStore, Store
 from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
 from query_api.scaling import Session, sessions_from_gaps
@@ -200,6 +200,12 @@ _MERGED_BUCKETS = (
 #: At most this many missing buckets are read from the source rows straight away; more (a
 #: scope's first call) try the compacted rows first.
 _DIRECT_READ = 8
+#: How far behind GRACE_S the compactor may be (its default interval, 30 s, with room).
+_COMPACT_LAG_S = 60
+
+
+async def _none() -> dict[int, Bucket]:
+    return {}
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -266,15 +272,17 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
         missing = series.missing(counters)
         read: dict[int, Bucket] = {}
         if len(missing) > _DIRECT_READ:
-            # The newest buckets are the ones the compactor has not reached yet (it leaves the
-            # last GRACE_S alone): read them from the source alongside the compacted rows.
-            ordered = sorted(missing)
-            older, newest = ordered[:-_DIRECT_READ], ordered[-_DIRECT_READ:]
+            # The compactor leaves buckets younger than GRACE_S alone and runs every ~30 s:
+            # those it has not reached yet are read from the source alongside the others'
+            # compacted rows.
+            recent = end - step - GRACE_S - _COMPACT_LAG_S
+            older = [b for b in missing if b < recent]
+            newest = [b for b in missing if b >= recent]
             compacted, read = await asyncio.gather(
                 _read_buckets(store, scope, _MERGED_BUCKETS, MERGED[table],
-                              f"{rng} AND {_bucket_filter(older, step)}"),
+                              f"{rng} AND {_bucket_filter(older, step)}") if older else _none(),
                 _read_buckets(store, scope, _SOURCE_BUCKETS, table,
-                              f"{rng} AND {_bucket_filter(newest, step)}"))
+                              f"{rng} AND {_bucket_filter(newest, step)}") if newest else _none())
             read.update((b, c) for b, c in compacted.items() if c.tag == counters.get(b))
         rest = [b for b in missing if b not in read]
         if rest:

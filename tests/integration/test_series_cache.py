@@ -144,15 +144,28 @@ async def test_cold_calls_use_current_compacted_rows_and_see_late_messages(
     await store.call(lambda s: compaction.compact(s, "requests_1m", START, END))
     cache, counting = SeriesCache(10_000), Counting(store)
     await check(counting, cache, truth)
-    # the 12 older buckets from their (current) compacted rows, the 8 newest from the source
-    assert counting.reads == 2
+    # every bucket from its (current) compacted row; none is recent enough to be read from the
+    # source alongside (the window ends 10 minutes after the last one)
+    assert counting.reads == 1
 
     await truth.write(store, 1, 50, 0, [900.0] * 7)  # late, into a compacted minute
     await check(counting, cache, truth)
-    assert counting.reads == 3
+    assert counting.reads == 2
     cache.clear()  # a first call again: minute 0's compacted row is stale, read from source
     await check(counting, cache, truth)
-    assert counting.reads == 6
+    assert counting.reads == 4
+
+
+async def test_cold_call_reads_buckets_the_compactor_has_not_reached_alongside(
+        store: AsyncStore) -> None:
+    truth = Truth()
+    for offset in range(12):
+        await truth.write(store, 1, offset, offset, [7.0] * 10)
+    await store.call(lambda s: compaction.compact(s, "requests_1m", START, END))
+    await truth.write(store, 1, 12, 29, [8.0] * 10)  # the window's last minute, not compacted
+    counting = Counting(store)
+    await check(counting, SeriesCache(10_000), truth)
+    assert counting.reads == 2  # compacted rows and the newest minute's source rows, together
 
 
 async def test_without_a_cache_every_call_reads(store: AsyncStore) -> None:
