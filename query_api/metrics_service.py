@@ -69,12 +69,14 @@ def _resource_series(res: em.Resources, points: list[int], instances: list[int]
     return out
 
 
-async def _closed_hours(store: AsyncStore, scope: Scope, hour_now: int,
+async def _closed_hours(store: AsyncStore, scope: Scope, now: float,
                         series: SeriesCache | None) -> dict[int, em.Sums]:
-    """The 48 complete hours before `hour_now` (the trends' inputs), one point per 1h rollup
+    """The 48 complete hours before the hour of `now` (the trends' inputs), one point per 1h rollup
     bucket through the series cache: closed hours rarely change, so a call usually reads only
     their rows-written counters."""
-    points, _, _ = await ms.fetch_series(store, scope, hour_now - 172800, hour_now, 3600, series)
+    hour_now = int(now) // 3600 * 3600
+    points, _, _ = await ms.fetch_series(store, scope, hour_now - 172800, hour_now, 3600, series,
+                                         now)
     return points
 
 
@@ -98,8 +100,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     (pricing, (points, total, hist), hours_read, sessions, hourly_read,
      res_read) = await asyncio.gather(
         store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
-        ms.fetch_series(store, scope, win.start, win.end, win.step, series),
-        when(want_hours, lambda: _closed_hours(store, scope, hour_now, series)),
+        ms.fetch_series(store, scope, win.start, win.end, win.step, series, now),
+        when(want_hours, lambda: _closed_hours(store, scope, now, series)),
         when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
                                                       win.horizon_ms, liveness_s)),
         when(want_hourly, lambda: ms.fetch_hours(store, scope, win.start, win.end)),

@@ -101,7 +101,7 @@ async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, e
 
 
 async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, step: int,
-                       cache: SeriesCache | None = None
+                       cache: SeriesCache | None = None, now: float | None = None
                        ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
     """(point start → sums, window total, window latency histogram) over [start, end).
 
@@ -111,7 +111,8 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     bucket (1m from the 1m table, 1h from the 1h table), `_fetch_bucket_series` reads the
     buckets themselves, through `cache`."""
     if step == (60 if _table(step) == "requests_1m" else 3600):
-        return await _fetch_bucket_series(store, scope, start, end, step, cache)
+        return await _fetch_bucket_series(store, scope, start, end, step, cache,
+                                          end if now is None else now)
     rows_sql = await _rollup_rows(store, scope, step, start, end)
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
              f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
@@ -245,7 +246,7 @@ async def _read_buckets(store: AsyncStore, scope: Scope, template: str, source: 
 
 
 async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end: int,
-                               step: int, cache: SeriesCache | None
+                               step: int, cache: SeriesCache | None, now: float
                                ) -> tuple[dict[int, Sums], Sums, dict[int, int]]:
     """One point per rollup bucket, through the scope's `ScopeSeries` (series_cache.py).
 
@@ -275,7 +276,7 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
             # The compactor leaves buckets younger than GRACE_S alone and runs every ~30 s:
             # those it has not reached yet are read from the source alongside the others'
             # compacted rows.
-            recent = end - step - GRACE_S - _COMPACT_LAG_S
+            recent = now - step - GRACE_S - _COMPACT_LAG_S
             older = [b for b in missing if b < recent]
             newest = [b for b in missing if b >= recent]
             compacted, read = await asyncio.gather(
