@@ -69,14 +69,13 @@ def _resource_series(res: em.Resources, points: list[int], instances: list[int]
     return out
 
 
-async def _closed_hours(store: AsyncStore, scope: Scope, now: float,
-                        series: SeriesCache | None) -> dict[int, em.Sums]:
-    """The 48 complete hours before the hour of `now` (the trends' inputs), one point per 1h rollup
-    bucket through the series cache: closed hours rarely change, so a call usually reads only
-    their rows-written counters."""
-    hour_now = int(now) // 3600 * 3600
-    points, _, _ = await ms.fetch_series(store, scope, hour_now - 172800, hour_now, 3600, series,
-                                         now)
+async def _hours(store: AsyncStore, scope: Scope, lo: int, hi: int, now: float,
+                 series: SeriesCache | None) -> dict[int, em.Sums]:
+    """Every hour in [lo, hi) (hour-aligned), one point per 1h rollup bucket through the series
+    cache: closed hours rarely change, so a call usually reads only their rows-written
+    counters. Feeds the trends (the 48 complete hours before now) and, at 1d granularity, the
+    hourly usage."""
+    points, _, _ = await ms.fetch_series(store, scope, lo, hi, 3600, series, now)
     return points
 
 
@@ -101,10 +100,10 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
      res_read) = await asyncio.gather(
         store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
         ms.fetch_series(store, scope, win.start, win.end, win.step, series, now),
-        when(want_hours, lambda: _closed_hours(store, scope, now, series)),
+        when(want_hours, lambda: _hours(store, scope, hour_now - 172800, hour_now, now, series)),
         when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
                                                       win.horizon_ms, liveness_s)),
-        when(want_hourly, lambda: ms.fetch_hours(store, scope, win.start, win.end)),
+        when(want_hourly, lambda: _hours(store, scope, win.start, win.end, now, series)),
         when(want_resources, lambda: ms.fetch_resources(store, scope, win.start, win.end,
                                                         win.step, q.aggregation)),
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from typing import Any
 
 import numpy as np
 
@@ -26,7 +25,6 @@ from query_api.stats import Scope
 from query_api.windows import split_range
 
 __all__ = [
-    "fetch_hours",
     "fetch_resources",
     "fetch_series",
     "fetch_sessions",
@@ -138,10 +136,9 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     return points, total, hist
 
 
-async def _freshness(store: AsyncStore, scope: Scope, table: str, rng: str,
-                     sums: tuple[tuple[str, str], ...] = ()) -> list[tuple[Any, ...]]:
-    """Per bucket of `table` in `rng` with data: (bucket, rows ever written, the compacted row's
-    `src_rows`, then the compacted row's `sums` columns, given as (name, ClickHouse type)).
+async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
+                 ) -> tuple[list[int], list[int]]:
+    """Buckets of `table` in `rng` with data, as (fresh, stale).
 
     A bucket is fresh when the rows ever written into it (`<table>_rows`,
     007_rollup_row_counts.sql) number exactly its compacted row's `src_rows` (the deduplicated
@@ -152,20 +149,11 @@ async def _freshness(store: AsyncStore, scope: Scope, table: str, rng: str,
     source rows, with FINAL): exact, only slower. Reading the counters rather than counting the
     source rows skips a scan of every per-message rollup row of the range."""
     db, merged = store.database, MERGED[table]
-    zeros = "".join(f", to{t}(0) AS x{i}" for i, (_, t) in enumerate(sums))
-    totals = "".join(f", sum(x{i})" for i in range(len(sums)))
-    names = "".join(f", {name}" for name, _ in sums)
-    return await store.rows(
-        f"SELECT b, sum(n), sum(m){totals} FROM (SELECT toUnixTimestamp(bucket) AS b, "
-        f"sum(rows) AS n, toUInt64(0) AS m{zeros} FROM {db}.{table}_rows WHERE {rng} GROUP BY b "
-        f"UNION ALL SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows{names} "
+    rows = await store.rows(
+        f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, "
+        f"sum(rows) AS n, toUInt64(0) AS m FROM {db}.{table}_rows WHERE {rng} GROUP BY b "
+        f"UNION ALL SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows "
         f"FROM {db}.{merged} FINAL WHERE {rng}) GROUP BY b{_FINAL}", scope.params())
-
-
-async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
-                 ) -> tuple[list[int], list[int]]:
-    """Buckets of `table` in `rng` with data, as (fresh, stale) (`_freshness`)."""
-    rows = await _freshness(store, scope, table, rng)
     fresh = [int(b) for b, n, m in rows if n and n == m]
     stale = [int(b) for b, n, m in rows if n and n != m]
     return fresh, stale
@@ -177,8 +165,14 @@ _FLOATS = frozenset(("work_units", "latency_sum", "latency_min", "latency_max", 
 #: tag, SUM_COLUMNS, p50/p95/p99 sketch indexes.
 _FIXED = struct.Struct("<IQ" + "".join("d" if c in _FLOATS else "Q" for c in SUM_COLUMNS)
                        + "hhh")
-_CASTS = ", ".join(f"to{'Float64' if c in _FLOATS else 'UInt64'}(c{i})"
-                   for i, c in enumerate(SUM_COLUMNS))
+
+
+def _typed(column: str, expr: str) -> str:
+    """`expr` cast to the RowBinary type `_FIXED` reads for SUM_COLUMNS' `column`."""
+    return f"to{'Float64' if column in _FLOATS else 'UInt64'}({expr})"
+
+
+_CASTS = ", ".join(_typed(c, f"c{i}") for i, c in enumerate(SUM_COLUMNS))
 #: Source rows merged into one row per bucket: sums, percentiles, the histogram's keys and
 #: counts (aligned; their order does not matter to the dense sum).
 _SOURCE_BUCKETS = (
@@ -196,8 +190,8 @@ _MERGED_BUCKETS = (
     "toInt16(p50_bucket), toInt16(p95_bucket), toInt16(p99_bucket), "
     "CAST(mapKeys(latency_hist), 'Array(Int16)'), CAST(mapValues(latency_hist), "
     "'Array(UInt64)') FROM {source} FINAL WHERE {where}"
-).format(casts=", ".join(f"to{'Float64' if c in _FLOATS else 'UInt64'}({c})"
-                         for c in SUM_COLUMNS), source="{source}", where="{where}")
+).format(casts=", ".join(_typed(c, c) for c in SUM_COLUMNS), source="{source}",
+         where="{where}")
 #: At most this many missing buckets are read from the source rows straight away; more (a
 #: scope's first call) try the compacted rows first.
 _DIRECT_READ = 8
@@ -263,7 +257,7 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
     if scope.autogroup_id is not None:
         series = ScopeSeries()
         series.put(await _read_buckets(store, scope, _SOURCE_BUCKETS, table, rng))
-        counters = {b: 1 for b in series.buckets}
+        with_rows = list(series.buckets)
     else:
         key = (scope.tenant, scope.endpoint_id, table)
         series = cache.scope(key) if cache is not None else ScopeSeries()
@@ -290,7 +284,8 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
             read.update(await _read_buckets(store, scope, _SOURCE_BUCKETS, table,
                                             f"{rng} AND {_bucket_filter(rest, step)}"))
         series.put(read)
-    w = series.window(start, end, step, counters)
+        with_rows = [b for b, n in counters.items() if n]
+    w = series.window(start, end, step, with_rows)
     if cache is not None:
         cache.trim()
     return w.points, w.total, w.hist
@@ -315,31 +310,6 @@ async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
                             scope.params())
     return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
                                       sketch.ZERO_BUCKET)) for r in rows}
-
-
-async def fetch_hours(store: AsyncStore, scope: Scope, lo: int, hi: int) -> dict[int, Sums]:
-    """Hour buckets in [lo, hi) (hour-aligned) from the 1h rollup, with the sums the trends and
-    hourly usage need: requests, latency_sum, gpu_seconds, bytes_out (the other fields zero).
-
-    One read decides freshness (`_freshness`) and carries the compacted sums along, so fresh
-    hours cost nothing more; stale hours (usually none) are summed from the source with FINAL."""
-    db, cols = store.database, ("requests", "latency_sum", "gpu_seconds", "bytes_out")
-    rng = (f"{scope.where()} AND bucket >= toDateTime({lo}, 'UTC') "
-           f"AND bucket < toDateTime({hi}, 'UTC')")
-    rows = await _freshness(store, scope, "requests_1h", rng, tuple(zip(
-        cols, ("UInt64", "Float64", "Float64", "UInt64"), strict=True)))
-    out = {int(b): Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
-                        bytes_out=int(bo))
-           for b, n, m, r, lat, g, bo in rows if n and n == m}
-    stale = [int(b) for b, n, m, *_ in rows if n and n != m]
-    if stale:
-        for t, r, lat, g, bo in await store.rows(
-                f"SELECT toUnixTimestamp(bucket) AS t, {', '.join(f'sum({c})' for c in cols)} "
-                f"FROM {db}.requests_1h FINAL WHERE {rng} AND {_bucket_filter(stale, 3600)} "
-                f"GROUP BY t{_FINAL}", scope.params()):
-            out[int(t)] = Sums(requests=int(r), latency_sum=float(lat), gpu_seconds=float(g),
-                               bytes_out=int(bo))
-    return out
 
 
 async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int, step: int,

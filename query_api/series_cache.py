@@ -29,7 +29,7 @@ Memory: ~2.5 KB per bucket (its histogram) plus 512 KiB per scope for the dense 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +61,6 @@ class Bucket:
         self.sums = Sums.from_row(row)
         self.slots = slots
         self.counts = counts
-
-    @classmethod
-    def of(cls, tag: int, row: Sequence[Any], slots: npt.NDArray[np.uint16],
-           counts: npt.NDArray[np.uint64]) -> Bucket:
-        return cls(tag, tuple(row), slots, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +96,13 @@ class ScopeSeries:
     def put(self, read: Mapping[int, Bucket]) -> None:
         self.buckets.update(read)
 
-    def window(self, start: int, end: int, step: int, counters: Mapping[int, int]) -> Window:
-        """The points of [start, end) from the cached buckets that have rows, and drop the
+    def window(self, start: int, end: int, step: int, with_rows: Iterable[int]) -> Window:
+        """The points of [start, end) from the cached buckets among `with_rows` (the range's
+        buckets that have rows), and drop the
         buckets older than `start` minus the longest window asked of this scope (so windows of
         several lengths, e.g. a 7 d series and the 48 h trends on the 1h table, keep theirs)."""
         cached = self.buckets
-        wanted = {b: c for b in sorted(counters)
-                  if counters[b] and (c := cached.get(b)) is not None}
+        wanted = {b: c for b in sorted(with_rows) if (c := cached.get(b)) is not None}
         empty = Sums()
         points = {t: empty for t in range(start, end, step)}
         for b, c in wanted.items():

@@ -25,7 +25,7 @@ def bucket(tag: int, requests: int, hist: dict[int, int], latency_sum: float = 0
     row[SUM_COLUMNS.index("latency_max")] = 2.0
     keys = np.array(sorted(hist), np.int16)
     counts = np.array([hist[k] for k in sorted(hist)], np.uint64)
-    return Bucket.of(tag, row, keys.view(np.uint16), counts)
+    return Bucket(tag, tuple(row), keys.view(np.uint16), counts)
 
 
 def merged(hists: list[dict[int, int]]) -> dict[int, int]:
