@@ -79,8 +79,7 @@ class Truth:
         out: dict[int, int] = {}
         for events in self.events.values():
             for e in events:
-                k = sketch.bucket_of(e["latency_ms"])
-                out[k] = out.get(k, 0) + 1
+                sketch.add(out, e["latency_ms"])
         return out
 
 

@@ -28,14 +28,6 @@ def bucket(tag: int, requests: int, hist: dict[int, int], latency_sum: float = 0
     return Bucket(tag, tuple(row), keys.view(np.uint16), counts)
 
 
-def merged(hists: list[dict[int, int]]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for h in hists:
-        for k, v in h.items():
-            out[k] = out.get(k, 0) + v
-    return out
-
-
 def test_missing_lists_absent_and_retagged_buckets_with_rows_only() -> None:
     s = ScopeSeries()
     s.put({60: bucket(3, 1, {1: 1}), 120: bucket(2, 1, {1: 1})})
@@ -52,7 +44,7 @@ def test_window_sums_points_and_histogram_exactly() -> None:
     assert (w.points[0].requests, w.points[60].requests, w.points[180].requests) == (0, 7, 8)
     assert w.points[0].latency_min is None
     assert (w.total.requests, w.total.latency_sum) == (15, 15.0)
-    assert w.hist == merged([h1, h2])
+    assert w.hist == sketch.merge([h1, h2])
     assert [w.total.p50, w.total.p95, w.total.p99] == sketch.quantiles(w.hist, (0.5, 0.95, 0.99))
 
 
@@ -71,7 +63,7 @@ def test_incremental_window_equals_a_rebuild_as_buckets_change_and_slide() -> No
         inc.put({b: bucket(counters[b], sum(hist.values()), hist)})
         in_range = {t: n for t, n in counters.items() if start <= t < end}
         w = inc.window(start, end, 60, in_range)
-        assert w.hist == merged([truth[t] for t in in_range]), step
+        assert w.hist == sketch.merge([truth[t] for t in in_range]), step
         rebuilt = ScopeSeries()
         rebuilt.put({t: inc.buckets[t] for t in in_range})
         assert rebuilt.window(start, end, 60, in_range).hist == w.hist
