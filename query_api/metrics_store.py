@@ -247,7 +247,7 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
     The rows-written counters of the range say which buckets have rows and which cached ones
     are still exact; only the others are read: a few from their source rows (FINAL) directly,
     many (a first call) from their compacted rows where those merge every source row
-    (`_freshness`'s rule: `src_rows` equal to the counter), the newest few and the rest from
+    (`_split`'s rule: `src_rows` equal to the counter), the newest few and the rest from
     the source rows.
     An autogroup scope has neither counters nor compacted rows of its own: its buckets are
     read from the source rows on every call."""

@@ -9,7 +9,7 @@ the `count()` of the bucket's rows under FINAL). A call reads the rows-written c
 range (`<table>_rows`, 007_rollup_row_counts.sql) and re-reads only the buckets whose counter
 differs from their tag.
 
-Why a matching tag means the cached bucket is exact (the argument of `metrics_store._freshness`,
+Why a matching tag means the cached bucket is exact (the argument of `metrics_store._split`,
 applied to the cache): source rows are only ever added and a merge only drops a duplicate of a
 key that stays, so rows written ≥ distinct keys ever written ≥ keys in any read. A counter equal
 to the tag therefore leaves no room for a row written after the read, nor for a duplicate whose
