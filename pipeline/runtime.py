@@ -12,13 +12,17 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from pipeline.health import Health
 from pipeline.kafka_local import ensure_topics
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore, migrate
 from pipeline.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from pipeline.readiness import ReadinessMonitor
 
 __all__ = ["Runtime", "freeze_startup_heap"]
 
@@ -44,33 +48,51 @@ def freeze_startup_heap() -> None:
 
 
 class Runtime:
+    """Storage, API, worker and DogStatsD listener of one process, plus its `Health`.
+
+    `health` is the process's one readiness registry: the `ReadinessMonitor` keeps "storage" and
+    "broker" current, the worker's rebalance signals and sink report "agent:<topic>", and
+    `/readyz` answers from it. `before_serving` runs after the migrations and before the API
+    listens (`vitals up` writes `admin.key` there, so the key exists before `/healthz` answers).
+    """
+
     def __init__(self, settings: Settings, *, worker: bool = True, api: bool = True,
                  statsd: bool = True, clock: Callable[[], float] = time.time,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 before_serving: Callable[[Runtime], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.with_worker = worker
         self.with_api = api
         self.clock = clock
         self.progress = progress or (lambda _m: None)
+        self.before_serving = before_serving
         self.telemetry = Telemetry()
+        self.health = Health(clock)
+        self.monitor: ReadinessMonitor | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
         self.store: AsyncStore | None = None
         self.worker_app: Any = None
+        #: The worker's start (consumer-group join) when `start(join_in_background=True)`.
+        self.worker_task: asyncio.Task[None] | None = None
         self.api_app: Any = None
         self._server: Any = None
         self._server_task: asyncio.Task[None] | None = None
         self.api_url: str | None = None
-        self._worker_ready = False
         self.producer: Any = None
         self.with_statsd = statsd and settings.statsd_port is not None
         self.statsd: Any = None
         self._statsd_producer: Any = None
         self._compactor: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Storage (engine start, migrations), then the worker, the API and the DogStatsD
+    async def start(self, *, join_in_background: bool = False) -> None:
+        """Storage (engine start, migrations), then the API, the worker and the DogStatsD
         listener. The worker's topics are created while the storage starts (that waits on the
         broker). Importing faust meanwhile on a thread was measured and did not pay: it
-        competes with the migrations for the GIL."""
+        competes with the migrations for the GIL.
+
+        With `join_in_background` the worker's start (its consumer-group join, up to the session
+        timeout after a crash) runs in `worker_task` and `start` returns once the API serves;
+        `/readyz` says "joining" meanwhile."""
         s = self.settings
         loop = asyncio.get_running_loop()
         early: list[asyncio.Future[Any]] = []
@@ -85,6 +107,11 @@ class Runtime:
                 await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
                 self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
                               f"database {s.clickhouse_database}")
+            if self.before_serving is not None:
+                await self.before_serving(self)
+            self._start_monitor()
+            if self.with_api:
+                await self._start_api()
             await asyncio.gather(*early)
         except BaseException:
             for f in early:
@@ -92,12 +119,25 @@ class Runtime:
             await asyncio.gather(*early, return_exceptions=True)
             raise
         if self.with_worker:
-            await self._start_worker()
-        if self.with_api:
-            await self._start_api()
+            if join_in_background:
+                self.worker_task = asyncio.create_task(self._start_worker(), name="worker")
+            else:
+                await self._start_worker()
         if self.with_statsd:
             await self._start_statsd()
         freeze_startup_heap()
+
+    def _start_monitor(self) -> None:
+        from pipeline.readiness import ReadinessMonitor
+
+        store = self.store
+        self.monitor = ReadinessMonitor(
+            self.health,
+            storage=None if store is None else (lambda: store.rows("SELECT 1")),
+            bootstrap=self.settings.kafka_bootstrap,
+            worker=lambda: self.worker_app,
+            clock=self.clock)
+        self._monitor_task = asyncio.create_task(self.monitor.run(), name="readiness")
 
     async def _start_statsd(self) -> None:
         from pipeline.producer import Producer
@@ -125,10 +165,10 @@ class Runtime:
 
         s = self.settings
         assert self.store is not None and s.kafka_bootstrap
-        self.worker_app = create_worker_app(s, self.store, self.telemetry, clock=self.clock)
+        self.worker_app = create_worker_app(s, self.store, self.telemetry, clock=self.clock,
+                                            health=self.health)
         self.worker_app.finalize()
         await self.worker_app.start()
-        self._worker_ready = True
         if s.compact_interval_s > 0:
             from pipeline import compaction
 
@@ -154,11 +194,17 @@ class Runtime:
             await self.producer.start()
         ctx = ApiContext(settings=s, store=self.store, auth=Authenticator(self.store),
                          telemetry=self.telemetry, clock=self.clock,
-                         ready=lambda: self._worker_ready or not self.with_worker,
+                         health=self.health,
+                         lag=lambda: self.monitor.lag if self.monitor is not None else {},
                          producer=self.producer)
         self.api_app = create_app(ctx)
+        from query_api.http_protocol import MAX_HEAD_BYTES, ApiH11Protocol
+
+        # Oversized request lines/heads get 414/431 JSON answers instead of a reset.
         config = uvicorn.Config(self.api_app, host=s.api_host, port=s.api_port,
-                                log_level="warning", lifespan="off", access_log=False)
+                                log_level="warning", lifespan="off", access_log=False,
+                                http=ApiH11Protocol,
+                                h11_max_incomplete_event_size=MAX_HEAD_BYTES)
         self._server = uvicorn.Server(config)
         # The runtime owns SIGINT/SIGTERM; uvicorn must not swap the handlers.
         self._server.capture_signals = contextlib.nullcontext
@@ -172,25 +218,44 @@ class Runtime:
         self.api_url = f"http://{s.api_host}:{port}"
         self.progress(f"query API listening on {self.api_url} (OpenAPI: {self.api_url}/docs)")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 6.0) -> None:
+        """Stop every part, each step bounded so that the whole takes at most about
+        `timeout_s` (a broker or storage that is away must not hold the process: a step that
+        overruns is abandoned; unacked messages are redelivered after the restart)."""
+        deadline = time.monotonic() + timeout_s
+
+        async def step(what: str, aw: Awaitable[Any], share: float = 1.0) -> None:
+            budget = max(0.2, (deadline - time.monotonic()) * share)
+            try:
+                async with asyncio.timeout(budget):
+                    await aw
+            except TimeoutError:
+                log.warning("stopping %s took longer than %.1f s; abandoned", what, budget)
+            except Exception as exc:  # stopping continues with the next part
+                log.warning("stopping %s failed: %r", what, exc)
+
+        for task in (self._monitor_task, self._compactor, self.worker_task):
+            if task is not None and not task.done():
+                task.cancel()
+                await step("a background task", asyncio.gather(task, return_exceptions=True),
+                           0.2)
+        self._monitor_task = self._compactor = self.worker_task = None
         if self.statsd is not None:
-            await self.statsd.stop()
+            await step("the DogStatsD listener", self.statsd.stop(), 0.2)
             self.statsd = None
         if self._statsd_producer is not None:
-            await self._statsd_producer.close()
+            await step("the DogStatsD producer", self._statsd_producer.close(), 0.2)
             self._statsd_producer = None
-        if self._compactor is not None:
-            self._compactor.cancel()
-            await asyncio.gather(self._compactor, return_exceptions=True)
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task is not None:
-                await asyncio.wait([self._server_task], timeout=10)
+                await step("the query API", asyncio.wait([self._server_task]), 0.3)
+            self._server = None
         if self.producer is not None:
-            await self.producer.close()
+            await step("the ingest producer", self.producer.close(), 0.3)
             self.producer = None
         if self.worker_app is not None:
-            await self.worker_app.stop()
+            await step("the stream worker", self.worker_app.stop(), 0.9)
             self.worker_app = None
         if self.store is not None:
             self.store.close()

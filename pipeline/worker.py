@@ -28,16 +28,18 @@ the process dies) and the partitions-revoked signal (`rebalance`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import faust
 from faust.tables import TableManager
 
 from pipeline.aggregation import RegistryCache
 from pipeline.faults import FaultInjector
+from pipeline.health import Health
 from pipeline.settings import Settings
 from pipeline.sink import Message, Prepared, Sink
 from pipeline.storage import AsyncStore
@@ -66,7 +68,11 @@ class _TablelessManager(TableManager):
 
 def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetry, *,
                       clock: Callable[[], float] = time.time,
-                      kinds: tuple[str, ...] = WORKER_KINDS) -> faust.App:
+                      kinds: tuple[str, ...] = WORKER_KINDS,
+                      health: Health | None = None) -> faust.App:
+    """The worker app; `health` (one per process) gets "agent:<topic>" = joining while the
+    consumer group rebalances and consuming once partitions are assigned; a stall reported by
+    the sink (or the readiness monitor) is left in place by the rebalance signals."""
     if not settings.kafka_bootstrap:
         raise ValueError("create_worker_app needs settings.kafka_bootstrap")
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
@@ -113,11 +119,46 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
 
         app.on_partitions_revoked.connect(on_revoked)
 
+    health = health if health is not None else Health(clock)
+    _report_rebalances(app, health, [settings.topics.topic(k) for k in kinds])
+
+    # The sink reports its own stalls through `health` (transitional guard: until its
+    # `health` parameter lands, the sink is built without it).
+    with_health: dict[str, Any] = (
+        {"health": health} if "health" in inspect.signature(Sink).parameters else {})
     registry = RegistryCache()  # shared: request and heartbeat batches register the same keys
     for kind in kinds:
         _add_agent(app, kind, Sink(kind, settings, store, send_dlq, telemetry, clock=clock,
-                                   faults=faults, registry=registry), settings, faults)
+                                   faults=faults, registry=registry, **with_health),
+                   settings, faults)
     return app
+
+
+def _report_rebalances(app: faust.App, health: Health, topics: list[str]) -> None:
+    """joining from the start and on every rebalance, consuming once partitions are assigned
+    (also with none assigned: a standby worker is ready). A stall is not the rebalance's to
+    clear."""
+
+    def report(state: Literal["joining", "consuming"]) -> None:
+        for topic in topics:
+            check = health.get(f"agent:{topic}")
+            if check is None or check.state != "stalled":
+                health.report(f"agent:{topic}", state, "consumer group rebalancing"
+                              if state == "joining" else None)
+
+    report("joining")
+    rebalance_start = app.on_rebalance_start
+
+    def on_rebalance_start() -> None:
+        report("joining")
+        rebalance_start()
+
+    app.on_rebalance_start = on_rebalance_start  # type: ignore[method-assign]
+
+    async def on_assigned(_sender: Any, /, *args: Any, **_kw: Any) -> None:
+        report("consuming")
+
+    app.on_partitions_assigned.connect(on_assigned)
 
 
 def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings,

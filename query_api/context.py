@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pipeline.health import Health
 from pipeline.producer import Producer
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
@@ -22,6 +23,10 @@ class ApiContext:
     auth: Authenticator
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Callable[[], float] = time.time
-    ready: Callable[[], bool] = lambda: True
+    #: The process's readiness registry (`/readyz`); empty when no monitor runs, and then
+    #: `/readyz` probes storage itself.
+    health: Health = field(default_factory=Health)
+    #: Agent topic → messages not yet committed by this process's worker ({} without one).
+    lag: Callable[[], Mapping[str, int]] = dict
     #: Publishes HTTP-ingested events to Kafka (None when the process has no broker).
     producer: Producer | None = None

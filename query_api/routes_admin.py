@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,6 +10,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from pipeline import keys
+from pipeline.health import Check
+from pipeline.readiness import readiness_document
 from query_api import pipeline_metrics
 from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
@@ -29,18 +32,34 @@ async def healthz() -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@router.get("/readyz", tags=["ops"], summary="Storage answers and the worker is consuming")
+@router.get("/readyz", tags=["ops"],
+            summary="Storage answers, the broker is reachable and no agent is joining or stalled")
 async def readyz(request: Request) -> JsonResponse:
+    """200 when every check is ready, else 503 with `Retry-After`; the body lists each check
+    (`storage`, `broker`, `agent:<topic>`: state, reason, since, lag). Answered from the
+    process's `Health`, which its readiness monitor refreshes every second; a process without a
+    monitor probes storage here."""
     ctx: ApiContext = request.app.state.ctx
+    checks = ctx.health.snapshot()
+    if not any(c.name == "storage" for c in checks):
+        checks = sorted([*checks, await _probe_storage(ctx)], key=lambda c: c.name)
+    ready, body = readiness_document(checks, ctx.lag())
+    if ready:
+        return JsonResponse(body)
+    failing = [f"{name} {c['state']}" + (f" ({c['reason']})" if c.get("reason") else "")
+               for name, c in body["checks"].items() if c["state"] not in ("ok", "consuming")]
+    return JsonResponse({"error": "NOT_READY", "message": "; ".join(failing), **body},
+                        status_code=503, headers={"Retry-After": "2"})
+
+
+async def _probe_storage(ctx: ApiContext) -> Check:
     try:
-        await ctx.store.rows("SELECT 1")
-    except Exception:
-        raise ApiError(503, "STORAGE_UNAVAILABLE", "ClickHouse does not answer",
-                       headers={"Retry-After": "5"}) from None
-    if not ctx.ready():
-        raise ApiError(503, "NOT_READY", "the stream worker is not consuming yet",
-                       headers={"Retry-After": "2"})
-    return JsonResponse({"status": "ready"})
+        async with asyncio.timeout(2.0):
+            await ctx.store.rows("SELECT 1")
+    except Exception as exc:  # any failure: not ready, with the reason
+        return Check("storage", "down", f"ClickHouse does not answer ({type(exc).__name__})",
+                     ctx.clock())
+    return Check("storage", "ok", None, ctx.clock())
 
 
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -93,7 +94,13 @@ async def test_malformed_bodies(api):
 async def test_health_docs_and_sql(api):
     stack, _ = api
     assert (await stack.http.get("/healthz")).json() == {"status": "ok"}
-    assert (await stack.http.get("/readyz")).json() == {"status": "ready"}
+    for _ in range(300):  # ready once the worker joined its group
+        ready = await stack.http.get("/readyz")
+        if ready.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert ready.json()["status"] == "ready", ready.json()
+    assert {"storage", "broker"} <= set(ready.json()["checks"])
     spec = (await stack.http.get("/openapi.json")).json()
     assert {"/get_endpoint_stats/", "/get_autogroup_stats/", "/sql"} <= set(spec["paths"])
     assert (await stack.http.get("/docs")).status_code == 200
