@@ -12,9 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline import retention as _retention
 from pipeline.faults import FaultSpec, parse_fault
+from pipeline.retention import Retention
 
-__all__ = ["Settings", "SettingsError", "TopicNames"]
+__all__ = ["NO_AGE_LIMIT_MS", "Settings", "SettingsError", "TopicNames"]
+
+#: `Settings.max_age_ms` of a family without retention: more than the epoch's age in ms, so no
+#: event is ever too old under it.
+NO_AGE_LIMIT_MS = 1 << 62
 
 TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
 
@@ -67,7 +73,15 @@ class Settings:
     - `VITALS_LIVENESS_TIMEOUT_S`: a worker is live while its last heartbeat is younger
       (default 60).
     - `VITALS_MAX_FUTURE_S`: events stamped further in the future are rejected (default 300).
-    - `VITALS_RETENTION_DAYS`: TTL of raw tables (default 30); rollups keep 400 days.
+    - `VITALS_RETENTION_<FAMILY>_DAYS`: days each data family keeps its rows, or `none` (keep
+      until deleted); see `pipeline.retention`. Families and defaults: REQUESTS (raw request
+      events) 30, REQUESTS_1S 30, REQUESTS_1M 400, REQUESTS_1H 400, HEARTBEATS 30,
+      TASK_EVENTS none, METRICS 30, JOBS 400, DEAD_LETTERS 30. Events older than their kind's
+      retention are refused (HTTP ingest, `vitals publish`) or dead-lettered (worker).
+      `VITALS_RETENTION_DAYS`, the single setting of earlier versions, still sets REQUESTS,
+      REQUESTS_1S, HEARTBEATS, METRICS and DEAD_LETTERS where their own variable is unset.
+    - `VITALS_INGEST_TIMEOUT_S`: longest an HTTP ingest call waits for Kafka to acknowledge
+      its events before it answers 503 with `Retry-After` (default 10).
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
     - `VITALS_STREAM_BUFFER`: messages faust buffers per topic ahead of the agent (default
       2000, at least 2 × the batch; see docs/operations.md "Backpressure").
@@ -124,7 +138,8 @@ class Settings:
     stats_window_s: int = 60
     liveness_timeout_s: int = 60
     max_future_s: int = 300
-    retention_days: int = 30
+    retention: Retention = field(default_factory=Retention)
+    ingest_timeout_s: float = 10.0
     batch_max_messages: int = 200
     batch_max_seconds: float = 0.25
     stream_buffer: int = 2000
@@ -161,6 +176,13 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.dsn.startswith("chdb://")
+
+    def max_age_ms(self, kind: str) -> int:
+        """Oldest event (ms before the worker's clock) the worker stores for topic kind `kind`:
+        its family's retention plus the consumer grace (`pipeline.retention`). A family kept
+        until deleted answers `NO_AGE_LIMIT_MS`, older than any event time."""
+        age = self.retention.max_age_ms(kind)
+        return NO_AGE_LIMIT_MS if age is None else age
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -206,6 +228,10 @@ class Settings:
         ratio = flt("VITALS_DLQ_ALERT_RATIO", d.dlq_alert_ratio)
         if ratio > 1:
             raise SettingsError(f"VITALS_DLQ_ALERT_RATIO={ratio} must be <= 1")
+        try:
+            retention = _retention.from_env(env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         fault = None
         if env.get("VITALS_FAULT"):
             try:
@@ -225,7 +251,8 @@ class Settings:
             stats_window_s=num("VITALS_STATS_WINDOW_S", d.stats_window_s, 1),
             liveness_timeout_s=num("VITALS_LIVENESS_TIMEOUT_S", d.liveness_timeout_s, 1),
             max_future_s=num("VITALS_MAX_FUTURE_S", d.max_future_s),
-            retention_days=num("VITALS_RETENTION_DAYS", d.retention_days, 1),
+            retention=retention,
+            ingest_timeout_s=flt("VITALS_INGEST_TIMEOUT_S", d.ingest_timeout_s),
             batch_max_messages=num("VITALS_BATCH_MAX_MESSAGES", d.batch_max_messages, 1),
             batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
             stream_buffer=num("VITALS_STREAM_BUFFER", d.stream_buffer, 1),

@@ -6,8 +6,10 @@ Identity (see schemas/clickhouse/002_task_events.sql):
   (tenant, task, type, iter, metric, variant, key — or url when key is empty); `metric_event_id`
   hashes the part after the task. A resend of the same identity replaces the stored row: rows carry
   `version = (offset << 20) | index`, so the later Kafka message wins.
-- log events are identified by their Kafka source position (`log_event_id`), so they are never
-  merged with each other; a redelivered message produces the very same rows.
+- log events are identified by their `id` when the producer gave one (an idempotency key: HTTP
+  ingest derives one from the request, see `request_log_id`, so a retried request does not
+  duplicate), else by their Kafka source position (`log_event_id`), so they are never merged
+  with each other; a redelivered message produces the very same rows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "log_event_id",
     "metric_event_id",
     "refine",
+    "request_log_id",
 ]
 
 #: event `type` → schema file in `schemas/`
@@ -112,6 +115,13 @@ def log_event_id(partition: int, offset: int, index: int) -> str:
     return f"l{partition:05d}{offset:020d}{index:07d}"
 
 
+def request_log_id(digest: str, line: int) -> str:
+    """Idempotency key of the log event on line `line` of an HTTP request whose (tenant, body)
+    hash to `digest`: the same request sent again yields the same keys. 'r' is not hex, so it
+    never equals a metric event id; within one request, string order is line order."""
+    return f"r{digest[:24]}{line:07d}"
+
+
 def add_task_events(batch: SinkBatch, partition: int, offset: int,
                     events: Iterable[tuple[int, dict[str, Any]]]) -> None:
     """Append the rows of one Kafka message's valid task events to `batch`."""
@@ -125,7 +135,7 @@ def add_task_events(batch: SinkBatch, partition: int, offset: int,
         tenant, task, ts, etype = e["tenant"], e["task"], e["timestamp"], e["type"]
         kind = OWNER_KIND[etype]
         if etype == "log":
-            logs.append((tenant, task, ts, log_event_id(partition, offset, index),
+            logs.append((tenant, task, ts, e.get("id") or log_event_id(partition, offset, index),
                          e["level"], e["worker"], e["msg"], partition, offset, index))
         else:
             it, metric, variant = e["iter"], e["metric"], e["variant"]

@@ -5,7 +5,10 @@
 -- ReplacingMergeTree. A message redelivered after a crash produces byte-identical rows with the
 -- same key, so `FINAL` (or any GROUP BY over the key) sees it once. Vitals' own queries use FINAL.
 --
--- Placeholders: {db} database, {raw_ttl_days} raw retention, {rollup_ttl_days} rollup retention.
+-- Placeholders: {db} database; {ttl:<table>} the table's TTL clause, rendered by migrate() from
+-- its data family's retention (`VITALS_RETENTION_<FAMILY>_DAYS`; which table belongs to which
+-- family: pipeline/retention.py `TTL_TABLES`), empty for a family kept until deleted. migrate()
+-- also re-applies the TTL of existing tables when a setting changed. The same holds in 002-007.
 
 CREATE TABLE IF NOT EXISTS {db}.requests_raw
 (
@@ -34,7 +37,7 @@ CREATE TABLE IF NOT EXISTS {db}.requests_raw
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (tenant, endpoint_id, ts, src_partition, src_offset, src_index)
-TTL toDateTime(ts) + INTERVAL {raw_ttl_days} DAY;
+{ttl:requests_raw};
 
 -- One row per (Kafka message, tenant, endpoint, autogroup, bucket): the message's partial
 -- aggregate. Sum over FINAL rows for any window; 1s, 1m and 1h tables share the layout.
@@ -70,19 +73,19 @@ CREATE TABLE IF NOT EXISTS {db}.requests_1s
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (tenant, endpoint_id, bucket, autogroup_id, src_partition, src_offset)
-TTL bucket + INTERVAL {raw_ttl_days} DAY;
+{ttl:requests_1s};
 
 CREATE TABLE IF NOT EXISTS {db}.requests_1m AS {db}.requests_1s
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (tenant, endpoint_id, bucket, autogroup_id, src_partition, src_offset)
-TTL bucket + INTERVAL {rollup_ttl_days} DAY;
+{ttl:requests_1m};
 
 CREATE TABLE IF NOT EXISTS {db}.requests_1h AS {db}.requests_1s
 ENGINE = ReplacingMergeTree
 PARTITION BY toYear(bucket)
 ORDER BY (tenant, endpoint_id, bucket, autogroup_id, src_partition, src_offset)
-TTL bucket + INTERVAL {rollup_ttl_days} DAY;
+{ttl:requests_1h};
 
 CREATE TABLE IF NOT EXISTS {db}.heartbeats_raw
 (
@@ -110,7 +113,7 @@ CREATE TABLE IF NOT EXISTS {db}.heartbeats_raw
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (tenant, endpoint_id, ts, worker_id, src_partition, src_offset, src_index)
-TTL toDateTime(ts) + INTERVAL {raw_ttl_days} DAY;
+{ttl:heartbeats_raw};
 
 -- Entity registry, filled by the agents: which tenant owns which endpoint/autogroup, and names.
 CREATE TABLE IF NOT EXISTS {db}.endpoints
@@ -147,7 +150,7 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(received_at)
 ORDER BY (topic, src_partition, src_offset, src_index)
-TTL toDateTime(received_at) + INTERVAL {raw_ttl_days} DAY;
+{ttl:dead_letters};
 
 -- API keys: only SHA-256 hashes of the secrets are stored. The newest version of a key wins.
 CREATE TABLE IF NOT EXISTS {db}.api_keys

@@ -12,7 +12,9 @@
 -- * task_owners records which tenant reported which kind of events ('metrics' or 'logs') of
 --   which task: read authorisation, and which table a task's reads need to touch.
 --
--- Placeholders: {db} database, {raw_ttl_days} raw retention.
+-- Placeholders: {db} database, {ttl:<table>} TTL clause (see 001). Retention comes from
+-- VITALS_RETENTION_TASK_EVENTS_DAYS: by default none, the events stay until the task's events are
+-- deleted (events.delete_for_task), as on a ClearML server.
 
 CREATE TABLE IF NOT EXISTS {db}.task_metric_events
 (
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS {db}.task_metric_events
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (tenant, task, event_type, metric, variant, iter, event_id)
-TTL toDateTime(timestamp) + INTERVAL {raw_ttl_days} DAY;
+{ttl:task_metric_events};
 
 CREATE TABLE IF NOT EXISTS {db}.task_log_events
 (
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS {db}.task_log_events
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (tenant, task, timestamp, event_id)
-TTL toDateTime(timestamp) + INTERVAL {raw_ttl_days} DAY;
+{ttl:task_log_events};
 
 CREATE TABLE IF NOT EXISTS {db}.task_owners
 (

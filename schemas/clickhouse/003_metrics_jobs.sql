@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS {db}.metrics_1s
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(bucket)
 ORDER BY (tenant, name, bucket, series_key, kind, src_partition, src_offset)
-TTL bucket + INTERVAL {raw_ttl_days} DAY;
+{ttl:metrics_1s};
 
 -- Series registry (what GET /v2/metrics/custom/series lists, and what the per-tenant series
 -- limit counts). The newest sighting wins.
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS {db}.job_tasks
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (tenant, task_id, ts, src_partition, src_offset, src_index)
-TTL toDateTime(ts) + INTERVAL {rollup_ttl_days} DAY;
+{ttl:job_tasks};
 
 -- Node lifecycle (up / down) per tenant, user and cluster; node-seconds are computed from it.
 CREATE TABLE IF NOT EXISTS {db}.job_nodes
@@ -82,4 +82,4 @@ CREATE TABLE IF NOT EXISTS {db}.job_nodes
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (tenant, cluster, node_id, ts, src_partition, src_offset, src_index)
-TTL toDateTime(ts) + INTERVAL {rollup_ttl_days} DAY;
+{ttl:job_nodes};

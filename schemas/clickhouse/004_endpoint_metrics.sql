@@ -57,10 +57,10 @@ CREATE TABLE IF NOT EXISTS {db}.requests_1m_merged
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (tenant, endpoint_id, bucket)
-TTL bucket + INTERVAL {rollup_ttl_days} DAY;
+{ttl:requests_1m_merged};
 
 CREATE TABLE IF NOT EXISTS {db}.requests_1h_merged AS {db}.requests_1m_merged
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYear(bucket)
 ORDER BY (tenant, endpoint_id, bucket)
-TTL bucket + INTERVAL {rollup_ttl_days} DAY;
+{ttl:requests_1h_merged};

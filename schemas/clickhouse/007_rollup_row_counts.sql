@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS {db}.requests_1m_rows
 ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (tenant, endpoint_id, bucket)
-TTL bucket + INTERVAL {rollup_ttl_days} DAY;
+{ttl:requests_1m_rows};
 
 CREATE TABLE IF NOT EXISTS {db}.requests_1h_rows AS {db}.requests_1m_rows;
 

@@ -1,10 +1,12 @@
-"""`migrate` is idempotent and applies retention changes: re-running it with the same settings
-leaves every table as it was, and a new VITALS_RETENTION_DAYS reaches the raw tables' TTL."""
+"""`migrate` is idempotent and applies retention changes per data family: re-running it with the
+same settings leaves every table as it was; a changed family reaches its tables' TTL, and a
+family kept until deleted has none (task events by default)."""
 
 from __future__ import annotations
 
 import uuid
 
+from pipeline.retention import Retention
 from pipeline.storage import ClickHouseStore, migrate
 
 
@@ -13,18 +15,51 @@ def engines(store: ClickHouseStore) -> dict[str, str]:
                            "{db:String}", {"db": store.database}))
 
 
-def test_migrate_is_idempotent_and_applies_new_retention(chdb_dsn: str) -> None:
+def ttl(engine: str) -> str:
+    """The TTL clause of an `engine_full`, '' when the table has none."""
+    if " TTL " not in engine:
+        return ""
+    return engine.split(" TTL ", 1)[1].split(" SETTINGS ", 1)[0]
+
+
+def test_migrate_is_idempotent_and_applies_retention_per_family(chdb_dsn: str) -> None:
     store = ClickHouseStore(chdb_dsn, f"migr_{uuid.uuid4().hex[:8]}")
     applied = migrate(store)
     assert applied == sorted(applied) and applied[0].startswith("001_")
     first = engines(store)
-    assert "TTL toDateTime(ts) + toIntervalDay(30)" in first["requests_raw"]
-    assert "TTL bucket + toIntervalDay(400)" in first["requests_1m_rows"]
+    assert {t: ttl(e) for t, e in first.items() if ttl(e)} == {
+        "requests_raw": "toDateTime(ts) + toIntervalDay(30)",
+        "requests_1s": "bucket + toIntervalDay(30)",
+        "requests_1m": "bucket + toIntervalDay(400)",
+        "requests_1m_merged": "bucket + toIntervalDay(400)",
+        "requests_1m_rows": "bucket + toIntervalDay(400)",
+        "requests_1h": "bucket + toIntervalDay(400)",
+        "requests_1h_merged": "bucket + toIntervalDay(400)",
+        "requests_1h_rows": "bucket + toIntervalDay(400)",
+        "heartbeats_raw": "toDateTime(ts) + toIntervalDay(30)",
+        "metrics_1s": "bucket + toIntervalDay(30)",
+        "job_tasks": "toDateTime(ts) + toIntervalDay(400)",
+        "job_nodes": "toDateTime(ts) + toIntervalDay(400)",
+        "dead_letters": "toDateTime(received_at) + toIntervalDay(30)",
+    }
+    assert ttl(first["task_metric_events"]) == ttl(first["task_log_events"]) == ""
     assert migrate(store) == applied
     assert engines(store) == first
-    migrate(store, raw_ttl_days=7, rollup_ttl_days=90)
+
+    migrate(store, retention=Retention(requests=7, requests_1h=90, heartbeats=3,
+                                       task_events=365, dead_letters=None))
     changed = engines(store)
-    assert "TTL toDateTime(ts) + toIntervalDay(7)" in changed["requests_raw"]
-    assert "TTL toDateTime(ts) + toIntervalDay(7)" in changed["heartbeats_raw"]
-    assert "TTL bucket + toIntervalDay(90)" in changed["requests_1h"]
-    assert "TTL bucket + toIntervalDay(90)" in changed["requests_1m_rows"]
+    assert ttl(changed["requests_raw"]) == "toDateTime(ts) + toIntervalDay(7)"
+    assert ttl(changed["requests_1s"]) == "bucket + toIntervalDay(30)"
+    assert ttl(changed["heartbeats_raw"]) == "toDateTime(ts) + toIntervalDay(3)"
+    assert ttl(changed["requests_1h"]) == ttl(changed["requests_1h_rows"]) == \
+        ttl(changed["requests_1h_merged"]) == "bucket + toIntervalDay(90)"
+    assert ttl(changed["requests_1m_rows"]) == "bucket + toIntervalDay(400)"
+    assert ttl(changed["task_metric_events"]) == ttl(changed["task_log_events"]) == \
+        "toDateTime(timestamp) + toIntervalDay(365)"
+    assert ttl(changed["dead_letters"]) == ""
+    unchanged = ("requests_1m", "metrics_1s", "job_tasks", "job_nodes", "api_keys")
+    assert {t: changed[t] for t in unchanged} == {t: first[t] for t in unchanged}
+
+    migrate(store)  # back to the defaults: task events lose their TTL again
+    assert engines(store) == first

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import orjson
 
+from pipeline.task_events import request_log_id
 from query_api import task_events_db, task_log
 from tests.integration.task_events_helpers import BASE_MS, add_batch, call, data, log, wait_count
 
@@ -40,7 +42,10 @@ async def test_get_task_log_v29_and_v17(stack_factory):
                                  "@timestamp": page["events"][0]["@timestamp"],
                                  "level": "warning", "worker": "w1", "msg": "m11",
                                  "id": page["events"][0]["id"]}
-    assert page["events"][0]["id"].startswith("l00000")
+    # HTTP ingest's idempotency key: (tenant, body) digest + line number (m11 is line 12)
+    body = b"\n".join(orjson.dumps(e) for e in lines())
+    digest = hashlib.blake2b(b"acme\0" + body, digest_size=12).hexdigest()
+    assert page["events"][0]["id"] == request_log_id(digest, 12)
     nxt = await data(stack, key, "get_task_log",
                      {"task": "L", "batch_size": 5, "scroll_id": page["scroll_id"]})
     assert msgs(nxt) == ["m6", "m5", "m4", "m3", "m2"]
