@@ -37,7 +37,9 @@ SERIES_COLUMNS = ("tenant", "name", "series_key", "kind", "tags", "last_seen")
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
 _AGG_FIELDS = ("count", "sum", "min", "max", "last")
-_HIST_LO, _HIST_HI = -32768, 32767
+_HIST_LO, _HIST_HI = sketch.ZERO_BUCKET, sketch.MAX_BUCKET
+#: A bucket's count, as the schema bounds `count`: sums of many stay far inside UInt64.
+_MAX_COUNT = 10**15
 
 Event = tuple[int, dict[str, Any]]
 
@@ -79,8 +81,8 @@ def _problem(e: dict[str, Any]) -> str | None:
                 return f"hist: bucket {k[:20]!r} is not an integer"
             if not _HIST_LO <= b <= _HIST_HI:
                 return f"hist: bucket {b} outside [{_HIST_LO}, {_HIST_HI}]"
-            if type(c) is not int or c < 0:
-                return f"hist.{k}: count must be a non-negative integer"
+            if type(c) is not int or not 0 <= c <= _MAX_COUNT:
+                return f"hist.{k}: count must be an integer in [0, {_MAX_COUNT}]"
     return None
 
 

@@ -14,6 +14,7 @@ Contract of `decode_envelope`:
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -175,6 +176,36 @@ def decode_structs(value: bytes | None, kind: str, *, now_ms: int, max_future_ms
     return events, ts_ms
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _int_as_orjson(text: str) -> int | float:
+    """An integer literal as orjson reads it: beyond int64/uint64, a float."""
+    n = int(text)
+    return n if -(2**63) <= n < 2**64 else float(n)
+
+
+def _loads(value: bytes) -> Any:
+    """The message as JSON. orjson refuses a number beyond a double's range (`1e400`) where the
+    fast path's msgspec skips it in a field it ignores; so such a message is read again by the
+    standard parser, with those numbers as ±inf: an ignored field stays ignored, a schema field
+    is refused as "non-finite number", and the decision per event is the same on either path.
+    Integers read as orjson reads them; NaN/Infinity literals and lone surrogates stay invalid,
+    as in msgspec and orjson."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        try:
+            doc = json.loads(value, parse_constant=_reject_constant, parse_int=_int_as_orjson)
+            orjson.dumps(doc)  # strings orjson cannot hold (lone surrogates) are refused
+        except (ValueError, TypeError, RecursionError):
+            pass
+        else:
+            return doc
+        raise
+
+
 def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_ms: int,
                     max_bytes: int, max_age_ms: int | None = None) -> Decoded:
     out = Decoded()
@@ -193,8 +224,8 @@ def decode_envelope(value: bytes | None, kind: str, *, now_ms: int, max_future_m
         out.events = list(enumerate(fast))
         return out
     try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
+        doc = _loads(value)
+    except ValueError as exc:
         out.rejects.append(Reject(None, f"invalid JSON: {exc}", value))
         return out
     if type(doc) is dict:

@@ -10,7 +10,21 @@ are keyed by source position, so a retry or a redelivery after a crash never cou
 Poison: an invalid event is dead-lettered alone (see `decode_envelope`); a message whose
 processing raises (a builder bug tripped by its content) is dead-lettered whole with reason
 `processing failed: <error>`, its half-built rows are rolled back, and the batch moves on. Every
-dead letter counts toward the topic's `DlqAlarm` (see `pipeline.dlq_alert`).
+dead letter counts toward the topic's `DlqAlarm` (see `pipeline.dlq_alert`), and every
+dead-letter record fits any producer limit (`pipeline.dead_letter`).
+
+Storage errors, by type (`pipeline.storage.translate`):
+- `StorageUnavailable`: the batch is retried with capped exponential backoff, offsets held.
+- `StorageRefused`: the batch is bisected down to the messages ClickHouse refuses alone
+  (`pipeline.isolate`); those are dead-lettered with ClickHouse's reason and counted in
+  `vitals_messages_isolated_total`, the rest is stored, and the partition moves on. A refusal
+  that every message of the batch gets alone is the store's (a dropped table, a grant): the
+  topic is held and retried with backoff.
+- `StorageFault` (no known class): held and retried with backoff, and `on_fault` is told (the
+  `vitals worker` process exits non-zero so that its supervisor restarts it).
+Whatever holds the topic sets its `Health` check `agent:<topic>` to "stalled" with the cause
+(`/readyz` 503), sets `vitals_topic_stalled{topic}` to 1, and logs one ERROR line per cause per
+minute; all three clear by themselves on the next stored batch.
 
 Fault points `before_insert` and `after_insert` (see `pipeline.faults`) sit in `write`.
 """
@@ -27,10 +41,14 @@ from dataclasses import dataclass
 import orjson
 
 from pipeline.aggregation import RegistryCache, SinkBatch, Table
+from pipeline.dead_letter import DeadLetter, dead_letter, fit_payload, fit_reason
 from pipeline.decode import Reject, decode_envelope, decode_structs
 from pipeline.dlq_alert import DlqAlarm
-from pipeline.errors import StorageError, StorageUnavailable
+from pipeline.errors import StorageError, StorageFault, StorageRefused, StorageUnavailable
 from pipeline.faults import FaultInjector
+from pipeline.health import Health
+from pipeline.isolate import is_store_wide, refused_leaves
+from pipeline.log_limit import RateLimitedLog
 from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
@@ -41,8 +59,6 @@ __all__ = ["DeadLetter", "DlqSender", "Message", "Prepared", "Sink"]
 log = logging.getLogger("vitals.sink")
 
 DlqSender = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
-#: A dead-letter record: (message key, JSON value, `vitals-reason` header value).
-DeadLetter = tuple[bytes | None, bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,8 @@ class Prepared:
     batch: SinkBatch
     dead: list[DeadLetter]
     tables: list[Table]
+    #: The batch's messages, to rebuild a part of it when storage refuses the whole.
+    source: Sequence[Message] = ()
 
 
 @dataclass(frozen=True)
@@ -68,7 +86,8 @@ class Sink:
     def __init__(self, kind: str, settings: Settings, store: AsyncStore, send_dlq: DlqSender,
                  telemetry: Telemetry, *, clock: Callable[[], float] = time.time,
                  max_backoff_s: float = 10.0, faults: FaultInjector | None = None,
-                 registry: RegistryCache | None = None) -> None:
+                 registry: RegistryCache | None = None, health: Health | None = None,
+                 on_fault: Callable[[StorageFault], None] | None = None) -> None:
         self.kind = kind
         self.settings = settings
         self.store = store
@@ -76,7 +95,13 @@ class Sink:
         self.telemetry = telemetry
         self.clock = clock
         self.max_backoff_s = max_backoff_s
+        self.topic = settings.topics.topic(kind)
         self.dlq_topic = settings.topics.dlq(kind)
+        self.health = health or Health(clock)
+        self.on_fault = on_fault
+        self._said = RateLimitedLog(log, 60.0)
+        self._held_since: float | None = None
+        telemetry.set("vitals_topic_stalled", 0, topic=self.topic)
         make_gate = KINDS[kind].gate
         self.gate = make_gate(settings, telemetry) if make_gate is not None else None
         self.faults = faults
@@ -96,7 +121,7 @@ class Sink:
         build = kind(self.kind).build
         build_structs = kind(self.kind).build_structs if self.gate is None else None
         limits = {"now_ms": now_ms, "max_future_ms": s.max_future_s * 1000,
-                  "max_bytes": s.max_message_bytes, "max_age_ms": s.retention_days * 86_400_000}
+                  "max_bytes": s.max_message_bytes, "max_age_ms": s.max_age_ms(self.kind)}
         for m in messages:
             mark = batch.checkpoint()
             try:
@@ -114,17 +139,19 @@ class Sink:
                     build(batch, m.partition, m.offset, events)
             except Exception as exc:
                 batch.rollback(mark)
-                reason = f"processing failed: {type(exc).__name__}: {exc}"[:1000]
-                log.error("%s[%d]@%d dead-lettered: %s", m.topic, m.partition, m.offset, reason,
-                          exc_info=exc)
+                reason = fit_reason(f"processing failed: {type(exc).__name__}: {exc}")
+                self._said.error(("processing", type(exc)), "%s[%d]@%d dead-lettered: %s",
+                                 m.topic, m.partition, m.offset, reason)
                 self.telemetry.inc("vitals_processing_errors_total", topic=m.topic)
-                payload = (m.value or b"")[:65536]
+                payload = fit_payload(m.value or b"")
                 batch.add_dead_letter(m.topic, m.partition, m.offset, None, reason, payload)
-                dead.append(_dead_letter(m, None, reason, payload, b"processing-error"))
+                dead.append(dead_letter(m.topic, m.partition, m.offset, m.key, None, reason,
+                                        m.value or b"", b"processing-error"))
                 continue
             for r in decoded.rejects:
                 batch.add_dead_letter(m.topic, m.partition, m.offset, r.index, r.reason, r.payload)
-                dead.append(_dead_letter(m, r.index, r.reason, r.payload, b"invalid"))
+                dead.append(dead_letter(m.topic, m.partition, m.offset, m.key, r.index, r.reason,
+                                        r.payload, b"invalid"))
         return batch, dead
 
     async def prepare(self, messages: Sequence[Message]) -> Prepared:
@@ -137,23 +164,24 @@ class Sink:
 
     def _prepare(self, messages: Sequence[Message]) -> Prepared:
         batch, dead = self.build(messages)
-        return Prepared(len(messages), batch, dead, batch.tables(self.registry))
+        return Prepared(len(messages), batch, dead, batch.tables(self.registry), messages)
 
     async def persist(self, prepared: Prepared) -> SinkBatch:
-        """Dead-letter, then insert (retrying transient faults for as long as it takes).
-        Returns once ClickHouse accepted every row and Kafka every dead-letter record."""
+        """Dead-letter, then insert (see the module docstring for what storage errors do).
+        Returns once ClickHouse accepted every row that is not dead-lettered, and Kafka every
+        dead-letter record."""
         batch, dead = prepared.batch, prepared.dead
         for key, value, why in dead:
-            await self.send_dlq(self.dlq_topic, key, value, [("vitals-reason", why)])
+            await self._send_dead_letter(key, value, why)
         if self.faults is not None:
             self.faults.hit("before_insert")
-        await self._insert_with_retry(prepared.tables)
-        if self.registry is not None:
+        isolated = await self._store(prepared)
+        if self.registry is not None and not isolated:
             self.registry.written(*batch.registry_rows)
         if self.faults is not None:
             self.faults.hit("after_insert")
-        topic = self.settings.topics.topic(self.kind)
-        self._watch_dead_letters(topic, batch.events + len(dead), len(dead))
+        topic = self.topic
+        self._watch_dead_letters(topic, batch.events + len(dead), len(dead) + isolated)
         self.telemetry.inc("vitals_messages_consumed_total", prepared.messages, topic=topic)
         self.telemetry.inc("vitals_events_consumed_total", batch.events, topic=topic)
         if dead:
@@ -182,40 +210,121 @@ class Sink:
             log.warning("DLQ alert on %s cleared: %.1f%% dead-lettered in the last %d s",
                         topic, 100 * a.ratio, a.window_s)
 
-    async def _insert_with_retry(self, tables: list[Table]) -> None:
-        """Insert every table, retrying with capped exponential backoff until ClickHouse accepts.
+    async def _insert(self, tables: list[Table]) -> None:
+        started = time.perf_counter()
+        for table, names, columns in tables:
+            await self.store.insert(table, columns, names)
+        self.telemetry.observe("vitals_insert_seconds", time.perf_counter() - started,
+                               topic=self.kind)
 
-        Unavailability (connection, timeout, overload codes) is the usual cause. An insert
-        ClickHouse refuses for good (a schema changed by hand, a constraint, permissions) is
-        retried the same way, logged as an error and counted in `vitals_insert_errors_total`:
-        the rows passed validation, so the cause is the store, and the batch waits for it to
-        be fixed rather than being dropped or dead-lettered (nothing is acked meanwhile)."""
+    async def _store(self, prepared: Prepared) -> int:
+        """Insert the batch; on a refusal, isolate and dead-letter what storage refuses. Retries
+        with capped exponential backoff while the store is away or refuses everything. Returns
+        how many messages were isolated."""
         delay = 0.1
         while True:
-            started = time.perf_counter()
             try:
-                for table, names, columns in tables:
-                    await self.store.insert(table, columns, names)
+                try:
+                    await self._insert(prepared.tables)
+                    isolated = 0
+                except StorageRefused as exc:
+                    isolated = await self._isolate(prepared, exc)
             except StorageUnavailable as exc:
                 self.telemetry.inc("vitals_insert_retries_total", topic=self.kind)
-                log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
-            except StorageError as exc:
+                self._hold("unavailable", f"ClickHouse unavailable: {exc}", warn=delay < 1)
+            except _StoreWide as exc:
                 self.telemetry.inc("vitals_insert_retries_total", topic=self.kind)
                 self.telemetry.inc("vitals_insert_errors_total", topic=self.kind)
-                log.error("ClickHouse refused the %s batch insert (%s); retrying in %.1f s "
-                          "until the cause is fixed, nothing is acked meanwhile",
-                          self.kind, exc, delay)
+                self._hold(("refused", exc.refusal.code),
+                           f"ClickHouse refuses every message of the batch alone: {exc.refusal}")
+            except StorageFault as exc:
+                self.telemetry.inc("vitals_insert_retries_total", topic=self.kind)
+                self.telemetry.inc("vitals_insert_errors_total", topic=self.kind)
+                self._hold(("fault", type(exc.__cause__)), f"storage failed: {exc}")
+                if self.on_fault is not None:
+                    self.on_fault(exc)
             else:
-                self.telemetry.observe("vitals_insert_seconds", time.perf_counter() - started,
-                                       topic=self.kind)
-                return
+                self._resume()
+                return isolated
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff_s)
 
+    async def _isolate(self, prepared: Prepared, first: StorageRefused) -> int:
+        """Bisect the batch down to the messages storage refuses alone; dead-letter those."""
+        source = prepared.source
+        if not source:
+            raise _StoreWide(first)
 
-def _dead_letter(m: Message, index: int | None, reason: str, payload: bytes,
-                 why: bytes) -> DeadLetter:
-    return (m.key, orjson.dumps({
-        "topic": m.topic, "partition": m.partition, "offset": m.offset, "index": index,
-        "reason": reason, "payload": payload[:65536].decode("utf-8", "replace"),
-    }), why)
+        async def attempt(part: Sequence[Message]) -> None:
+            loop = asyncio.get_running_loop()
+            rebuilt = await loop.run_in_executor(self._cpu, self._prepare, part)
+            await self._insert(rebuilt.tables)
+
+        refused = await refused_leaves(source, attempt, first)
+        if is_store_wide(len(source), refused):
+            raise _StoreWide(refused[0][1])
+        rows = SinkBatch()
+        for m, exc in refused:
+            reason = fit_reason(f"storage refused: {exc}")
+            payload = fit_payload(m.value or b"")
+            rows.add_dead_letter(m.topic, m.partition, m.offset, None, reason, payload)
+            key, value, why = dead_letter(m.topic, m.partition, m.offset, m.key, None, reason,
+                                          m.value or b"", b"storage-refused")
+            await self._send_dead_letter(key, value, why)
+            self._said.error(("isolated", exc.code), "%s[%d]@%d dead-lettered: %s",
+                             m.topic, m.partition, m.offset, reason)
+        await self._insert(rows.tables())
+        self.telemetry.inc("vitals_messages_isolated_total", len(refused), topic=self.topic)
+        self.telemetry.inc("vitals_dlq_messages_total", len(refused), topic=self.topic)
+        return len(refused)
+
+    async def _send_dead_letter(self, key: bytes | None, value: bytes, why: bytes) -> None:
+        """Produce one dead-letter record, retrying with backoff until Kafka takes it (a record
+        always fits, so only the broker's absence fails it); each failure is counted."""
+        delay = 0.1
+        while True:
+            try:
+                await self.send_dlq(self.dlq_topic, key, value, [("vitals-reason", why)])
+                return
+            except Exception as exc:  # the Kafka client's errors, whatever their type
+                self.telemetry.inc("vitals_dlq_produce_errors_total", topic=self.topic)
+                self._said.warning(("dlq", type(exc)), "producing to %s failed (%s: %s); "
+                                   "retrying, the partition waits", self.dlq_topic,
+                                   type(exc).__name__, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff_s)
+
+    def _hold(self, cause: object, reason: str, *, warn: bool = False) -> None:
+        """The topic cannot move on: say so in readiness, metrics and (once a minute) the log.
+        A first short unavailability is only a warning: it usually passes within a retry."""
+        if self._held_since is None:
+            self._held_since = time.monotonic()
+        reason = fit_reason(reason)
+        if warn:
+            self._said.warning(cause, "%s: %s; retrying, nothing is acked meanwhile",
+                               self.topic, reason)
+            return
+        self.health.report(f"agent:{self.topic}", "stalled", reason)
+        self.telemetry.set("vitals_topic_stalled", 1, topic=self.topic)
+        self._said.error(cause, "%s stalled: %s; retrying with backoff, nothing is acked "
+                         "meanwhile", self.topic, reason)
+
+    def _resume(self) -> None:
+        if self._held_since is None:
+            return
+        held = time.monotonic() - self._held_since
+        self._held_since = None
+        check = self.health.get(f"agent:{self.topic}")
+        if check is not None and check.state == "stalled":
+            self.health.report(f"agent:{self.topic}", "consuming")
+            log.warning("%s resumed after %.1f s held", self.topic, held)
+        self.telemetry.set("vitals_topic_stalled", 0, topic=self.topic)
+        self._said = RateLimitedLog(log, 60.0)
+
+
+class _StoreWide(StorageError):
+    """Every message of the batch was refused alone: the store's cause, not the data's."""
+
+    def __init__(self, refusal: StorageRefused) -> None:
+        super().__init__(str(refusal), code=refusal.code, name=refusal.name)
+        self.refusal = refusal

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "ALPHA",
     "GAMMA",
+    "MAX_BUCKET",
+    "MAX_VALUE",
     "MIN_VALUE",
     "ZERO_BUCKET",
     "add",
@@ -33,6 +35,11 @@ GAMMA = (1 + ALPHA) / (1 - ALPHA)
 _LOG_GAMMA = math.log(GAMMA)
 MIN_VALUE = 1e-3
 ZERO_BUCKET = -32768
+#: The largest bucket index the Int16 key of the stored maps holds, and the largest value whose
+#: bucket is at most that (one bucket of margin for the rounding of `log`). Every schema bound on
+#: a value that is bucketed stays below it (tests/unit/test_sketch.py).
+MAX_BUCKET = 32767
+MAX_VALUE = GAMMA ** (MAX_BUCKET - 1)
 
 
 def bucket_of(value: float) -> int:

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import schemas
 from pipeline import sketch
 from pipeline.sketch import bucket_of
 
@@ -40,6 +41,10 @@ __all__ = [
     "parse_line",
     "split_lines",
 ]
+
+#: Largest magnitude of one sample: the metric schema's bound on `value` (which keeps every
+#: histogram bucket inside the sketch's Int16 keys, `sketch.MAX_VALUE`).
+MAX_VALUE: float = schemas.load("metric")["properties"]["value"]["maximum"]
 
 #: DogStatsD type → stored kind (`c` counter, `g` gauge, `h`/`ms`/`d` histograms).
 KINDS = ("c", "g", "h", "ms", "d")
@@ -120,6 +125,8 @@ def parse_line(line: bytes, tag_cache: dict[str, Tags] | None = None) -> Sample:
         raise MalformedLine(f"value {values_raw[:40]!r} is not a number") from None
     if not all(math.isfinite(v) for v in values):
         raise MalformedLine("value is not finite")
+    if not all(-MAX_VALUE <= v <= MAX_VALUE for v in values):
+        raise MalformedLine(f"value outside [-{MAX_VALUE:g}, {MAX_VALUE:g}]")
     if len(values) > 1 and kind not in HISTOGRAM_KINDS:
         raise MalformedLine("several values in one line are allowed for h, ms, d only")
     rate = 1.0
@@ -197,7 +204,7 @@ class Aggregator:
                 except ValueError:
                     meta = None
                 else:
-                    if v - v == 0:  # finite
+                    if -MAX_VALUE <= v <= MAX_VALUE:  # finite and storable
                         self._fold1(meta, v, now)
                         return
         sample = parse_line(line, self._tag_cache)

@@ -13,16 +13,28 @@ embedded engine one session (chdb handle) per thread on the process's single eng
 from __future__ import annotations
 
 import asyncio
-import re
+import fcntl
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from pipeline.errors import StorageError, StorageUnavailable, StoreLocked
-from pipeline.native import NativeBlock
+from clickhouse_connect.driver import exceptions as dbx
 
-__all__ = ["INSERT_SETTINGS", "AsyncStore", "ClickHouseStore", "Store", "migrate"]
+from pipeline.errors import (
+    StorageError,
+    StorageFault,
+    StorageRefused,
+    StorageUnavailable,
+    StoreLocked,
+)
+from pipeline.native import NativeBlock
+from pipeline.retention import TTL_TABLES, Retention
+
+__all__ = ["INSERT_SETTINGS", "TRANSIENT_CODES", "AsyncStore", "ClickHouseStore", "Store",
+           "embedded_locked", "migrate", "translate"]
 
 T = TypeVar("T")
 
@@ -42,8 +54,69 @@ INSERT_SETTINGS: dict[str, dict[str, Any]] = {
     "requests_raw": {"optimize_on_insert": 0, "parallel_view_processing": 1},
 }
 
-_TRANSIENT_CODES = {159, 164 + 10_000, 202, 209, 210, 241, 242, 252, 425, 999, 1000}
-_CODE_RE = re.compile(r"Code: (\d+)")
+#: ClickHouse error codes that mean "not now" rather than "not this": retried with backoff.
+#: TIMEOUT_EXCEEDED, TOO_MANY_SIMULTANEOUS_QUERIES, SOCKET_TIMEOUT, NETWORK_ERROR,
+#: CANNOT_ALLOCATE_MEMORY, MEMORY_LIMIT_EXCEEDED, TABLE_IS_READ_ONLY (replica without Keeper),
+#: NOT_ENOUGH_SPACE, TOO_MANY_PARTS, ABORTED, TOO_FEW_LIVE_REPLICAS, UNKNOWN_STATUS_OF_INSERT,
+#: QUERY_WAS_CANCELLED, SYSTEM_ERROR, KEEPER_EXCEPTION, POCO_EXCEPTION, ALL_CONNECTION_TRIES_FAILED.
+TRANSIENT_CODES = frozenset({159, 202, 209, 210, 173, 241, 242, 243, 252, 236, 285, 319, 394, 425,
+                             999, 1000, 279})
+
+_DRIVER_FAULTS = (dbx.ProgrammingError, dbx.NotSupportedError, dbx.InterfaceError,
+                  dbx.InternalError)
+
+
+def translate(exc: BaseException) -> StorageError:
+    """The Vitals error for a driver exception, by its type (and ClickHouse's error code, a
+    structured field of the driver's exceptions); never by its text.
+
+    - `OperationalError` (network, a retried HTTP failure), `OSError` (sockets, timeouts) and a
+      `DatabaseError` with a transient code, or with no code at all (a proxy's 5xx; a refusal
+      from ClickHouse always carries one) → `StorageUnavailable`.
+    - driver misuse or gaps (`ProgrammingError`, `NotSupportedError`, `InterfaceError`,
+      `InternalError`), anything else → `StorageFault`.
+    - any other `DatabaseError` (incl. `DataError`, `IntegrityError`) → `StorageRefused`.
+    `tests/unit/test_storage_errors.py` holds every exception class of the driver to this map.
+    """
+    text = str(exc)[:4000]
+    code = getattr(exc, "code", None)
+    name = getattr(exc, "name", None)
+    code = code if isinstance(code, int) else None
+    name = name if isinstance(name, str) else None
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, dbx.OperationalError | OSError):
+        return StorageUnavailable(text, code=code, name=name)
+    if isinstance(exc, _DRIVER_FAULTS):
+        return StorageFault(f"{type(exc).__name__}: {text}", code=code, name=name)
+    if isinstance(exc, dbx.DatabaseError):
+        if code is None or code in TRANSIENT_CODES:
+            return StorageUnavailable(text, code=code, name=name)
+        return StorageRefused(text, code=code, name=name)
+    return StorageFault(f"{type(exc).__name__}: {text}", code=code, name=name)
+
+
+def embedded_locked(chdb_dir: Path) -> bool:
+    """Whether another process holds the embedded engine in `chdb_dir`.
+
+    ClickHouse takes `flock(LOCK_EX | LOCK_NB)` on `<dir>/status` for as long as it runs; probing
+    that lock is exact, and spares the noise of a failed chdb start.
+    """
+    try:
+        fd = os.open(chdb_dir / "status", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases a lock we got
+    return False
+
+
+def _chdb_dir(dsn: str) -> Path:
+    return Path(dsn.removeprefix("chdb://").split("?", 1)[0])
 
 
 class Store(Protocol):
@@ -63,19 +136,6 @@ class Store(Protocol):
             settings: dict[str, Any] | None = None) -> bytes: ...
 
     def readonly_raw(self, sql: str, fmt: str) -> bytes: ...
-
-
-def _translate(exc: Exception) -> StorageError:
-    text = str(exc)
-    m = _CODE_RE.search(text)
-    code = int(m.group(1)) if m else None
-    lowered = text.lower()
-    if "cannot lock file" in lowered or "another server instance" in lowered:
-        return StoreLocked(f"embedded ClickHouse data dir is in use by another process: {text}")
-    if (code is None or code in _TRANSIENT_CODES or "connection" in lowered
-            or "timed out" in lowered):
-        return StorageUnavailable(text)
-    return StorageError(text)
 
 
 class ClickHouseStore:
@@ -110,8 +170,11 @@ class ClickHouseStore:
                         cls._chdb_clients[key] = client
                     return client
             return clickhouse_connect.get_client(dsn=dsn, compress=False)
-        except Exception as exc:  # driver and chdb raise assorted types
-            raise _translate(exc) from exc
+        except Exception as exc:
+            if dsn.startswith("chdb://") and embedded_locked(_chdb_dir(dsn)):
+                raise StoreLocked(f"the embedded ClickHouse in {_chdb_dir(dsn)} is in use by "
+                                  "another process") from exc
+            raise translate(exc) from exc
 
     def insert(self, table: str, columns: Sequence[Sequence[Any]] | NativeBlock,
                names: Sequence[str]) -> None:
@@ -124,7 +187,7 @@ class ClickHouseStore:
                     self._client.raw_insert(f"{self.database}.{table}", list(names),
                                             columns.data, settings=settings, fmt="Native")
                 except Exception as exc:
-                    raise _translate(exc) from exc
+                    raise translate(exc) from exc
             return
         if not columns or not len(columns[0]):
             return
@@ -134,7 +197,7 @@ class ClickHouseStore:
                 column_oriented=True, settings=settings,
             )
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def rows(self, sql: str, params: dict[str, Any] | None = None,
              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -142,13 +205,13 @@ class ClickHouseStore:
             result = self._client.query(sql, parameters=params or {}, settings=settings or {})
             return list(result.result_rows)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         try:
             self._client.command(sql, parameters=params or {})
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
             settings: dict[str, Any] | None = None) -> bytes:
@@ -158,7 +221,7 @@ class ClickHouseStore:
             )
             return data
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
 
     def readonly_raw(self, sql: str, fmt: str) -> bytes:
@@ -184,7 +247,7 @@ class ClickHouseStore:
             data: bytes = self._readonly_client.raw_query(sql, fmt=fmt)
             return data
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
 
 class AsyncStore:
@@ -248,46 +311,44 @@ def _warm_driver() -> None:
         getattr(options, name)
 
 
-def migrate(store: Store, *, raw_ttl_days: int = 30, rollup_ttl_days: int = 400,
+def migrate(store: Store, *, retention: Retention | None = None,
             progress: Callable[[str], None] | None = None) -> list[str]:
     """Apply every migration in `schemas/clickhouse/` (idempotent DDL); return the file names.
 
-    Retention is checked on every run and changed (`MODIFY TTL`) where it differs, so changing
-    VITALS_RETENTION_DAYS and re-running migrate takes effect; an unchanged TTL is left alone (on
-    a server, MODIFY TTL rewrites the parts that hold data).
+    A new table gets the TTL of its data family in `retention` (default: the defaults of
+    `pipeline.retention.Retention`; placeholder `{ttl:<table>}` in the DDL). Then the TTL of
+    every table in `pipeline.retention.TTL_TABLES` is checked and changed where it differs:
+    `MODIFY TTL`, or `REMOVE TTL` for a family kept until deleted. So changing a
+    `VITALS_RETENTION_*_DAYS` setting and re-running migrate takes effect; an unchanged TTL is
+    left alone (on a server, MODIFY TTL rewrites the parts that hold data).
     """
     from schemas import migration_files
 
+    keep = retention or Retention()
     db = store.database
     store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    ttl: dict[str, str] = {}  # `{ttl:<table>}` placeholder → the TTL clause a new table gets
+    for table, column, family in TTL_TABLES:
+        days = keep.days(family)
+        ttl[f"{{ttl:{table}}}"] = "" if days is None else f"TTL {column} + INTERVAL {days} DAY"
     applied = []
     for name, text in migration_files():
-        sql = (text.replace("{db}", db).replace("{raw_ttl_days}", str(raw_ttl_days))
-               .replace("{rollup_ttl_days}", str(rollup_ttl_days)))
-        for statement in _statements(sql):
+        text = text.replace("{db}", db)
+        for placeholder, clause in ttl.items():
+            text = text.replace(placeholder, clause)
+        for statement in _statements(text):
             store.command(statement)
         applied.append(name)
         if progress:
             progress(f"migration {name} applied")
     engines = dict(store.rows("SELECT name, engine_full FROM system.tables WHERE database = "
                               "{db:String}", {"db": db}))
-    for table, column, days in (
-        ("requests_raw", "toDateTime(ts)", raw_ttl_days),
-        ("heartbeats_raw", "toDateTime(ts)", raw_ttl_days),
-        ("requests_1s", "bucket", raw_ttl_days),
-        ("requests_1m", "bucket", rollup_ttl_days),
-        ("requests_1h", "bucket", rollup_ttl_days),
-        ("metrics_1s", "bucket", raw_ttl_days),
-        ("job_tasks", "toDateTime(ts)", rollup_ttl_days),
-        ("job_nodes", "toDateTime(ts)", rollup_ttl_days),
-        ("task_metric_events", "toDateTime(timestamp)", raw_ttl_days),
-        ("task_log_events", "toDateTime(timestamp)", raw_ttl_days),
-        ("requests_1m_merged", "bucket", rollup_ttl_days),
-        ("requests_1h_merged", "bucket", rollup_ttl_days),
-        ("requests_1m_rows", "bucket", rollup_ttl_days),
-        ("requests_1h_rows", "bucket", rollup_ttl_days),
-    ):
-        if f"TTL {column} + toIntervalDay({days})" not in engines.get(table, ""):
+    for table, column, family in TTL_TABLES:
+        engine, days = engines.get(table, ""), keep.days(family)
+        if days is None:
+            if " TTL " in engine:
+                store.command(f"ALTER TABLE {db}.{table} REMOVE TTL")
+        elif f"TTL {column} + toIntervalDay({days})" not in engine:
             store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied
 

@@ -33,6 +33,9 @@ MetricName = Literal[
     "vitals_dlq_ratio",
     "vitals_processing_errors_total",
     "vitals_live_workers",
+    "vitals_topic_stalled",
+    "vitals_messages_isolated_total",
+    "vitals_dlq_produce_errors_total",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -63,6 +66,12 @@ _HELP: dict[str, tuple[str, str]] = {
                                        "raised, by topic"),
     "vitals_live_workers": ("gauge", "Workers with a heartbeat within the liveness timeout, "
                                      "by endpoint"),
+    "vitals_topic_stalled": ("gauge", "1 while a topic cannot move on (storage away, refusing "
+                             "every message, or failing), else 0"),
+    "vitals_messages_isolated_total": ("counter", "Messages ClickHouse refused alone, isolated "
+                                       "from their batch and dead-lettered, by topic"),
+    "vitals_dlq_produce_errors_total": ("counter", "Failed attempts to produce a dead-letter "
+                                        "record (retried), by topic"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

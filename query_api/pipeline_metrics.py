@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.errors import StorageError
 from pipeline.topics import KINDS
 from query_api.context import ApiContext
 
@@ -76,7 +77,10 @@ async def refresh(state: Any, ctx: ApiContext) -> None:
     if last is not None and 0 <= now - last < REFRESH_S:
         return
     state.pipeline_metrics_at = now
-    ctx.telemetry.replace("vitals_live_workers", await _live_workers(ctx))
+    try:
+        ctx.telemetry.replace("vitals_live_workers", await _live_workers(ctx))
+    except StorageError as exc:  # the pipeline's own metrics must render when storage cannot
+        log.warning("live workers unavailable: %s", exc)
     s = ctx.settings
     if not s.kafka_bootstrap:
         return

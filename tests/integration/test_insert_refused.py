@@ -1,14 +1,18 @@
-"""ClickHouse refusing an insert for good (not a connection fault: here a CHECK constraint
-every row violates) stalls the batch, not the worker: the batch is retried with backoff and
-counted in `vitals_insert_errors_total`, nothing is acked or dead-lettered meanwhile, and once the
-cause is removed the same worker stores every event exactly once."""
+"""A refusal that every message of a batch gets alone (here a CHECK constraint no row passes) is
+the store's, not the data's: the topic is held — stalled in `Health` and
+`vitals_topic_stalled`, counted in `vitals_insert_errors_total` — nothing is acked or
+dead-lettered, and once the cause is removed the same sink stores every event exactly once. A
+single message refused with a data-dependent code is isolated instead (test_isolation.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from pipeline.producer import Producer
+import orjson
+
+from pipeline.sink import Message, Sink
+from pipeline.telemetry import Telemetry
 
 
 def request(i: int, ts: float) -> dict:
@@ -16,31 +20,42 @@ def request(i: int, ts: float) -> dict:
             "latency_ms": 10.0 + i}
 
 
-async def test_refused_insert_is_retried_until_the_cause_is_fixed(stack_factory):
-    stack = await stack_factory(batch_max_seconds=0.05)
-    s = stack.settings
+async def test_a_refusal_every_message_gets_holds_the_topic_until_fixed(stack_factory):
+    stack = await stack_factory()
+    s, store = stack.settings, stack.rt.store
+    assert store is not None
     db = s.clickhouse_database
-    await stack.rt.store.command(  # type: ignore[union-attr]
-        f"ALTER TABLE {db}.requests_raw ADD CONSTRAINT refuse_all CHECK latency_ms < 0")
+    await store.command(f"ALTER TABLE {db}.requests_raw ADD CONSTRAINT refuse_all "
+                        "CHECK latency_ms < 0")
     now = time.time()
-    async with Producer(s.kafka_bootstrap, s.topics) as p:
-        await p.send_many("requests", [request(i, now) for i in range(5)])
-    tel = stack.rt.telemetry
-    deadline = time.monotonic() + 60
+    dead: list[bytes] = []
+
+    async def send_dlq(_t: str, _k: bytes | None, value: bytes, _h: object) -> None:
+        dead.append(value)
+
+    tel = Telemetry()
+    sink = Sink("requests", s, store, send_dlq, tel, health=stack.rt.health, max_backoff_s=0.2)
+    topic = s.topics.requests
+    messages = [Message(topic, 0, m, b"9", orjson.dumps([request(3 * m + i, now)
+                                                        for i in range(3)]))
+                for m in range(3)]
+    writing = asyncio.create_task(sink.write(messages))
+    deadline = time.monotonic() + 30
     while tel.value("vitals_insert_errors_total", topic="requests") < 2:
         assert time.monotonic() < deadline, tel.render()[:2000]
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
+    assert not writing.done()
+    assert tel.value("vitals_topic_stalled", topic=topic) == 1
+    check = stack.rt.health.get(f"agent:{topic}")
+    assert check is not None and check.state == "stalled" and "refuse_all" in (check.reason or "")
     assert await stack.rows("SELECT count() FROM {db}.requests_raw") == [(0,)]
-    assert await stack.rows("SELECT count() FROM {db}.dead_letters") == [(0,)]
-    assert tel.value("vitals_events_consumed_total", topic=s.topics.requests) == 0
-    # the worker is alive and waiting on the same batch: fix the cause, the rows arrive
-    await stack.rt.store.command(  # type: ignore[union-attr]
-        f"ALTER TABLE {db}.requests_raw DROP CONSTRAINT refuse_all")
-    await stack.wait_requests(5)
-    assert await stack.rows("SELECT count(), sum(latency_ms) FROM {db}.requests_raw") == [
-        (5, sum(10.0 + i for i in range(5)))]
-    assert tel.value("vitals_events_consumed_total", topic=s.topics.requests) == 5
-    # and later traffic flows as usual
-    async with Producer(s.kafka_bootstrap, s.topics) as p:
-        await p.send_many("requests", [request(i, now) for i in range(5, 8)])
-    await stack.wait_requests(8)
+    assert dead == [] and await stack.rows("SELECT count() FROM {db}.dead_letters") == [(0,)]
+    # fix the cause: the held batch is stored, exactly once, and the stall clears
+    await store.command(f"ALTER TABLE {db}.requests_raw DROP CONSTRAINT refuse_all")
+    await asyncio.wait_for(writing, timeout=30)
+    assert await stack.rows("SELECT count(), sum(latency_ms) FROM {db}.requests_raw FINAL") == [
+        (9, sum(10.0 + i for i in range(9)))]
+    assert tel.value("vitals_topic_stalled", topic=topic) == 0
+    assert tel.value("vitals_events_consumed_total", topic=topic) == 9
+    assert stack.rt.health.get(f"agent:{topic}").state == "consuming"  # type: ignore[union-attr]
+    assert dead == []
