@@ -1,14 +1,17 @@
 """API errors: one JSON shape for every route, `{"error": CODE, "message": ..., "details": {...}}`.
 
 Codes are stable: INVALID_PARAMETERS (400), UNAUTHORIZED (401), INSUFFICIENT_PERMISSIONS (403),
-NOT_FOUND (404), METHOD_NOT_ALLOWED (405), PAYLOAD_TOO_LARGE (413), RATE_LIMIT_EXCEEDED (429),
-STORAGE_UNAVAILABLE (503), INTERNAL (500). A 400 names `parameter`, the `value` given and,
-where the set is closed, `allowedValues`.
+NOT_FOUND (404), METHOD_NOT_ALLOWED (405, with `Allow`), PAYLOAD_TOO_LARGE (413),
+URI_TOO_LONG (414), REQUEST_HEADER_FIELDS_TOO_LARGE (431), RATE_LIMIT_EXCEEDED (429),
+STORAGE_UNAVAILABLE (503), INTERNAL (500); BAD_REQUEST (400) for a request HTTP cannot parse. A 400
+names `parameter`, the `value` given and, where the set is closed, `allowedValues`, or, for a
+bounded number, `allowedRange` ([min, max], inclusive).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,18 +46,24 @@ class ApiError(Exception):
 
 
 def bad_param(parameter: str, value: Any, message: str,
-              allowed: Sequence[Any] | None = None) -> ApiError:
+              allowed: Sequence[Any] | None = None, *,
+              allowed_range: tuple[float | None, float | None] | None = None) -> ApiError:
     details: dict[str, Any] = {"parameter": parameter, "value": _jsonable(value)}
     if allowed is not None:
         details["allowedValues"] = list(allowed)
+    if allowed_range is not None:
+        details["allowedRange"] = list(allowed_range)
     return ApiError(400, "INVALID_PARAMETERS", message, details)
 
 
 def _jsonable(value: Any) -> Any:
-    """`value` made safe for any JSON encoder: integers beyond 64 bits become strings, strings
-    lose unencodable code points (lone surrogates), containers are cut to 20 items."""
-    if value is None or isinstance(value, (bool, float)):
+    """`value` made safe for any JSON encoder: integers beyond 64 bits and non-finite floats
+    (nan, inf) become strings, strings lose unencodable code points (lone surrogates),
+    containers are cut to 20 items."""
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, str):
@@ -83,7 +92,7 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
         return ApiError(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"),
-                        str(exc.detail)).response()
+                        str(exc.detail), headers=dict(exc.headers or {})).response()  # 405: Allow
 
     @app.exception_handler(StorageUnavailable)
     async def _storage_down(_: Request, exc: StorageUnavailable) -> JSONResponse:

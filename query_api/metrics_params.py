@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from query_api.errors import bad_param
+from query_api.query_params import QueryParam
 
 __all__ = [
     "AGGREGATIONS",
+    "DECLARED",
     "FORMATS",
     "GRANULARITIES",
     "SECTIONS",
@@ -35,6 +37,21 @@ FORMATS = ("json", "csv", "prometheus")
 AGGREGATIONS = ("avg", "sum", "min", "max", "p95", "p99")
 DEFAULT_TIMEFRAME = "24h"
 DEFAULT_GRANULARITY = "15m"
+
+#: The query parameters of `GET /v2/endpoints/{endpointId}/metrics`, as `/openapi.json` lists
+#: them; `parse_query` enforces the same sets.
+DECLARED = (
+    QueryParam("timeframe", "string", "how far back the window reaches", enum=tuple(TIMEFRAMES),
+               extra={"default": DEFAULT_TIMEFRAME}),
+    QueryParam("granularity", "string", "bucket width; no coarser than the timeframe and "
+               "within its maximum range (default 15m, or the finest that serves the "
+               "timeframe)", enum=tuple(GRANULARITIES)),
+    QueryParam("metrics", "array", "sections to include (repeat the parameter, or separate "
+               "with commas); default: all", enum=SECTIONS, max_items=len(SECTIONS) * 4),
+    QueryParam("format", "string", "response format", enum=FORMATS, extra={"default": "json"}),
+    QueryParam("aggregation", "string", "how points combine into the summary",
+               enum=AGGREGATIONS, extra={"default": "avg"}),
+)
 
 
 @dataclass(frozen=True)

@@ -45,18 +45,29 @@ def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
     if isinstance(v, str):
         digits = v.strip().lstrip("-")
         if digits.isascii() and digits.isdigit():
-            v = int(v)
+            # past 40 digits the value is out of any range here (and int() refuses > 4300)
+            v = int(v) if len(digits) <= 40 else (-1 if v.strip()[0] == "-" else 1) * 10**40
     if not isinstance(v, int):
-        raise bad_param(name, v, f"{name} must be an integer")
-    if lo is not None and v < lo:
-        raise bad_param(name, v, f"{name} must be >= {lo}")
-    if hi is not None and v > hi:
-        raise bad_param(name, v, f"{name} must be <= {hi}")
+        raise bad_param(name, v, f"{name} must be an integer", allowed_range=_range(lo, hi))
+    _check_range(name, v, lo, hi)
     return v
 
 
+def _range(lo: float | None, hi: float | None) -> tuple[float | None, float | None] | None:
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _check_range(name: str, v: float, lo: float | None, hi: float | None) -> None:
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        bounds = (f"between {lo} and {hi}" if lo is not None and hi is not None
+                  else f">= {lo}" if lo is not None else f"<= {hi}")
+        raise bad_param(name, v, f"{name} must be {bounds}", allowed_range=_range(lo, hi))
+
+
 def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
-               default: float | None = None) -> float | None:
+               default: float | None = None, lo: float | None = None,
+               hi: float | None = None) -> float | None:
+    """A finite number (a JSON number or a decimal string), within [lo, hi] when given."""
     v = body.get(name, _MISSING)
     if v is _MISSING or v is None:
         if required:
@@ -66,14 +77,17 @@ def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
         try:
             v = float(v)
         except ValueError:
-            raise bad_param(name, v, f"{name} must be a number") from None
+            raise bad_param(name, v, f"{name} must be a number",
+                            allowed_range=_range(lo, hi)) from None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise bad_param(name, v, f"{name} must be a finite number")
+        raise bad_param(name, v, f"{name} must be a finite number",
+                        allowed_range=_range(lo, hi))
+    _check_range(name, v, lo, hi)
     return float(v)
 
 
 def get_str(body: Mapping[str, Any], name: str, *, required: bool = False,
-            default: str | None = None, max_len: int = 256) -> str | None:
+            default: str | None = None, max_len: int = 256, min_len: int = 0) -> str | None:
     v = body.get(name, _MISSING)
     if v is _MISSING or v is None:
         if required:
@@ -83,6 +97,9 @@ def get_str(body: Mapping[str, Any], name: str, *, required: bool = False,
         raise bad_param(name, v, f"{name} must be a string")
     if len(v) > max_len:
         raise bad_param(name, v[:50], f"{name} is longer than {max_len} characters")
+    if len(v) < min_len:
+        raise bad_param(name, v, f"{name} must have at least {min_len} character"
+                        f"{'s' if min_len > 1 else ''}")
     return v
 
 

@@ -17,6 +17,7 @@ from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_str, parse_json_body
+from query_api.query_params import QueryParam, declare
 from query_api.responses import JsonResponse
 
 __all__ = ["SQL_FORMATS", "router"]
@@ -125,12 +126,17 @@ async def create_key(request: Request) -> JsonResponse:
     return JsonResponse({"key": new.key, **_key_json(new.info)}, status_code=201)
 
 
+_KEYS_TENANT = QueryParam("tenant", "string", "one tenant's keys (another tenant's needs "
+                         "superadmin); default: the key's own, or every tenant for a superadmin",
+                         max_length=64)
+
+
 @router.get("/admin/keys", tags=["admin"], summary="List API keys of your tenant (admin); "
-            "a superadmin sees all, or one with ?tenant=")
+            "a superadmin sees all, or one with ?tenant=", openapi_extra=declare(_KEYS_TENANT))
 async def list_keys(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     caller = await ctx.auth.authenticate(request)
-    asked = get_str(request.query_params, "tenant", max_len=64)
+    asked = _KEYS_TENANT.read_str(request.query_params)
     tenant: str | None = authorize(caller, "admin", asked)
     if caller.role == "superadmin" and asked is None:
         tenant = None  # every tenant

@@ -23,15 +23,24 @@ from fastapi import APIRouter, Request
 from query_api.auth import authorize
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
-from query_api.params import get_int, get_str
+from query_api.query_params import MAX_UNIX_S, QueryParam, coopr_headers, declare
 from query_api.responses import JsonResponse
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["queues and node usage"])
 
+TENANT = QueryParam("tenant", "string", "one tenant's node usage (superadmin only; anyone else "
+                    "gets 405)", max_length=64)
+USER = QueryParam("user", "string", "one user's node usage", max_length=128)
+START = QueryParam("start", "integer", "range start, unix seconds (default: the first task "
+                   "completion)", minimum=0, maximum=MAX_UNIX_S)
+END = QueryParam("end", "integer", "range end, unix seconds (default: now)", minimum=0,
+                 maximum=MAX_UNIX_S)
 
-@router.get("/v2/metrics/queues", summary="Tasks queued and in progress per tenant (admin)")
+
+@router.get("/v2/metrics/queues", summary="Tasks queued and in progress per tenant (admin)",
+            openapi_extra=declare(headers=coopr_headers()))
 async def queues(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     key = await ctx.auth.authenticate(request)
@@ -66,21 +75,23 @@ def _scope(key_role: str, own: str, tenant: str | None, user: str | None
     return " AND ".join(conds) or "1", params
 
 
-@router.get("/v2/metrics/nodes/usage", summary="Node-seconds in a time range (admin)")
+@router.get("/v2/metrics/nodes/usage", summary="Node-seconds in a time range (admin)",
+            openapi_extra=declare(TENANT, USER, START, END, headers=coopr_headers()))
 async def node_usage(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     key = await ctx.auth.authenticate(request)
     own = authorize(key, "admin")
     q = request.query_params
-    tenant = get_str(q, "tenant", max_len=64)
+    tenant = TENANT.read_str(q)
     if tenant is not None and key.role != "superadmin":
         raise ApiError(405, "METHOD_NOT_ALLOWED", "tenant-level node usage is available to "
-                       "the superadmin tenant only", {"parameter": "tenant"})
-    user = get_str(q, "user", max_len=128)
-    start = get_int(q, "start", lo=0)
-    end = get_int(q, "end", lo=0)
+                       "the superadmin tenant only", {"parameter": "tenant"},
+                       headers={"Allow": "GET"})
+    user = USER.read_str(q)
+    start = START.read_int(q)
+    end = END.read_int(q)
     if end is None:
-        end = int(ctx.clock())
+        end = min(int(ctx.clock()), MAX_UNIX_S)
     where, params = _scope(key.role, own, tenant, user)
     db = ctx.store.database
     if start is None:
@@ -93,7 +104,8 @@ async def node_usage(request: Request) -> JsonResponse:
         start = int(done_at) if done else int(node_at) if node_at else end
         start = min(start, end)
     if end < start:
-        raise bad_param("end", end, f"end must be >= start ({start})")
+        raise bad_param("end", end, f"end must be >= start ({start})",
+                        allowed_range=(start, MAX_UNIX_S))
     rows = await ctx.store.rows(
         f"SELECT sum(greatest(0, least(if(nxt < 0, {{end_ms:Int64}}, nxt), {{end_ms:Int64}}) "
         f"- greatest(t, {{start_ms:Int64}}))) FROM ("

@@ -24,7 +24,7 @@ from pipeline import sketch
 from query_api.auth import authorize
 from query_api.context import ApiContext
 from query_api.errors import bad_param
-from query_api.params import get_choice, get_int, get_number, get_str
+from query_api.query_params import MAX_UNIX_S, QueryParam, declare
 from query_api.responses import JsonResponse
 from query_api.windows import MAX_POINTS, default_step, point_count
 
@@ -39,9 +39,28 @@ MAX_ROWS = 200_000
 MAX_GROUPS = 500
 
 
+TENANT = QueryParam("tenant", "string", "tenant to read (another tenant's needs superadmin); "
+                    "default: the key's own", max_length=64)
+NAME = QueryParam("name", "string", "metric name", required=True, min_length=1, max_length=200)
+AGGREGATION = QueryParam("aggregation", "string", "how samples combine per point",
+                         enum=AGGREGATIONS, extra={"default": "sum"})
+GROUP_BY = QueryParam("group_by", "string", "tag key: one series per value of this tag",
+                      max_length=200)
+T1 = QueryParam("t1", "number", "range start, unix seconds (default: t2 - 3600)",
+                minimum=0, maximum=MAX_UNIX_S)
+T2 = QueryParam("t2", "number", "range end (exclusive), unix seconds (default: now)",
+                minimum=0, maximum=MAX_UNIX_S)
+STEP = QueryParam("step", "integer", "seconds per point (default: about 720 points)",
+                  minimum=1, maximum=MAX_UNIX_S)
+TAG = QueryParam("tag", "array", "tag filter key:value (repeat to combine)", min_length=2,
+                 max_length=512, max_items=MAX_TAG_FILTERS, pattern="^[^:]+:")
+PREFIX = QueryParam("prefix", "string", "metric names starting with this", max_length=200)
+SERIES_NAME = QueryParam("name", "string", "metric name", max_length=200)
+LIMIT = QueryParam("limit", "integer", "at most this many series", minimum=1, maximum=10_000,
+                   extra={"default": 100})
+
+
 def _tag_filters(values: list[str]) -> list[tuple[str, str]]:
-    if len(values) > MAX_TAG_FILTERS:
-        raise bad_param("tag", values, f"at most {MAX_TAG_FILTERS} tag filters")
     out = []
     for v in values:
         k, sep, val = v.partition(":")
@@ -73,30 +92,31 @@ def _value(agg: str, step: int, count: float, total: float, lo: float, hi: float
     return sketch.quantile(hist, _QUANTILES[agg]) if hist else None
 
 
-@router.get("/v2/metrics/custom/timeseries", summary="Timeseries of one custom metric (reader)")
+@router.get("/v2/metrics/custom/timeseries", summary="Timeseries of one custom metric (reader)",
+            openapi_extra=declare(TENANT, NAME, AGGREGATION, GROUP_BY, T1, T2, STEP, TAG))
 async def custom_timeseries(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     key = await ctx.auth.authenticate(request)
     q = request.query_params
-    tenant = authorize(key, "reader", get_str(q, "tenant", max_len=64))
-    name = get_str(q, "name", required=True, max_len=200)
-    agg = get_choice(q, "aggregation", AGGREGATIONS, default="sum")
-    group_by = get_str(q, "group_by", max_len=200)
+    tenant = authorize(key, "reader", TENANT.read_str(q))
+    name = NAME.read_str(q)
+    agg = AGGREGATION.read_str(q, default="sum")
+    group_by = GROUP_BY.read_str(q)
     assert name is not None and agg is not None
-    now = int(ctx.clock())
-    t2 = int(get_number(q, "t2", default=float(now)) or 0)
-    t1 = int(get_number(q, "t1", default=float(t2 - 3600)) or 0)
-    if t1 < 0:
-        raise bad_param("t1", t1, "t1 must be >= 0 (unix seconds)")
+    now = min(int(ctx.clock()), MAX_UNIX_S)
+    t2 = int(T2.read_number(q, default=float(now)) or 0)
+    t1 = int(T1.read_number(q, default=float(max(0, t2 - 3600))) or 0)
     if t2 <= t1:
-        raise bad_param("t2", t2, "t2 must be greater than t1")
-    step = get_int(q, "step", default=default_step(t1, t2), lo=1)
+        raise bad_param("t2", t2, "t2 must be greater than t1", allowed_range=(t1 + 1,
+                                                                               MAX_UNIX_S))
+    step = STEP.read_int(q, default=default_step(t1, t2))
     assert step is not None
     npoints = point_count(t1, t2, step)
     if npoints > MAX_POINTS:
         raise bad_param("step", step, f"range {t1}..{t2} at step {step} s gives {npoints} "
-                        f"points; at most {MAX_POINTS} (raise step or shorten the range)")
-    filters = _tag_filters(q.getlist("tag"))
+                        f"points; at most {MAX_POINTS} (raise step or shorten the range)",
+                        allowed_range=(-(-(t2 - t1) // MAX_POINTS), MAX_UNIX_S))
+    filters = _tag_filters(TAG.read_list(q))
     params: dict[str, Any] = {"tenant": tenant, "name": name, "t1": t1, "t2": t2,
                               "gk": group_by or ""}
     where = ""
@@ -147,15 +167,16 @@ def _finite(v: float | None) -> float | None:
     return v if v is None or math.isfinite(v) else None
 
 
-@router.get("/v2/metrics/custom/series", summary="Custom metric series and their tags (reader)")
+@router.get("/v2/metrics/custom/series", summary="Custom metric series and their tags (reader)",
+            openapi_extra=declare(TENANT, SERIES_NAME, PREFIX, LIMIT))
 async def custom_series(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     key = await ctx.auth.authenticate(request)
     q = request.query_params
-    tenant = authorize(key, "reader", get_str(q, "tenant", max_len=64))
-    name = get_str(q, "name", max_len=200)
-    prefix = get_str(q, "prefix", max_len=200)
-    limit = get_int(q, "limit", default=100, lo=1, hi=10_000)
+    tenant = authorize(key, "reader", TENANT.read_str(q))
+    name = SERIES_NAME.read_str(q)
+    prefix = PREFIX.read_str(q)
+    limit = LIMIT.read_int(q, default=100)
     params: dict[str, Any] = {"tenant": tenant, "name": name or "", "prefix": prefix or ""}
     where = " AND name = {name:String}" if name else ""
     where += " AND startsWith(name, {prefix:String})" if prefix else ""

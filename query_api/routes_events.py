@@ -22,6 +22,7 @@ from query_api import routes_event_media, routes_event_metrics, task_events_db, 
 from query_api.clearml_calls import Call, action, doc, get_bool, scroll_codec, scroll_state
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_int, get_number, get_str
+from query_api.query_params import MAX_UNIX_S
 
 __all__ = ["router"]
 
@@ -32,6 +33,7 @@ router.include_router(routes_event_media.router)
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
 MAX_ERRORS_LISTED = 100
+MAX_UNIX_MS = MAX_UNIX_S * 1000  # from_timestamp is in ms
 _TYPES = tuple(EVENT_TYPES)
 _TASK = {"type": "string", "description": "Task ID"}
 
@@ -164,7 +166,8 @@ async def add_batch(call: Call) -> dict[str, Any]:
 
 @action(router, "get_task_events", summary="Scroll through a task's events by timestamp",
         body_doc=doc(["task"], task=_TASK, order={"type": "string", "enum": ["asc", "desc"]},
-                     scroll_id={"type": "string"}, batch_size={"type": "integer"},
+                     scroll_id={"type": "string"},
+                     batch_size={"type": "integer", "minimum": 1, "maximum": 10_000},
                      event_type={"type": "string", "enum": list(_TYPES)}))
 async def get_task_events(call: Call) -> dict[str, Any]:
     b = call.body
@@ -205,8 +208,10 @@ async def get_task_events(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_task_log", summary="Page through a task's log (versions 1.7 and 2.9)",
-        body_doc=doc(["task"], task=_TASK, batch_size={"type": "integer"},
-                     navigate_earlier={"type": "boolean"}, from_timestamp={"type": "number"},
+        body_doc=doc(["task"], task=_TASK,
+                     batch_size={"type": "integer", "minimum": 1, "maximum": 10_000},
+                     navigate_earlier={"type": "boolean"},
+                     from_timestamp={"type": "number", "minimum": 0, "maximum": MAX_UNIX_MS},
                      order={"type": "string", "enum": ["asc", "desc"]},
                      **{"from": {"type": "string", "enum": ["head", "tail"]}},
                      scroll_id={"type": "string"}))
@@ -230,7 +235,7 @@ async def get_task_log(call: Call) -> dict[str, Any]:
     else:
         earlier = get_bool(b, "navigate_earlier", True)
         direction = state["d"] if state else ("desc" if earlier else "asc")
-        fts = get_number(b, "from_timestamp")
+        fts = get_number(b, "from_timestamp", lo=0, hi=MAX_UNIX_MS)
         from_ts = None if fts is None else int(fts)
         out_order = order or direction
     events = await task_log.page(store, tenant, task, direction=direction, after=after,

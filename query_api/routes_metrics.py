@@ -24,10 +24,11 @@ from query_api.context import ApiContext
 from query_api.endpoint_metrics import Pricing, iso
 from query_api.entities import resolve_endpoint
 from query_api.errors import ApiError, bad_param
-from query_api.metrics_params import FORMATS, MetricsQuery, parse_query
+from query_api.metrics_params import DECLARED, FORMATS, MetricsQuery, parse_query
 from query_api.metrics_service import Computed, build_document, csv_table
 from query_api.metrics_store import load_pricing, save_pricing
 from query_api.params import get_number, get_str, parse_json_body
+from query_api.query_params import declare
 from query_api.ratelimit import RateLimiter, TtlCache
 from query_api.responses import JsonResponse
 from query_api.series_cache import SeriesCache
@@ -39,6 +40,19 @@ router = APIRouter(tags=["endpoint metrics"])
 
 MAX_BATCH = 50
 MAX_CACHE_S = 300.0
+MAX_PRICE = 1_000_000.0  # per GPU-second, request or GB
+MAX_BUDGET = 1e15
+_PRICE = {"type": "number", "minimum": 0, "maximum": MAX_PRICE, "default": 0}
+_PRICING_DOC = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
+    "type": "object",
+    "properties": {
+        "gpuSecondPrice": _PRICE, "requestPrice": _PRICE, "gbTransferredPrice": _PRICE,
+        "monthlyBudget": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                          "maximum": MAX_BUDGET},
+        "currency": {"type": "string", "pattern": "^[A-Za-z]{1,8}$", "default": "USD"},
+        "api_key": {"type": "string", "description": "API key (or Authorization: Bearer)"},
+    },
+}}}}}
 _SUMMARY_KEYS = ("totalExecutions", "successRate", "averageLatency", "p95Latency",
                  "p99Latency", "totalCost", "coldStartRate")
 
@@ -144,7 +158,8 @@ def _query_params(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v2/endpoints/{endpointId}/metrics",
-            summary="Performance, usage, cost and resource metrics of one endpoint")
+            summary="Performance, usage, cost and resource metrics of one endpoint",
+            openapi_extra=declare(*DECLARED))
 async def endpoint_metrics(request: Request, endpointId: str) -> Response:
     """Query: `timeframe` (1h, 6h, 24h, 7d, 30d), `granularity` (1m, 5m, 15m, 1h, 1d),
     `metrics` (performance, usage, costs, resources, errors; comma-separated or repeated),
@@ -248,11 +263,12 @@ async def get_pricing(request: Request, endpointId: str) -> JsonResponse:
     return JsonResponse(_pricing_json(scope, p))
 
 
-@router.put("/v2/endpoints/{endpointId}/pricing",
+@router.put("/v2/endpoints/{endpointId}/pricing", openapi_extra=_PRICING_DOC,
             summary="Set prices (GPU-second, request, GB) and monthly budget (admin)")
 async def put_pricing(request: Request, endpointId: str) -> JsonResponse:
-    """Body: `gpuSecondPrice`, `requestPrice`, `gbTransferredPrice` (numbers ≥ 0, default 0),
-    `monthlyBudget` (number > 0, or null/absent for none), `currency` (default USD)."""
+    """Body: `gpuSecondPrice`, `requestPrice`, `gbTransferredPrice` (numbers in [0, 1e6],
+    default 0), `monthlyBudget` (number in (0, 1e15], or null/absent for none), `currency`
+    (1-8 letters, default USD)."""
     ctx, st = _state(request)
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
@@ -260,17 +276,16 @@ async def put_pricing(request: Request, endpointId: str) -> JsonResponse:
     scope, _ = await _resolve(ctx, key, endpointId)
     prices = []
     for name in ("gpuSecondPrice", "requestPrice", "gbTransferredPrice"):
-        v = get_number(body, name, default=0.0)
+        v = get_number(body, name, default=0.0, lo=0, hi=MAX_PRICE)
         assert v is not None
-        if v < 0:
-            raise bad_param(name, v, f"{name} must be >= 0")
         prices.append(v)
-    budget = get_number(body, "monthlyBudget")
+    budget = get_number(body, "monthlyBudget", hi=MAX_BUDGET)
     if budget is not None and budget <= 0:
-        raise bad_param("monthlyBudget", budget, "monthlyBudget must be > 0 (or null for none)")
+        raise bad_param("monthlyBudget", budget, "monthlyBudget must be > 0 (or null for none)",
+                        allowed_range=(0, MAX_BUDGET))
     currency = get_str(body, "currency", default="USD", max_len=8)
     assert currency is not None
-    if not currency.isalpha():
+    if not (currency.isascii() and currency.isalpha()):
         raise bad_param("currency", currency, "currency must be letters, e.g. USD")
     p = Pricing(prices[0], prices[1], prices[2], budget, currency.upper(), True)
     await ctx.store.call(lambda s: save_pricing(s, scope.tenant, scope.endpoint_id, p,

@@ -11,6 +11,7 @@ from query_api.context import ApiContext
 from query_api.entities import resolve_autogroup, resolve_endpoint
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
+from query_api.query_params import MAX_UNIX_S
 from query_api.responses import JsonResponse
 from query_api.windows import MAX_POINTS, default_step, point_count, sample_points
 
@@ -19,19 +20,24 @@ __all__ = ["router"]
 router = APIRouter(tags=["stats"])
 
 MAX_ID = 9_007_199_254_740_991  # ids are JSON-safe integers (schemas/request.json)
-MAX_TS = 4_102_444_800  # 2100-01-01: ClickHouse DateTime ends in 2106
+MAX_TS = MAX_UNIX_S  # 2100-01-01: ClickHouse DateTime ends in 2106
 
 _BODY_DOC = {
     "requestBody": {"content": {"application/json": {"schema": {
         "type": "object",
         "properties": {
-            "id": {"type": "integer", "description": "endpoint group (or autogroup) id"},
-            "endpoint": {"type": "string", "description": "endpoint group name (instead of id)"},
+            "id": {"type": "integer", "minimum": 0, "maximum": MAX_ID,
+                   "description": "endpoint group (or autogroup) id"},
+            "endpoint": {"type": "string", "maxLength": 128,
+                         "description": "endpoint group name (instead of id)"},
             "api_key": {"type": "string", "description": "API key (or Authorization: Bearer)"},
             "metric_name": {"type": "string", "enum": list(stats.METRICS)},
-            "t1": {"type": "number", "description": "timeseries start, unix seconds"},
-            "t2": {"type": "number", "description": "timeseries end (exclusive), unix seconds"},
-            "step": {"type": "integer", "description": "seconds between points"},
+            "t1": {"type": "number", "minimum": 0, "maximum": MAX_TS,
+                   "description": "timeseries start, unix seconds"},
+            "t2": {"type": "number", "minimum": 0, "maximum": MAX_TS,
+                   "description": "timeseries end (exclusive), unix seconds"},
+            "step": {"type": "integer", "minimum": 1, "maximum": MAX_TS,
+                     "description": "seconds between points"},
         },
     }}}, "required": True},
 }
@@ -49,15 +55,10 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: stats.Scope, id
         out = await stats.current_stats(ctx.store, scope, now=ctx.clock(),
                                         window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s)
         return {**out, "endpoint": name, "id": ident}
-    t1f = get_number(body, "t1", required=True)
-    t2f = get_number(body, "t2", required=True)
+    t1f = get_number(body, "t1", required=True, lo=0, hi=MAX_TS)
+    t2f = get_number(body, "t2", required=True, lo=0, hi=MAX_TS)
     assert t1f is not None and t2f is not None
     t1, t2 = int(t1f), int(t2f)
-    for param, value in (("t1", t1f), ("t2", t2f)):
-        if value > MAX_TS:
-            raise bad_param(param, value, f"{param} must be <= {MAX_TS} (unix seconds)")
-    if t1 < 0:
-        raise bad_param("t1", t1f, "t1 must be >= 0 (unix seconds)")
     if t2 <= t1:
         raise bad_param("t2", t2f, "t2 must be greater than t1")
     step = get_int(body, "step", default=default_step(t1, t2), lo=1, hi=MAX_TS)

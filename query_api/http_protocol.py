@@ -1,0 +1,111 @@
+"""The API's HTTP/1.1 protocol: uvicorn's h11 protocol with answers for requests it cannot take.
+
+uvicorn answers every request h11 refuses with a plain-text 400 and closes the socket at once;
+with the client's bytes still unread the kernel then sends a reset, and the client often sees
+only that. `ApiH11Protocol` instead answers, in the API's JSON error shape:
+
+- 414 URI_TOO_LONG when the request line alone outgrows `MAX_HEAD_BYTES`;
+- 431 REQUEST_HEADER_FIELDS_TOO_LARGE when the request head (line + headers) does;
+- 400 BAD_REQUEST for any other request h11 cannot parse;
+
+then shuts its side of the connection (FIN after the answer) and reads and discards what the
+client still sends (at most `DRAIN_BYTES`, at most `DRAIN_S`) before closing, so the answer is
+read rather than reset away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h11
+import orjson
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["DRAIN_BYTES", "DRAIN_S", "MAX_HEAD_BYTES", "ApiH11Protocol"]
+
+MAX_HEAD_BYTES = 16 * 1024
+DRAIN_BYTES = 1 << 20
+DRAIN_S = 2.0
+
+_ANSWERS = {
+    400: ("BAD_REQUEST", "the request is not valid HTTP/1.1"),
+    414: ("URI_TOO_LONG", f"the request line exceeds {MAX_HEAD_BYTES} bytes"),
+    431: ("REQUEST_HEADER_FIELDS_TOO_LARGE",
+          f"the request line and headers exceed {MAX_HEAD_BYTES} bytes"),
+}
+
+
+class _Connection(h11.Connection):
+    """h11's server connection, refusing request heads above `max_head` and remembering which
+    answer a refused head deserves.
+
+    h11 bounds only a head that is still incomplete; a whole head that arrives in one read
+    (up to the transport's read size) is checked here, from the parsed request."""
+
+    def __init__(self, max_head: int) -> None:
+        super().__init__(h11.SERVER, max_incomplete_event_size=max_head)
+        self.max_head = max_head
+        self.refusal = 400
+        self._line_done = False
+
+    def receive_data(self, data: bytes) -> None:
+        if self.their_state is h11.IDLE and not self._line_done:
+            self._line_done = b"\n" in data
+        super().receive_data(data)
+
+    def next_event(self) -> Any:
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as exc:
+            hint = exc.error_status_hint
+            self.refusal = 414 if hint == 431 and not self._line_done else hint
+            if self.refusal not in _ANSWERS:
+                self.refusal = 400
+            raise
+        if isinstance(event, h11.Request):
+            self._line_done = False  # the next head on this connection starts afresh
+            line = len(event.method) + len(event.target) + 11  # "M T HTTP/1.1\r\n"
+            head = line + sum(len(k) + len(v) + 4 for k, v in event.headers) + 2
+            if line > self.max_head or head > self.max_head:
+                self.refusal = 414 if line > self.max_head else 431
+                raise h11.RemoteProtocolError("request head too large",
+                                              error_status_hint=self.refusal)
+        return event
+
+
+class ApiH11Protocol(H11Protocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _Connection(self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES)
+        self._drained: int | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._drained is not None:  # answered and closing: discard
+            self._drained += len(data)
+            if self._drained > DRAIN_BYTES:
+                self.transport.close()
+            return
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        conn = self.conn
+        status = conn.refusal if isinstance(conn, _Connection) else 400
+        code, message = _ANSWERS[status]
+        doc: dict[str, Any] = {"error": code, "message": message}
+        if status != 400:
+            doc["details"] = {"limit": MAX_HEAD_BYTES}
+        body = orjson.dumps(doc)
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                   (b"content-length", str(len(body)).encode())]
+        try:
+            out = conn.send(h11.Response(status_code=status, headers=headers))
+            out = (out or b"") + (conn.send(h11.Data(data=body)) or b"")
+            out += conn.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:  # a response was already under way: just close
+            self.transport.close()
+            return
+        self.transport.write(out)
+        self._drained = 0
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(DRAIN_S, self.transport.close)
