@@ -189,3 +189,27 @@ def test_feed_cache_matches_full_parse():
         fed.feed(b"a:x|c|#x:1,y:2", 1.0)   # cached head, bad value: full parse gives the reason
     with pytest.raises(MalformedLine, match="not finite"):
         fed.feed(b"a:inf|c|#x:1,y:2", 1.0)
+
+
+def test_an_unstorable_sample_is_malformed_and_spares_its_series_second():
+    """A value past the metric schema's bound (whose histogram bucket would not fit the Int16 key)
+    is refused alone, on both parse paths; the valid samples of the same series-second remain."""
+    agg = Aggregator()
+    for line in (b"h:10|h", b"h:1e290|h", b"h:20|h"):
+        try:
+            agg.feed(line, 100.0)
+        except MalformedLine as exc:
+            assert "outside" in str(exc) and line == b"h:1e290|h"
+    with pytest.raises(MalformedLine, match="outside"):
+        parse_line(b"h:-1e290|h")
+    (h,) = agg.drain("acme")
+    assert (h["count"], h["sum"], h["max"]) == (2, 30.0, 20.0)
+    assert max(int(k) for k in h["hist"]) <= sketch.MAX_BUCKET
+
+
+def test_schema_bounds_keep_histogram_buckets_in_int16():
+    import schemas
+
+    bound = schemas.load("metric")["properties"]["value"]["maximum"]
+    assert sketch.bucket_of(bound) <= sketch.MAX_BUCKET
+    assert sketch.bucket_of(sketch.MAX_VALUE) <= sketch.MAX_BUCKET < sketch.bucket_of(1e290)
