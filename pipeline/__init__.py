@@ -1,24 +1,32 @@
 """Vitals pipeline: the producer SDK is the public surface of this package.
 
 `Producer` (asyncio) and `SyncProducer` (blocking) validate events against the worker's schemas,
-batch them into envelopes and publish them to Kafka; `InvalidEvent` is what they raise for an
-event the worker would dead-letter. They are imported lazily, so `import pipeline` stays cheap.
+batch them into envelopes and publish them to Kafka. What they raise is typed: `InvalidEvent`
+for an event the worker would dead-letter, and the `ProducerError` family for everything else
+(pipeline/producer_errors.py; the README's failure-contract table). They are imported lazily, so
+`import pipeline` stays cheap.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["InvalidEvent", "Producer", "SyncProducer"]
+__all__ = ["AsyncClient", "BrokerUnavailable", "BufferFull", "Client", "DeliveryFailed",
+           "DeliveryTimeout", "EventTooLarge", "InvalidEvent", "Producer", "ProducerClosed", "ProducerError",
+           "SyncProducer", "TopicNotFound"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("Client", "AsyncClient"):
+        from pipeline import sdk
+
+        return getattr(sdk, name)
     if name in ("Producer", "SyncProducer"):
         from pipeline import producer
 
         return getattr(producer, name)
-    if name == "InvalidEvent":
-        from pipeline.errors import InvalidEvent
+    if name in __all__:
+        from pipeline import producer_errors
 
-        return InvalidEvent
+        return getattr(producer_errors, name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -1,9 +1,5 @@
-"""Producer SDK: validate events, batch them into envelopes, publish to Kafka.
-
-Envelopes hold up to `max_events` events or `max_bytes` bytes, all with the same message key
-(endpoint id for requests and heartbeats), and leave after `linger_s` at the latest. The Kafka
-producer is idempotent with `acks=all`, so its internal retries never duplicate a message.
-`flush()` returns once every event sent before it is acknowledged by Kafka; `close()` flushes.
+"""Producer SDK: validate events, batch them into envelopes, publish them to Kafka — and say,
+within a bounded time and in a type of its own, whatever stops an event from getting there.
 
 Async use::
 
@@ -11,39 +7,83 @@ Async use::
         await p.send("requests", {"v": 1, "type": "request", "ts": time.time(),
                                   "endpoint_id": 7, "status": 200, "latency_ms": 41.5})
 
-Sync use: `SyncProducer` runs the same producer on a background event loop.
+`SyncProducer` is the same producer on a background event loop, with the same contract.
 
-Delivery reports: `on_delivery(topic, events, error)` is called once per envelope when Kafka
-acknowledged it (`error` None) or it finally failed; `events` are the envelope's events as JSON
-bytes. A ledger of acknowledged events (tests/integration/faults/ledger.py) is built from it.
+Batching: envelopes (pipeline/envelopes.py) of up to `max_events` events or `max_bytes` bytes with
+one message key, sent after `linger_s` at the latest. The Kafka producer is idempotent with
+`acks=all`, so its internal retries never duplicate a message.
+
+The failure contract (README, "Ten lines"; tests/integration/test_producer_contract.py):
+
+- `send()` raises, for that event only: `InvalidEvent` (the worker would dead-letter it),
+  `EventTooLarge` (over `max_message_bytes` as JSON), `TopicNotFound` (the broker says the topic
+  does not exist; answered within `metadata_timeout_s`), `BrokerUnavailable` (no broker answered
+  a lookup of a topic not seen yet within `metadata_timeout_s`), `BufferFull` (the undelivered
+  events fill `buffer_max_events` / `buffer_max_bytes` and none was delivered within
+  `buffer_timeout_s`), `ProducerClosed`. An event `send()` accepted is delivered or reported.
+- Every accepted event is acknowledged by Kafka or reported undelivered within
+  `delivery_timeout_s` of its `send()`: to `on_delivery(topic, events, error)` once per envelope
+  (`error` None when acknowledged, else `DeliveryTimeout` or `DeliveryFailed`), and by
+  `flush()`, which raises if an event it waited for, or an earlier one no `flush()` raised yet,
+  was not delivered (`undelivered` = how many). It returns within `delivery_timeout_s` + 1 s.
+- `start()` raises `BrokerUnavailable` if no broker answers within `metadata_timeout_s`.
+- `close()` flushes, then stops the Kafka client, within `2 × delivery_timeout_s` + 1 s in all;
+  it returns how many events it could not deliver (and logs it). The context managers raise
+  that as `DeliveryTimeout`/`DeliveryFailed` on exit, unless an exception is already leaving.
+- Said once: the SDK's own lines and those of the Kafka client beneath it (aiokafka) pass through
+  one filter (`producer_kafka.SaidOnce`): at most one line per cause per minute, process-wide.
+
+A `DeliveryTimeout` means "not acknowledged in time", not "not written": if the broker comes back
+before `close()`, Kafka may still receive those events; resend with the same event `id` to let
+readers deduplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from pipeline.decode import EventChecker
+from pipeline.envelopes import Envelope, EnvelopeBuffer
 from pipeline.errors import InvalidEvent
 from pipeline.kafka_local import MAX_MESSAGE_BYTES
+from pipeline.producer_errors import (
+    BufferFull,
+    DeliveryFailed,
+    DeliveryTimeout,
+    EventTooLarge,
+    ProducerClosed,
+    TopicNotFound,
+)
+from pipeline.producer_kafka import SAID_ONCE, KafkaLink
 from pipeline.settings import TopicNames
 from pipeline.topics import KINDS
 from schemas import SchemaViolation
 
-__all__ = ["DeliveryReport", "Producer", "SyncProducer", "event_key"]
+__all__ = ["DeliveryReport", "Producer", "SyncProducer", "event_key", "reset_log_limits"]
 
 log = logging.getLogger("vitals.producer")
 
 #: (topic, the envelope's events as JSON bytes, None if acknowledged else the error)
 DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
+
+#: How long after a `TopicNotFound` further sends to that topic fail without asking again.
+_MISSING_TOPIC_MEMORY_S = 5.0
+_T = TypeVar("_T")
+
+
+def reset_log_limits() -> None:
+    """Forget which causes were logged this minute (tests measure each case from zero)."""
+    SAID_ONCE.reset()
 
 
 def event_key(kind: str, event: dict[str, Any]) -> bytes:
@@ -51,35 +91,78 @@ def event_key(kind: str, event: dict[str, Any]) -> bytes:
     return str(event.get(KINDS[kind].key_field, "")).encode()
 
 
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen: it is reported through the SDK's own channels."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Producer:
     def __init__(self, bootstrap: str, topics: TopicNames | None = None, *,
                  max_events: int = 500, max_bytes: int = 512 * 1024, linger_s: float = 0.05,
                  validate: bool = True, max_future_s: int = 300,
                  clock: Callable[[], float] = time.time,
-                 on_delivery: DeliveryReport | None = None) -> None:
+                 on_delivery: DeliveryReport | None = None,
+                 delivery_timeout_s: float = 30.0, metadata_timeout_s: float = 10.0,
+                 max_message_bytes: int = 4 * 1024 * 1024,
+                 buffer_max_events: int = 100_000, buffer_max_bytes: int = 64 * 1024 * 1024,
+                 buffer_timeout_s: float = 5.0) -> None:
+        if not 0 < max_message_bytes <= MAX_MESSAGE_BYTES:
+            raise ValueError(f"max_message_bytes must be in 1..{MAX_MESSAGE_BYTES}")
+        if buffer_max_bytes < max_message_bytes or buffer_max_events < 1:
+            raise ValueError("buffer_max_bytes must be >= max_message_bytes, "
+                             "buffer_max_events >= 1")
+        if delivery_timeout_s < 1.5 or metadata_timeout_s <= 0 or buffer_timeout_s < 0:
+            raise ValueError("delivery_timeout_s must be >= 1.5, metadata_timeout_s > 0, "
+                             "buffer_timeout_s >= 0")
+        self.bootstrap = bootstrap
         self.on_delivery = on_delivery
         self.topics = topics or TopicNames()
         self.max_events = max_events
-        self.max_bytes = max_bytes
+        self.max_bytes = min(max_bytes, max_message_bytes)
         self.linger_s = linger_s
         self.validate = validate
         self.max_future_ms = max_future_s * 1000
         self.clock = clock
-        self._kafka = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=5, max_request_size=MAX_MESSAGE_BYTES,
-            max_batch_size=max(1 << 20, max_bytes * 2),
-        )
-        self._buffers: dict[tuple[str, bytes], tuple[list[bytes], int]] = {}
-        self._pending: set[asyncio.Future[Any]] = set()
-        self._lock = asyncio.Lock()
-        self._linger_task: asyncio.Task[None] | None = None
-        self.sent_events = 0
+        self.delivery_timeout_s = delivery_timeout_s
+        self.metadata_timeout_s = metadata_timeout_s
+        self.max_message_bytes = max_message_bytes
+        self.buffer_max_events = buffer_max_events
+        self.buffer_max_bytes = buffer_max_bytes
+        self.buffer_timeout_s = buffer_timeout_s
+        # A request outlives neither a third of the delivery timeout nor 30 s, so aiokafka's own
+        # waits (metadata, a full batch, a produce request) end inside our deadlines, and
+        # stopping the client (3 such waits at most) inside one delivery timeout.
+        self._kafka = KafkaLink(bootstrap, request_timeout_s=min(delivery_timeout_s / 3, 30.0),
+                                max_bytes=self.max_bytes)
+        self._buffer = EnvelopeBuffer(max_events, self.max_bytes)
+        self._ready: collections.deque[Envelope] = collections.deque()
+        # envelope -> its fate (None: acknowledged), set once by `_report`
+        self._unreported: dict[Envelope, asyncio.Future[DeliveryFailed | None]] = {}
+        self._in_kafka: set[asyncio.Future[Any]] = set()
+        self._wake = asyncio.Event()
+        self._space = asyncio.Event()
+        self._held_events = 0
+        self._held_bytes = 0
+        self._known_topics: set[str] = set()
+        self._missing_topics: dict[str, float] = {}  # topic -> until when it is taken as missing
+        self._lookups: dict[str, asyncio.Task[None]] = {}
+        # failures no flush() has raised yet (for events no flush() was waiting for)
+        self._unsurfaced: dict[Envelope, DeliveryFailed] = {}
+        self._emitter: asyncio.Task[None] | None = None
+        self._closing = False
+        self.close_error: DeliveryFailed | None = None
+        self.sent_events = 0          # handed to the Kafka client
         self.sent_messages = 0
+        self.delivered_events = 0     # acknowledged by Kafka
+        self.undelivered_events = 0   # reported undelivered (on_delivery, flush, close)
+
+    # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        await self._kafka.start()
-        self._linger_task = asyncio.create_task(self._linger())
+        """Connect; raises `BrokerUnavailable` if no broker answers within metadata_timeout_s."""
+        await self._kafka.start(self.metadata_timeout_s)
+        self._emitter = asyncio.create_task(self._emit_loop(), name="vitals-producer-emit")
 
     async def __aenter__(self) -> Producer:
         await self.start()
@@ -88,6 +171,62 @@ class Producer:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+        if e is None and self.close_error is not None:
+            raise self.close_error
+
+    async def flush(self) -> None:
+        """Send everything buffered and wait for the fate of every event accepted so far.
+
+        Raises `DeliveryTimeout`/`DeliveryFailed` (`undelivered` = how many) if any of those
+        events was not delivered, or any earlier one that no flush() has raised yet. Concurrent
+        flush() calls each raise for the events they waited for: a failure is never swallowed
+        by someone else's flush(). Returns within delivery_timeout_s + 1 s.
+        """
+        if self._emitter is None and not self._closing:
+            raise ProducerClosed("flush() before start() or after close()")
+        self._ready.extend(self._buffer.take_all())
+        self._wake.set()
+        failed, self._unsurfaced = self._unsurfaced, {}
+        waiting = dict(self._unreported)
+        if waiting:
+            newest = max(env.born for env in waiting)
+            bound = newest + self.delivery_timeout_s + 1.0 - time.monotonic()
+            await asyncio.wait(list(waiting.values()), timeout=max(0.0, bound))
+            for env, fate in waiting.items():
+                if not fate.done():  # a safety net: every path reports by its deadline
+                    self._report(env, self._timed_out(env))
+                error = fate.result()
+                if error is not None:
+                    failed[env] = error
+                    self._unsurfaced.pop(env, None)
+        if failed:
+            raise _summary(list(failed.values()))
+
+    async def close(self) -> int:
+        """Flush, stop the Kafka client, and return how many events were not delivered."""
+        if self._closing:
+            return 0
+        self._closing = True
+        error: DeliveryFailed | None = None
+        try:
+            if self._emitter is not None:
+                await self.flush()
+        except DeliveryFailed as exc:
+            error = exc
+        finally:
+            if self._emitter is not None:
+                self._emitter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._emitter
+                self._emitter = None
+            await self._kafka.stop(abandon=bool(self._in_kafka))
+        self.close_error = error
+        if error is not None:
+            log.warning("close(): %s", error)
+            return error.undelivered
+        return 0
+
+    # ------------------------------------------------------------------ sending
 
     def check(self, kind: str, event: dict[str, Any]) -> None:
         """Raise InvalidEvent if the pipeline would dead-letter this event."""
@@ -101,121 +240,240 @@ class Producer:
             raise InvalidEvent(str(exc)) from None
 
     async def send(self, kind: str, event: dict[str, Any]) -> None:
+        """Accept one event for delivery, or raise why not (see the module docstring)."""
+        if self._closing:
+            raise ProducerClosed("send() after close()")
         if self.validate:
             self.check(kind, event)
         data = orjson.dumps(event)
+        if len(data) + 2 > self.max_message_bytes:
+            raise EventTooLarge(len(data) + 2, self.max_message_bytes)
         topic = self.topics.topic(kind)
-        key = event_key(kind, event)
-        async with self._lock:
-            items, size = self._buffers.get((topic, key), ([], 0))
-            if items and (len(items) >= self.max_events or size + len(data) + 1 > self.max_bytes):
-                await self._emit(topic, key, items)
-                items, size = [], 0
-            items.append(data)
-            self._buffers[(topic, key)] = (items, size + len(data) + 1)
+        await self._ensure_topic(topic)
+        await self._reserve(len(data))
+        env, closed = self._buffer.add(topic, event_key(kind, event), data, time.monotonic())
+        self._track(env)
+        if closed is not None:
+            self._ready.append(closed)
+            self._wake.set()
 
     async def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
         for e in events:
             await self.send(kind, e)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        """Publish one message value as is (no validation); for tools and tests."""
-        fut = await self._kafka.send(topic, value, key=key)
-        self._track(fut)
+        """Publish one message value as is (no validation, no batching); for tools and tests.
+        Ordered after the events already sent with the same key; reported like an envelope.
+        Its limit is the broker's (16 MiB), not max_message_bytes: tests send oversized values
+        on purpose to see the worker dead-letter them."""
+        if self._closing:
+            raise ProducerClosed("send_raw() after close()")
+        if len(value) > min(MAX_MESSAGE_BYTES, self.buffer_max_bytes):
+            raise EventTooLarge(len(value), min(MAX_MESSAGE_BYTES, self.buffer_max_bytes))
+        await self._ensure_topic(topic)
+        await self._reserve(len(value))
+        k = key or b""
+        before = self._buffer.take(topic, k)
+        if before is not None:
+            self._ready.append(before)
+        env = Envelope(topic, k, time.monotonic(), raw=True, keyless=key is None)
+        env.add(value)
+        self._track(env)
+        self._ready.append(env)
+        self._wake.set()
 
-    async def _emit(self, topic: str, key: bytes, items: list[bytes]) -> None:
-        value = b"[" + b",".join(items) + b"]"
-        report = self.on_delivery
+    def _track(self, env: Envelope) -> None:
+        if env not in self._unreported:
+            self._unreported[env] = asyncio.get_running_loop().create_future()
+
+    async def _ensure_topic(self, topic: str) -> None:
+        if topic in self._known_topics:
+            return
+        if time.monotonic() < self._missing_topics.get(topic, 0.0):
+            raise TopicNotFound(topic, self.bootstrap)
+        task = self._lookups.get(topic)
+        if task is None:
+            task = self._lookups[topic] = asyncio.create_task(self._lookup(topic))
+            task.add_done_callback(_retrieve)
+            task.add_done_callback(lambda _t: self._lookups.pop(topic, None))
+        await asyncio.shield(task)
+
+    async def _lookup(self, topic: str) -> None:
         try:
-            fut = await self._kafka.send(topic, value, key=key)
-        except Exception as exc:
-            if report is not None:
-                report(topic, items, exc)
+            await self._kafka.lookup(topic, self.metadata_timeout_s)
+        except TopicNotFound:
+            self._missing_topics[topic] = time.monotonic() + _MISSING_TOPIC_MEMORY_S
             raise
-        if report is not None:
-            fut.add_done_callback(
-                lambda f: report(topic, items, f.exception() if not f.cancelled()
-                                 else asyncio.CancelledError()))
-        self._track(fut)
-        self.sent_events += len(items)
-        self.sent_messages += 1
+        self._known_topics.add(topic)
+        self._missing_topics.pop(topic, None)
 
-    def _track(self, fut: asyncio.Future[Any]) -> None:
-        self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
+    async def _reserve(self, nbytes: int) -> None:
+        """Count one event against the buffer limits, waiting up to buffer_timeout_s for room."""
+        def fits() -> bool:
+            return (self._held_events + 1 <= self.buffer_max_events
+                    and self._held_bytes + nbytes <= self.buffer_max_bytes)
 
-    async def _drain_buffers(self) -> None:
-        """Emit every buffered envelope; if some fail, the others still go and the first error
-        is raised at the end (each failure is also reported to `on_delivery`)."""
-        first: Exception | None = None
-        async with self._lock:
-            buffers, self._buffers = self._buffers, {}
-            for (topic, key), (items, _) in buffers.items():
-                if items:
-                    try:
-                        await self._emit(topic, key, items)
-                    except Exception as exc:
-                        first = first or exc
-        if first is not None:
-            raise first
+        if not fits():
+            self._wake.set()  # send what lingers: it frees room sooner
+            deadline = time.monotonic() + self.buffer_timeout_s
+            while not fits():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BufferFull(self._held_events, self._held_bytes, self.buffer_timeout_s)
+                self._space.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._space.wait()
+        self._held_events += 1
+        self._held_bytes += nbytes
 
-    async def _linger(self) -> None:
+    # ------------------------------------------------------------------ delivery
+
+    async def _emit_loop(self) -> None:
+        """Hands closed and lingering envelopes to Kafka, in order, one at a time."""
         while True:
-            await asyncio.sleep(self.linger_s)
-            try:
-                await self._drain_buffers()
-            except Exception as exc:  # reported per envelope; keep lingering
-                log.warning("publishing to Kafka failed: %r", exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.linger_s):
+                    await self._wake.wait()
+            self._wake.clear()
+            self._ready.extend(self._buffer.take_due(time.monotonic() - self.linger_s))
+            while self._ready:
+                await self._emit(self._ready.popleft())
 
-    async def flush(self) -> None:
-        await self._drain_buffers()
-        pending = list(self._pending)
-        if pending:
-            await asyncio.gather(*pending)
-
-    async def close(self) -> None:
+    async def _emit(self, env: Envelope) -> None:
+        remaining = env.born + self.delivery_timeout_s - time.monotonic()
+        if remaining <= 0:
+            self._report(env, self._timed_out(env))
+            return
         try:
-            await self.flush()
-        finally:
-            if self._linger_task is not None:
-                self._linger_task.cancel()
-                self._linger_task = None
-            await self._kafka.stop()
+            async with asyncio.timeout(remaining):
+                fut = await self._kafka.send(env.topic, env.value(),
+                                             None if env.keyless else env.key)
+        except Exception as exc:  # translated by type; an unknown one is reported, not lost
+            self._report(env, self._failed(env, exc))
+            return
+        self.sent_events += len(env.items)
+        self.sent_messages += 1
+        self._in_kafka.add(fut)
+        expiry = asyncio.get_running_loop().call_later(
+            remaining, lambda: self._report(env, self._timed_out(env)))
+
+        def answered(f: asyncio.Future[Any]) -> None:
+            self._in_kafka.discard(f)
+            expiry.cancel()
+            exc = TimeoutError() if f.cancelled() else f.exception()
+            self._report(env, None if exc is None else self._failed(env, exc))
+
+        fut.add_done_callback(answered)
+
+    def _timed_out(self, env: Envelope) -> DeliveryFailed:
+        return self._kafka.timed_out(env.topic, len(env.items), self.delivery_timeout_s)
+
+    def _failed(self, env: Envelope, exc: BaseException) -> DeliveryFailed:
+        return self._kafka.failure(exc, env.topic, len(env.items), len(env.value()),
+                                   self.delivery_timeout_s)
+
+    def _report(self, env: Envelope, error: DeliveryFailed | None) -> None:
+        """The one place an envelope's fate is decided: exactly once, then never again."""
+        done = self._unreported.pop(env, None)
+        if done is None:
+            return
+        self._held_events -= len(env.items)
+        self._held_bytes -= env.payload
+        self._space.set()
+        if error is None:
+            self.delivered_events += len(env.items)
+        else:
+            self.undelivered_events += len(env.items)
+            self._unsurfaced[env] = error
+            if isinstance(error, DeliveryTimeout):
+                log.warning("delivery timed out: %s", error)
+            else:
+                log.warning("delivery failed: %s", error)
+        done.set_result(error)
+        if self.on_delivery is not None:
+            try:
+                self.on_delivery(env.topic, env.items, error)
+            except Exception as exc:
+                log.error("on_delivery callback raised %r (ignored)", exc)
+
+
+def _summary(failures: list[DeliveryFailed]) -> DeliveryFailed:
+    """One error for several envelopes' failures: the first's type (`DeliveryTimeout` only if
+    all timed out), the total count, the first as the cause."""
+    first, count = failures[0], sum(f.undelivered for f in failures)
+    if len(failures) == 1:
+        return first
+    kind = (DeliveryTimeout if all(isinstance(f, DeliveryTimeout) for f in failures)
+            else DeliveryFailed)
+    summary = kind(f"{count} events not delivered; the first: {first}", undelivered=count)
+    summary.__cause__ = first
+    return summary
 
 
 class SyncProducer:
-    """Blocking facade over `Producer`, running it on a private event loop thread."""
+    """Blocking facade over `Producer` on a private event loop thread; the same contract.
+
+    Every call returns or raises within the bound of the `Producer` call it wraps.
+    """
 
     def __init__(self, bootstrap: str, topics: TopicNames | None = None, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="vitals-producer")
         self._thread.start()
-        self._producer: Producer = self._run(self._make(bootstrap, topics, kwargs))
-        self._run(self._producer.start())
+        try:
+            self._producer: Producer = self._run(self._make(bootstrap, topics, kwargs))
+            self._run(self._producer.start())
+        except BaseException:
+            self._stop_loop()
+            raise
 
     @staticmethod
     async def _make(bootstrap: str, topics: TopicNames | None, kwargs: dict[str, Any]) -> Producer:
         return Producer(bootstrap, topics, **kwargs)
 
-    def _run(self, coro: Any) -> Any:
+    @property
+    def producer(self) -> Producer:
+        """The wrapped asyncio producer (its counters: sent_events, delivered_events, ...)."""
+        return self._producer
+
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def send(self, kind: str, event: dict[str, Any]) -> None:
         self._run(self._producer.send(kind, event))
 
+    def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
+        self._run(self._producer.send_many(kind, events))
+
     def flush(self) -> None:
         self._run(self._producer.flush())
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Flush and stop; returns how many events could not be delivered."""
+        if self._loop.is_closed():
+            return 0
         try:
-            self._run(self._producer.close())
+            return self._run(self._producer.close())
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
+            self._stop_loop()
+
+    @property
+    def close_error(self) -> DeliveryFailed | None:
+        return self._producer.close_error
 
     def __enter__(self) -> SyncProducer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
+        if e is None and self._producer.close_error is not None:
+            raise self._producer.close_error
