@@ -32,7 +32,10 @@ from pipeline.decode import EVENT_TYPES
 from pipeline.errors import InvalidEvent, StorageError, StoreLocked
 from pipeline.kafka_local import KafkaRuntimeError, LocalKafka
 from pipeline.keys import ROLES, ApiKey, KeyError_
+from pipeline.log_limit import RateLimitFilter
 from pipeline.settings import Settings, SettingsError
+from pipeline.shutdown import Shutdown
+from pipeline.shutdown import run as shutdown_run
 
 __all__ = [
     "CliError",
@@ -47,7 +50,7 @@ __all__ = [
 ]
 
 Handler = Callable[[Settings, argparse.Namespace], int]
-Closer = Callable[[], Awaitable[None]]
+Closer = Callable[[], Awaitable[object]]
 
 ADMIN_TENANT = "default"
 
@@ -247,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler_ in logging.getLogger().handlers:  # Kafka clients: once, then once a minute
+        handler_.addFilter(RateLimitFilter())
     logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_quiet_coordinator_start)
     from aiokafka.errors import KafkaError
 
@@ -439,23 +444,27 @@ async def _until(coro: Coroutine[Any, Any, Any], stop: asyncio.Event) -> bool:
 async def _serve(
     runtime: Any,
     on_ready: Callable[[list[asyncio.Task[Any]], list[Closer]], Awaitable[None]] | None = None,
+    shutdown: Shutdown | None = None,
 ) -> int:
-    """Start `runtime`, run until SIGINT/SIGTERM (or a background task fails), stop it all.
+    """Start `runtime`, run until SIGINT/SIGTERM/SIGHUP (or a background task fails), stop it.
 
-    `on_ready` may add background tasks (cancelled first on stop) and closers (awaited in
-    order, before the runtime stops).
+    The API serves while the worker still joins its consumer group (`Runtime.worker_task`,
+    watched like a background task). `on_ready` may add background tasks (cancelled first on
+    stop) and closers (awaited in order, each bounded, before the runtime stops). The stop is
+    bounded by `shutdown`'s deadline (see pipeline/shutdown.py).
     """
-    loop = asyncio.get_running_loop()
+    shutdown = shutdown if shutdown is not None else Shutdown()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    shutdown.install_async(asyncio.get_running_loop(), stop)
     background: list[asyncio.Task[Any]] = []
     closers: list[Closer] = []
     code = 0
     try:
-        if not await _until(runtime.start(), stop):
-            print("interrupted during startup")
+        if not await _until(runtime.start(join_in_background=True), stop):
+            print("interrupted during startup", flush=True)
             return 0
+        if runtime.worker_task is not None:
+            background.append(asyncio.create_task(_joined(runtime.worker_task), name="worker"))
         if on_ready is not None:
             await on_ready(background, closers)
         print("running; press Ctrl-C to stop", flush=True)
@@ -471,20 +480,27 @@ async def _serve(
         print("stopping...", flush=True)
         for task in background:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if background:
+            await asyncio.wait(background, timeout=1.0)
         for close in closers:
             try:
-                await close()
+                async with asyncio.timeout(1.5):
+                    await close()
             except Exception as exc:
                 _err(f"while stopping: {exc!r}")
-        await runtime.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        await runtime.stop(timeout_s=max(1.0, min(6.0, shutdown.remaining() - 3.5)))
         print("stopped", flush=True)
 
 
+async def _joined(worker: asyncio.Task[None]) -> None:
+    """Fails when the worker's start failed; after a successful start, waits forever."""
+    await worker
+    await asyncio.Event().wait()
+
+
 def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    shutdown = Shutdown()
+    shutdown.install_sync()
     url_file, key_file = _state_files(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     running = read_text_file(url_file)
@@ -493,32 +509,48 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     _check_port_free(settings)
     _check_udp_port_free(settings)
     kafka: LocalKafka | None = None
-    started = False
+    owned = False
     if settings.kafka_bootstrap is None:
         kafka = _local_kafka(settings)
-        started = kafka.status() is None
-        if started:
+        found = kafka.status()
+        orphaned_by = kafka.orphaned_by() if found is not None else None
+        owned = found is None or orphaned_by is not None
+        if found is None:
             print(
                 f"starting a local Kafka broker in {kafka.home} (the first start resolves "
                 f"its jars with Maven and can take a minute)",
                 flush=True,
             )
+        elif orphaned_by is not None:
+            print(
+                f"found a Kafka broker (pid {found.pid}) left over from a `vitals up` (pid "
+                f"{orphaned_by}) that ended without stopping it; adopting it: it stops with "
+                f"this run",
+                flush=True,
+            )
+        if owned:
+            shutdown.on_force.append(kafka.kill_now)
         try:
             info = kafka.start()
         except KeyboardInterrupt:
-            if started:
-                kafka.stop()
+            if owned:
+                kafka.stop(timeout=max(1.0, shutdown.remaining() - 2.0))
             raise
-        note = f"pid {info.pid}" if started else "already running; left running on exit"
+        if owned:
+            kafka.claim(os.getpid())
+        note = f"pid {info.pid}" if owned else "started by `vitals kafka start`; left running"
         print(f"Kafka: {info.bootstrap} ({note}; log {info.log_file})", flush=True)
         settings = settings.with_(kafka_bootstrap=info.bootstrap)
     try:
-        return asyncio.run(_up(settings, args, url_file, key_file))
+        code = shutdown_run(_up(settings, args, url_file, key_file, shutdown))
     finally:
-        if kafka is not None and started:
+        shutdown.install_sync(interrupt=False)  # the loop's close reset the handlers
+        if kafka is not None and owned:
             print("stopping the local Kafka broker", flush=True)
-            kafka.stop()
+            kafka.stop(timeout=max(1.0, shutdown.remaining() - 2.0))
             print("Kafka broker stopped", flush=True)
+        shutdown.done()
+    return shutdown.leave(code)
 
 
 def _answers(url: str) -> bool:
@@ -530,21 +562,28 @@ def _answers(url: str) -> bool:
         return False
 
 
-async def _up(settings: Settings, args: argparse.Namespace, url_file: Path, key_file: Path) -> int:
+async def _up(settings: Settings, args: argparse.Namespace, url_file: Path, key_file: Path,
+              shutdown: Shutdown) -> int:
     from pipeline import keys
     from pipeline.runtime import Runtime
 
-    runtime = Runtime(settings, worker=True, api=True, progress=lambda m: print(m, flush=True))
+    admin = {"what": ""}
 
-    async def ready(background: list[asyncio.Task[Any]], closers: list[Closer]) -> None:
-        assert runtime.store is not None and runtime.api_url is not None
-        _, what = await runtime.store.call(
+    async def write_admin_key(rt: Runtime) -> None:  # before the API answers /healthz
+        assert rt.store is not None
+        _, admin["what"] = await rt.store.call(
             lambda s: ensure_admin_key(
                 key_file,
                 lambda k: keys.find_key(s, k),
                 lambda: keys.create_key(s, ADMIN_TENANT, "superadmin", "bootstrap (vitals up)").key,
             )
         )
+
+    runtime = Runtime(settings, worker=True, api=True, progress=lambda m: print(m, flush=True),
+                      before_serving=write_admin_key)
+
+    async def ready(background: list[asyncio.Task[Any]], closers: list[Closer]) -> None:
+        assert runtime.api_url is not None
         write_file_atomic(url_file, runtime.api_url, 0o644)
 
         async def forget_url() -> None:
@@ -553,14 +592,14 @@ async def _up(settings: Settings, args: argparse.Namespace, url_file: Path, key_
         closers.append(forget_url)
         print(
             f"\nVitals is up.\n  API:       {runtime.api_url}  (OpenAPI: {runtime.api_url}/docs)"
-            f"\n  admin key: {key_file}  (superadmin of tenant {ADMIN_TENANT!r}; {what})"
-            f"\n  try:       {curl_line(runtime.api_url, key_file)}\n",
+            f"\n  admin key: {key_file}  (superadmin of tenant {ADMIN_TENANT!r}; "
+            f"{admin['what']})\n  try:       {curl_line(runtime.api_url, key_file)}\n",
             flush=True,
         )
         if args.demo:
             background.append(await _start_demo(settings, args.rate, None, None, 3, closers))
 
-    return await _serve(runtime, ready)
+    return await _serve(runtime, ready, shutdown)
 
 
 async def _start_demo(
@@ -618,7 +657,7 @@ def _cmd_part(settings: Settings, *, worker: bool) -> int:
         settings, worker=worker, api=not worker, statsd=False,
         progress=lambda m: print(m, flush=True),
     )
-    return asyncio.run(_serve(runtime))
+    return _run_served(runtime)
 
 
 def _cmd_statsd(settings: Settings, args: argparse.Namespace) -> int:
@@ -632,7 +671,18 @@ def _cmd_statsd(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime(
         settings, worker=False, api=False, statsd=True, progress=lambda m: print(m, flush=True)
     )
-    return asyncio.run(_serve(runtime))
+    return _run_served(runtime)
+
+
+def _run_served(runtime: Any) -> int:
+    shutdown = Shutdown()
+    shutdown.install_sync()
+    try:
+        code = shutdown_run(_serve(runtime, shutdown=shutdown))
+    finally:
+        shutdown.install_sync(interrupt=False)
+        shutdown.done()
+    return shutdown.leave(code)
 
 
 # --------------------------------------------------------------------------- one-shot commands
@@ -665,12 +715,20 @@ def _cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
                 flush=True,
             )
         info = kafka.start()
+        kafka.release()  # runs until `vitals kafka stop`, whoever started it
     else:
         found = kafka.status()
         if found is None:
             print(f"no local Kafka broker running in {kafka.home}")
             return 1
         info = found
+        orphaned_by = kafka.orphaned_by()
+        if orphaned_by is not None:
+            print(f"Kafka running: bootstrap {info.bootstrap} (pid {info.pid}; log "
+                  f"{info.log_file}); left over from a `vitals up` (pid {orphaned_by}) that "
+                  f"ended without stopping it: the next `vitals up` adopts it, "
+                  f"`vitals kafka stop` stops it")
+            return 0
     print(f"Kafka running: bootstrap {info.bootstrap} (pid {info.pid}; log {info.log_file})")
     return 0
 
@@ -813,7 +871,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
             settings, args.rate, args.duration, args.seed, args.endpoints, closers
         )
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -9,6 +9,8 @@ home (one directory per broker)::
     home/server.log          log4j output and the JVM's stdout/stderr; previous run in .log.1
     home/kafka.pid           pid of the running JVM (absent when stopped)
     home/ports.json          broker and controller ports of the last start
+    home/owner.json          pid of the `vitals up` that started (or adopted) the broker and
+                             stops it on exit; absent for a broker of `vitals kafka start`
     home/.lock               flock held while starting, stopping or cleaning up
 
 Jars are shared between brokers in a cache directory (see `resolve_jars`).
@@ -391,6 +393,7 @@ class LocalKafka:
         self._props = self.home / "server.properties"
         self._pid_file = self.home / "kafka.pid"
         self._ports_file = self.home / "ports.json"
+        self._owner_file = self.home / "owner.json"
         self._proc: subprocess.Popen[bytes] | None = None  # held so Popen is not GC'd early
 
     # ---- public
@@ -442,7 +445,40 @@ class LocalKafka:
                 return False
             self._terminate(pid, timeout)
             self._pid_file.unlink(missing_ok=True)
+            self._owner_file.unlink(missing_ok=True)
             return True
+
+    def kill_now(self, grace_s: float = 1.5) -> bool:
+        """Last resort of a process that must exit now (second signal, shutdown deadline):
+        SIGTERM, SIGKILL after `grace_s`. Takes no lock (the caller's main thread may hold it)."""
+        pid = self._live_pid(clean=False)
+        if pid is None:
+            return False
+        with contextlib.suppress(KafkaRuntimeError):
+            self._terminate(pid, grace_s)
+        self._pid_file.unlink(missing_ok=True)
+        self._owner_file.unlink(missing_ok=True)
+        return True
+
+    def claim(self, pid: int) -> None:
+        """Record `pid` (a `vitals up`) as the process that stops this broker on exit."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self._owner_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": pid, "since": time.time()}) + "\n")
+        tmp.replace(self._owner_file)
+
+    def release(self) -> None:
+        """The broker is no one's to stop (`vitals kafka start`: it runs until `kafka stop`)."""
+        self._owner_file.unlink(missing_ok=True)
+
+    def orphaned_by(self) -> int | None:
+        """The pid of the `vitals up` that started this broker and ended without stopping it
+        (killed, crashed), or None: no owner recorded, or the owner still runs."""
+        try:
+            pid = int(json.loads(self._owner_file.read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return None if _pid_alive(pid) and _is_vitals(pid) else pid
 
     def status(self) -> BrokerInfo | None:
         """The running broker if its process is alive and accepts connections, else None.
@@ -587,6 +623,14 @@ class LocalKafka:
                 yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _is_vitals(pid: int) -> bool:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no procfs (macOS): trust a live pid
+        return True
+    return b"vitals" in args or b"pipeline" in args
 
 
 def _alive(pid: int) -> Callable[[], bool]:

@@ -5,8 +5,8 @@ Two shapes, both pure apart from the logger they write to, with the clock inject
   later calls log at most once per `every_s` (with how many were held back); `clear(key)` when
   the condition ends, so the next occurrence is logged at once.
 - `RateLimitFilter`: a `logging.Filter` for third-party loggers (aiokafka, faust) that log every
-  failed reconnect; records with the same logger, level and message template pass once per
-  `every_s`, the next one that passes says how many were dropped.
+  failed reconnect; per logger family and level one record passes per `every_s`, the next one
+  that passes says how many were dropped.
 """
 
 from __future__ import annotations
@@ -71,17 +71,27 @@ class RateLimitedLog:
 
 
 class RateLimitFilter(logging.Filter):
-    """Lets a (logger, level, template) through once per `every_s`; also drops the traceback of a
-    repeated record (one line per outage tick, not forty)."""
+    """For a handler: records of the logger `families` (a family is a top-level logger name and
+    its children, e.g. "aiokafka") pass at most once per `every_s` per family and level; the next
+    one that passes says how many were dropped. Records of other loggers always pass.
 
-    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    Kafka clients log every failed reconnect and fetch (about 20 lines a second per client
+    with the broker away, thousands with producers); the cause is said once and then at most
+    once a period here, and the readiness monitor says how long the outage lasts."""
+
+    def __init__(self, families: tuple[str, ...] = ("aiokafka", "faust", "mode", "asyncio"),
+                 every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self.families = families
         self._throttle = Throttle(every_s, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        held = self._throttle.allow((record.name, record.levelno, str(record.msg)))
+        family = record.name.split(".", 1)[0]
+        if family not in self.families:
+            return True
+        held = self._throttle.allow((family, record.levelno))
         if held is None:
             return False
         if held:
-            record.msg = f"{record.msg} ({held} similar messages in the last period dropped)"
+            record.msg = f"{record.msg} ({held} more {family} messages in the last period dropped)"
         return True

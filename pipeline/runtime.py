@@ -255,7 +255,11 @@ class Runtime:
             await step("the ingest producer", self.producer.close(), 0.3)
             self.producer = None
         if self.worker_app is not None:
-            await step("the stream worker", self.worker_app.stop(), 0.9)
+            # With the broker away faust's stop waits for a commit that cannot happen: no
+            # use waiting long (the unacked batch is redelivered after the restart).
+            broker = self.health.get("broker")
+            away = broker is not None and broker.state == "down"
+            await step("the stream worker", self.worker_app.stop(), 0.2 if away else 0.9)
             self.worker_app = None
         if self.store is not None:
             self.store.close()

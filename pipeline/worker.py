@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import faust
 from faust.tables import TableManager
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline.aggregation import RegistryCache
 from pipeline.faults import FaultInjector
@@ -66,6 +67,37 @@ class _TablelessManager(TableManager):
             await self.recovery.start()
 
 
+#: How long the worker's Kafka client waits before retrying a failed fetch, metadata or
+#: coordinator request. aiokafka's default (100 ms, not settable through faust) retries ~20
+#: times a second with the broker away: a core's worth of work and log lines for nothing.
+RETRY_BACKOFF_MS = 500
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads these when it builds its fetcher and coordinator (at start).
+        consumer._client._retry_backoff = RETRY_BACKOFF_MS / 1000
+        consumer._retry_backoff_ms = RETRY_BACKOFF_MS
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class _App(faust.App):
+    """faust's App whose Kafka consumer backs off `RETRY_BACKOFF_MS` between retries."""
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self, loop=self.loop)
+
+
 def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetry, *,
                       clock: Callable[[], float] = time.time,
                       kinds: tuple[str, ...] = WORKER_KINDS,
@@ -78,7 +110,7 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     datadir = settings.data_dir / "faust" / settings.consumer_group  # faust's default is the cwd
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = _App(
         settings.consumer_group,
         broker=brokers,
         store="memory://",

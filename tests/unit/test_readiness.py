@@ -72,16 +72,22 @@ def test_rate_limited_log_and_filter(caplog: pytest.LogCaptureFixture):
     assert [r.getMessage() for r in caplog.records] == [
         "broker down for 3 s", "broker down for 64 s (99 similar messages held back)"]
     caplog.clear()
-    spam = logging.getLogger("test.spam")
-    f = RateLimitFilter(60, clock)
-    spam.addFilter(f)
+    f = RateLimitFilter(("test",), 60, clock)
+    caplog.handler.addFilter(f)
     try:
-        with caplog.at_level(logging.ERROR, "test.spam"):
-            for _ in range(1000):
-                spam.error("Unable connect to node with id %s", 1)
-        assert len(caplog.records) == 1
+        with caplog.at_level(logging.ERROR):
+            for i in range(1000):
+                logging.getLogger(f"test.spam{i % 3}").error("Unable connect to node %s", i)
+                logging.getLogger("other").error("kept %s", i)
+            clock.t += 60
+            logging.getLogger("test.spam").error("Unable connect to node %s", 1)
+        spam = [r.getMessage() for r in caplog.records if r.name.startswith("test")]
+        assert spam == ["Unable connect to node 0",
+                        "Unable connect to node 1 (999 more test messages in the last period "
+                        "dropped)"]
+        assert sum(r.name == "other" for r in caplog.records) == 1000
     finally:
-        spam.removeFilter(f)
+        caplog.handler.removeFilter(f)
 
 
 async def test_probe_broker_reports_a_closed_port_and_a_silent_one():
