@@ -25,6 +25,7 @@ __all__ = [
     "iso",
     "latency_trend",
     "performance",
+    "simple",
     "summary",
     "usage",
 ]
@@ -180,6 +181,18 @@ def latency_value(s: Sums, aggregation: str) -> float | None:
         return s.latency_sum / 1000
     ms = {"min": s.latency_min, "max": s.latency_max, "p95": s.p95, "p99": s.p99}[aggregation]
     return None if ms is None else ms / 1000
+
+
+def simple(total: Sums, active_workers: int) -> dict[str, Any]:
+    """The reference's four top-level fields: requests in the window, their mean latency
+    (seconds, null without requests), failed share (percent, null without requests) and the
+    workers live now (the stats API's `nworkers`)."""
+    return {
+        "requestCount": total.requests,
+        "averageResponseTime": _avg_latency(total),
+        "errorRate": _pct(total.failures, total.requests),
+        "activeWorkers": active_workers,
+    }
 
 
 def summary(total: Sums, pricing: Pricing) -> dict[str, Any]:

@@ -4,8 +4,10 @@ CSV: a header row, then one row per time point; CRLF line ends; fields holding a
 double quote or a line break are quoted, inner quotes doubled (`csv.QUOTE_MINIMAL`); a missing
 value is an empty field. Columns follow the selected sections.
 
-Prometheus: every family has HELP and TYPE lines; names start with `vitals_endpoint_`; label
-values are escaped (backslash, double quote, newline). Counters hold totals over the requested
+Prometheus: every family has exactly one HELP and one TYPE line followed by all of its samples
+(a family is emitted once: `promtool check metrics` rejects a second HELP for a name, and the
+tests run it on every output); names start with `vitals_endpoint_`; label values are escaped
+(backslash, double quote, newline). Counters hold totals over the requested
 timeframe (not process lifetimes); the latency histogram is cumulative over fixed `le` bounds in
 seconds, read from the sketch buckets (a value sits in the first bound ≥ its bucket's
 representative, so a boundary may be off by the sketch's 1%).
@@ -61,19 +63,40 @@ class _Exposition:
     def __init__(self, base: Mapping[str, str]) -> None:
         self.base = dict(base)
         self.lines: list[str] = []
+        self.names: set[str] = set()
+
+    def _head(self, name: str, kind: str, help_: str) -> None:
+        """HELP and TYPE of a family; a family is written once, all its samples together."""
+        if name in self.names:
+            raise ValueError(f"metric family {name} written twice")
+        self.names.add(name)
+        self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
 
     def family(self, name: str, kind: str, help_: str,
                samples: Sequence[tuple[Mapping[str, str], float | None]]) -> None:
         kept = [(lab, v) for lab, v in samples if v is not None]
         if not kept:
             return
-        self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+        self._head(name, kind, help_)
         for lab, v in kept:
             assert v is not None
             self.lines.append(f"{name}{_labels({**self.base, **lab})} {_num(v)}")
 
+    def summary(self, name: str, help_: str, quantiles: Sequence[tuple[str, float | None]],
+                total: float, count: int) -> None:
+        """A summary (the only type promtool accepts a `quantile` label on); no family when
+        there is no quantile (no requests)."""
+        kept = [(q, v) for q, v in quantiles if v is not None]
+        if not kept:
+            return
+        self._head(name, "summary", help_)
+        for q, v in kept:
+            self.lines.append(f"{name}{_labels({**self.base, 'quantile': q})} {_num(v)}")
+        self.lines.append(f"{name}_sum{_labels(self.base)} {_num(total)}")
+        self.lines.append(f"{name}_count{_labels(self.base)} {count}")
+
     def histogram(self, name: str, help_: str, hist: Mapping[int, int], total_s: float) -> None:
-        self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
+        self._head(name, "histogram", help_)
         counts = [0] * (len(LE_BOUNDS) + 1)
         for k, c in hist.items():
             value_s = sketch.bucket_value(k) / 1000
@@ -103,10 +126,12 @@ def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
                   [({"class": k}, v) for k, v in b.items()])
     ex.histogram(p + "latency_seconds", "Request latency in seconds over the timeframe", hist,
                  s["totalComputeTime"])
-    for q, key in (("0.5", "p50Latency"), ("0.95", "p95Latency"), ("0.99", "p99Latency")):
-        ex.family(p + "latency_quantile_seconds", "gauge",
-                  "Latency percentile from the merged sketch (1% relative error)",
-                  [({"quantile": q}, s[key])])
+    ex.summary(p + "latency_quantile_seconds",
+               "Latency percentiles over the timeframe from the merged sketch (1% relative "
+               "error)", [(q, s[key]) for q, key in (("0.5", "p50Latency"),
+                                                     ("0.95", "p95Latency"),
+                                                     ("0.99", "p99Latency"))],
+               s["totalComputeTime"], s["successfulExecutions"] + s["failedExecutions"])
     ex.family(p + "success_rate_percent", "gauge", "Successful requests, percent",
               [({}, s["successRate"])])
     ex.family(p + "cold_starts_total", "counter", "Cold starts in the timeframe",
@@ -116,7 +141,7 @@ def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
     costs = doc.get("costs")
     if costs:
         ex.family(p + "cost_total", "counter", "Cost in the timeframe, by category",
-                  [({"category": k, "currency": costs["currency"]}, v)
+                  [({"category": k, "currency": costs["currency"]}, v["amount"])
                    for k, v in costs["breakdown"].items()])
         budget = costs.get("budgetAnalysis")
         if budget:

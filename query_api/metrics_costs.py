@@ -17,7 +17,7 @@ from typing import Any
 
 from query_api.endpoint_metrics import Pricing, Sums, iso
 
-__all__ = ["RULES", "Budget", "budget", "costs", "daily_cost_trend", "suggestions"]
+__all__ = ["RULES", "Budget", "breakdown", "budget", "costs", "daily_cost_trend", "suggestions"]
 
 COLD_START_RATE_PCT = 1.0
 UTILIZATION_PCT = 50.0
@@ -113,6 +113,26 @@ def suggestions(total: Sums, pricing: Pricing, worker_seconds: float | None
     return out
 
 
+def breakdown(total: Sums, pricing: Pricing) -> dict[str, dict[str, Any]]:
+    """Each priced category as the reference's `{amount, percentage, details}`: the amount, its
+    percent of the total (null when the total is 0) and the quantity and rate it came from.
+    The reference's `storage` and `other` categories have no data behind them and are left
+    out (docs/endpoint-metrics.md)."""
+    amounts = {"compute": pricing.compute_cost(total), "requests": pricing.request_cost(total),
+               "network": pricing.network_cost(total)}
+    whole = sum(amounts.values())
+    details: dict[str, dict[str, Any]] = {
+        "compute": {"gpuSeconds": total.gpu_seconds, "gpuHours": total.gpu_seconds / 3600,
+                    "rate": pricing.gpu_second, "rateUnit": "per GPU-second"},
+        "requests": {"requests": total.requests, "rate": pricing.request,
+                     "rateUnit": "per request"},
+        "network": {"egressBytes": total.bytes_out, "egress": amounts["network"],
+                    "rate": pricing.gb, "rateUnit": "per GB sent"},
+    }
+    return {k: {"amount": v, "percentage": 100 * v / whole if whole else None,
+                "details": details[k]} for k, v in amounts.items()}
+
+
 def _cost_series(points: dict[int, Sums], pricing: Pricing) -> list[dict[str, Any]]:
     """Per point: compute, request and network cost and their sum, the arithmetic of
     `Pricing.cost` inline (a day at 1m is 1,440 points)."""
@@ -132,9 +152,7 @@ def costs(points: dict[int, Sums], total: Sums, pricing: Pricing, trend: dict[st
         "currency": pricing.currency,
         "pricing": pricing.json(),
         "total": pricing.cost(total),
-        "breakdown": {"compute": pricing.compute_cost(total),
-                      "requests": pricing.request_cost(total),
-                      "network": pricing.network_cost(total)},
+        "breakdown": breakdown(total, pricing),
         "timeSeries": _cost_series(points, pricing),
         "trends": {"daily": trend} if trend is not None else {},
         "budgetAnalysis": budget_json,

@@ -16,7 +16,7 @@ from query_api import metrics_store as ms
 from query_api.metrics_params import MetricsQuery, Window, window_for
 from query_api.scaling import scaling
 from query_api.series_cache import SeriesCache
-from query_api.stats import Scope
+from query_api.stats import Scope, live_workers
 
 T = TypeVar("T")
 
@@ -96,22 +96,30 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
         return await fetch() if wanted else None
 
     # Independent reads run concurrently (the store has a pool of sessions).
-    (pricing, (points, total, hist), hours_read, sessions, hourly_read,
-     res_read) = await asyncio.gather(
-        store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
-        ms.fetch_series(store, scope, win.start, win.end, win.step, series, now),
-        when(want_hours, lambda: _hours(store, scope, hour_now - 172800, hour_now, now, series)),
-        when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
-                                                      win.horizon_ms, liveness_s)),
-        when(want_hourly, lambda: _hours(store, scope, win.start, win.end, now, series)),
-        when(want_resources, lambda: ms.fetch_resources(store, scope, win.start, win.end,
-                                                        win.step, q.aggregation)),
-    )
+    live = asyncio.ensure_future(live_workers(store, scope, int(now * 1000), liveness_s))
+    try:
+        (pricing, (points, total, hist), hours_read, sessions, hourly_read,
+         res_read) = await asyncio.gather(
+            store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
+            ms.fetch_series(store, scope, win.start, win.end, win.step, series, now),
+            when(want_hours, lambda: _hours(store, scope, hour_now - 172800, hour_now, now,
+                                            series)),
+            when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
+                                                          win.horizon_ms, liveness_s)),
+            when(want_hourly, lambda: _hours(store, scope, win.start, win.end, now, series)),
+            when(want_resources, lambda: ms.fetch_resources(store, scope, win.start, win.end,
+                                                            win.step, q.aggregation)),
+        )
+    except BaseException:
+        live.cancel()
+        raise
+    active, _ = await live
     doc: dict[str, Any] = {
         "endpointId": str(scope.endpoint_id), "endpoint": name, "timeframe": q.timeframe,
         "granularity": q.granularity, "aggregation": q.aggregation,
         "metrics": list(q.sections), "generatedAt": em.iso(now),
         "window": {"start": em.iso(win.start), "end": em.iso(win.end)},
+        **em.simple(total, active),
         "summary": em.summary(total, pricing),
     }
     hours: dict[int, em.Sums] = hours_read or {}
@@ -168,13 +176,16 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
 
 
 def csv_table(c: Computed, q: MetricsQuery) -> tuple[list[str], list[list[Any]]]:
-    """Header and one row per time point; columns follow the selected sections."""
+    """Header and one row per time point; columns follow the selected sections. Every column
+    name appears once: the latency columns are the same whatever `aggregation` is (each of avg,
+    p50, p95, p99, min, max and sum has its own column), and the resource columns name the
+    aggregation they were combined with."""
     sections = set(q.sections)
     header = ["timestamp", "endpoint_id", "endpoint", "requests", "successes", "failures"]
     if "performance" in sections:
-        header += [f"latency_{q.aggregation}_s", "latency_avg_s", "latency_p50_s",
-                   "latency_p95_s", "latency_p99_s", "latency_min_s", "latency_max_s",
-                   "requests_per_second", "tokens_per_second", "items_processed", "cold_starts"]
+        header += ["latency_avg_s", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+                   "latency_min_s", "latency_max_s", "latency_sum_s", "requests_per_second",
+                   "tokens_per_second", "items_processed", "cold_starts"]
     if "errors" in sections:
         header += ["error_rate_pct", "errors_4xx", "errors_5xx", "timeouts",
                    "resource_exhausted", "errors_other"]
@@ -193,9 +204,8 @@ def csv_table(c: Computed, q: MetricsQuery) -> tuple[list[str], list[list[Any]]]
                           s.successes, s.failures]
         if "performance" in sections:
             ms_ = [s.latency_sum / s.requests if s.requests else None, s.p50, s.p95, s.p99,
-                   s.latency_min, s.latency_max]
-            row += [em.latency_value(s, q.aggregation),
-                    *(None if v is None else v / 1000 for v in ms_),
+                   s.latency_min, s.latency_max, s.latency_sum if s.requests else None]
+            row += [*(None if v is None else v / 1000 for v in ms_),
                     s.requests / step, (s.tokens_in + s.tokens_out) / step, s.work_units,
                     s.cold_starts]
         if "errors" in sections:

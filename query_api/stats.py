@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.storage import AsyncStore
 from query_api.windows import series_resolution, split_range
 
-__all__ = ["METRICS", "Scope", "current_stats", "timeseries"]
+__all__ = ["METRICS", "Scope", "current_stats", "live_workers", "timeseries"]
 
 METRICS = ("nworkers", "totreqs", "curload", "capacity", "reliable", "reqrate")
 
@@ -75,8 +75,10 @@ async def _total_requests(store: AsyncStore, scope: Scope, before: int | None) -
     return r
 
 
-async def _live_workers(store: AsyncStore, scope: Scope, at_ms: int,
-                        timeout_s: int) -> tuple[int, float]:
+async def live_workers(store: AsyncStore, scope: Scope, at_ms: int,
+                       timeout_s: int) -> tuple[int, float]:
+    """(nworkers, capacity) at `at_ms`: workers whose latest heartbeat at or before it is
+    younger than the timeout, and the sum of their latest `max_perf`."""
     db = store.database
     sql = (f"SELECT count(), sum(perf) FROM (SELECT worker_id, argMax(max_perf, ts) AS perf "
            f"FROM {db}.heartbeats_raw WHERE {scope.where()} "
@@ -91,7 +93,7 @@ async def current_stats(store: AsyncStore, scope: Scope, *, now: float, window_s
                         liveness_s: int) -> dict[str, Any]:
     t = math.floor(now)
     requests, successes, work = await _window_sums(store, scope, t - window_s, t)
-    nworkers, capacity = await _live_workers(store, scope, int(now * 1000), liveness_s)
+    nworkers, capacity = await live_workers(store, scope, int(now * 1000), liveness_s)
     return {
         "capacity": capacity,
         "curload": work / window_s,

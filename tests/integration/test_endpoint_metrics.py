@@ -1,8 +1,8 @@
 """Endpoint metrics over a deterministic workload sent through Kafka, the faust worker and
 ClickHouse: summary, series, percentiles (within the 2% bound against exact quantiles), error
 breakdown, cold starts, costs, budget and scaling events are checked against ground truth
-computed here from the events sent; CSV is parsed back with `csv`, Prometheus text with
-prometheus_client's parser."""
+computed here from the events sent; CSV is parsed back with `csv`; Prometheus text must pass
+the real `promtool check metrics` and is then read with prometheus_client's parser."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.producer import Producer
 from tests.integration.conftest import FakeClock
+from tests.promtool import check_metrics
 
 NOW = (int(time.time()) // 3600 - 1) * 3600 + 1234.5
 T = int(NOW)
@@ -167,6 +168,11 @@ async def test_summary_series_percentiles_errors_cold_starts(loaded):
     cold = [e for e in ev if e.get("cold_start")]
     s = doc["summary"]
     assert doc["endpointId"] == str(EP) and doc["endpoint"] == NAME
+    # the reference's four simple fields: workers 1, 2 and 4 heartbeat until T (3 live)
+    assert doc["requestCount"] == len(ev)
+    assert doc["averageResponseTime"] == pytest.approx(sum(lat) / len(lat) / 1000, rel=1e-9)
+    assert doc["errorRate"] == pytest.approx(100 * len(bad) / len(ev))
+    assert doc["activeWorkers"] == 3
     assert doc["generatedAt"] == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(T)) + ".500Z"
     assert s["totalExecutions"] == len(ev) and s["failedExecutions"] == len(bad)
     assert s["successfulExecutions"] == len(ev) - len(bad)
@@ -260,9 +266,16 @@ async def test_costs_budget_resources_scaling(loaded):
     assert c["pricing"]["configured"] and c["pricing"]["monthlyBudget"] == 50.0
     assert c["total"] == pytest.approx(cost(ev), rel=1e-9)
     assert doc["summary"]["totalCost"] == pytest.approx(cost(ev), rel=1e-9)
-    assert c["breakdown"]["requests"] == pytest.approx(len(ev) * PRICES["requestPrice"])
-    assert c["breakdown"]["network"] == pytest.approx(
+    bd = c["breakdown"]
+    assert bd["requests"]["amount"] == pytest.approx(len(ev) * PRICES["requestPrice"])
+    assert bd["requests"]["details"]["requests"] == len(ev)
+    assert bd["network"]["amount"] == pytest.approx(
         sum(e["bytes_out"] for e in ev) / 1e9 * PRICES["gbTransferredPrice"])
+    gpu_s = sum(e["gpu_seconds"] for e in ev)
+    assert bd["compute"]["amount"] == pytest.approx(gpu_s * PRICES["gpuSecondPrice"])
+    assert bd["compute"]["details"]["gpuHours"] == pytest.approx(gpu_s / 3600, rel=1e-9)
+    assert sum(v["percentage"] for v in bd.values()) == pytest.approx(100)
+    assert bd["network"]["percentage"] == pytest.approx(100 * bd["network"]["amount"] / c["total"])
     assert [p["cost"] for p in c["timeSeries"]] == pytest.approx(
         [cost(mine(requests, start + 300 * k, start + 300 * (k + 1))) for k in range(12)])
     tm = time.gmtime(T)
@@ -338,6 +351,7 @@ async def test_csv_and_prometheus_formats(loaded):
     assert "\r\n" in r.text
     rows = list(csv.reader(io.StringIO(r.text, newline="")))
     header, body = rows[0], rows[1:]
+    assert len(header) == len(set(header)), header
     assert len(body) == 12 and header[:4] == ["timestamp", "endpoint_id", "endpoint", "requests"]
     assert {row[2] for row in body} == {NAME}  # quotes and comma survive RFC 4180 quoting
     for k, row in enumerate(body):
@@ -349,8 +363,19 @@ async def test_csv_and_prometheus_formats(loaded):
             assert float(rec["latency_avg_s"]) == pytest.approx(
                 sum(e["latency_ms"] for e in pe) / len(pe) / 1000, rel=1e-9)
             assert float(rec["cost"]) == pytest.approx(cost(pe), rel=1e-9)
+    for agg in ("avg", "sum", "min", "max", "p95", "p99"):  # unique headers whatever it is
+        r = await get(stack, key, timeframe="1h", granularity="5m", format="csv",
+                      aggregation=agg)
+        header = next(csv.reader(io.StringIO(r.text, newline="")))
+        assert len(header) == len(set(header)), (agg, header)
     r = await get(stack, key, timeframe="1h", granularity="5m", format="prometheus")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    check_metrics(r.text)
+    for sections in ("performance", "errors", "costs", "usage", "resources"):
+        r2 = await get(stack, key, timeframe="1h", granularity="5m", format="prometheus",
+                       metrics=sections)
+        check_metrics(r2.text)
+    check_metrics((await stack.http.get("/metrics")).text)  # the pipeline's own, after load
     fams = {f.name: f for f in text_string_to_metric_families(r.text)}
     assert all(name.startswith("vitals_endpoint_") for name in fams)
     ev = mine(requests, start, end)
@@ -372,6 +397,10 @@ async def test_csv_and_prometheus_formats(loaded):
     assert abs(le_1 - exact) <= sum(1 for e in ev if 250 / 1.02 < e["latency_ms"] <= 250 * 1.02)
     assert fams["vitals_endpoint_workers"].samples[0].value == 3
     assert fams["vitals_endpoint_cost"].type == "counter"
+    quant = fams["vitals_endpoint_latency_quantile_seconds"]
+    assert quant.type == "summary"
+    assert {x.labels["quantile"] for x in quant.samples if "quantile" in x.labels} == \
+        {"0.5", "0.95", "0.99"}
 
 
 async def test_batch_and_cache(loaded):

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.producer import Producer
 from tests.integration.conftest import FakeClock
+from tests.promtool import check_metrics
 
 NOW = float(int(time.time()) // 60 * 60 + 30)
 
@@ -172,6 +173,7 @@ async def test_pipeline_metrics_lag_and_live_workers(api):
     async def scrape():
         r = await stack.http.get("/metrics")
         assert r.status_code == 200
+        check_metrics(r.text)
         return {f.name: f for f in text_string_to_metric_families(r.text)}
 
     fams = await scrape()

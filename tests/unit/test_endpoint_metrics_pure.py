@@ -20,6 +20,7 @@ from query_api.metrics_costs import budget, month_bounds, suggestions
 from query_api.metrics_params import parse_query, window_for
 from query_api.ratelimit import RateLimiter, TtlCache
 from query_api.scaling import Session, scaling, sessions_from_gaps
+from tests.promtool import check_metrics
 
 LIMITS = Settings().metrics_max_range
 
@@ -102,9 +103,12 @@ def test_prometheus_exposition_parses():
         "successfulExecutions": 3, "failedExecutions": 1, "totalComputeTime": 0.306,
         "p50Latency": 0.003, "p95Latency": 0.3, "p99Latency": 0.3, "successRate": 75.0,
         "coldStartCount": 0, "averageQueueTime": None},
-        "costs": {"currency": "USD", "breakdown": {"compute": 1.5, "network": 0.25},
+        "costs": {"currency": "USD", "breakdown": {"compute": {"amount": 1.5},
+                                                   "network": {"amount": 0.25}},
                   "budgetAnalysis": None}}
-    fams = {f.name: f for f in text_string_to_metric_families(formats.prometheus_text(doc, hist))}
+    text = formats.prometheus_text(doc, hist)
+    check_metrics(text)
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
     h = fams["vitals_endpoint_latency_seconds"]
     buckets = {s.labels["le"]: s.value for s in h.samples if s.name.endswith("_bucket")}
     assert buckets["0.005"] == 3 and buckets["0.25"] == 3 and buckets["0.5"] == 4
