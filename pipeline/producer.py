@@ -182,7 +182,7 @@ class Producer:
         flush() calls each raise for the events they waited for: a failure is never swallowed
         by someone else's flush(). Returns within delivery_timeout_s + 1 s.
         """
-        if self._emitter is None and not self._closing:
+        if self._emitter is None:
             raise ProducerClosed("flush() before start() or after close()")
         self._ready.extend(self._buffer.take_all())
         self._wake.set()
@@ -241,8 +241,8 @@ class Producer:
 
     async def send(self, kind: str, event: dict[str, Any]) -> None:
         """Accept one event for delivery, or raise why not (see the module docstring)."""
-        if self._closing:
-            raise ProducerClosed("send() after close()")
+        if self._emitter is None or self._closing:
+            raise ProducerClosed("send() before start() or after close()")
         if self.validate:
             self.check(kind, event)
         data = orjson.dumps(event)
@@ -266,8 +266,8 @@ class Producer:
         Ordered after the events already sent with the same key; reported like an envelope.
         Its limit is the broker's (16 MiB), not max_message_bytes: tests send oversized values
         on purpose to see the worker dead-letter them."""
-        if self._closing:
-            raise ProducerClosed("send_raw() after close()")
+        if self._emitter is None or self._closing:
+            raise ProducerClosed("send_raw() before start() or after close()")
         if len(value) > min(MAX_MESSAGE_BYTES, self.buffer_max_bytes):
             raise EventTooLarge(len(value), min(MAX_MESSAGE_BYTES, self.buffer_max_bytes))
         await self._ensure_topic(topic)
@@ -338,7 +338,12 @@ class Producer:
             self._wake.clear()
             self._ready.extend(self._buffer.take_due(time.monotonic() - self.linger_s))
             while self._ready:
-                await self._emit(self._ready.popleft())
+                env = self._ready.popleft()
+                try:
+                    await self._emit(env)
+                except Exception as exc:  # a bug: said (once), reported, and the loop goes on
+                    log.exception("producer emit loop: unexpected %r", exc)
+                    self._report(env, self._failed(env, exc))
 
     async def _emit(self, env: Envelope) -> None:
         remaining = env.born + self.delivery_timeout_s - time.monotonic()
@@ -439,6 +444,9 @@ class SyncProducer:
         return self._producer
 
     def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if self._loop.is_closed():
+            coro.close()
+            raise ProducerClosed("the producer is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _stop_loop(self) -> None:

@@ -72,7 +72,7 @@ class BufferFull(ProducerError):
 
 
 class ProducerClosed(ProducerError):
-    """`send()` or `flush()` after `close()`."""
+    """`send()` or `flush()` before `start()` or after `close()`."""
 
 
 class DeliveryFailed(ProducerError):

@@ -31,6 +31,7 @@ from pipeline import (
     EventTooLarge,
     InvalidEvent,
     Producer,
+    ProducerClosed,
     SyncProducer,
     TopicNotFound,
 )
@@ -239,6 +240,7 @@ async def test_topic_missing_raises_topic_not_found_fast_and_quietly(
     said = lines.assert_said_once()
     assert said == []
     report(f"topic missing ({flavor}): first of 2000 sends", first_s, said)
+    report(f"topic missing ({flavor}): all 2000 sends", elapsed, said)
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
@@ -293,6 +295,8 @@ async def test_invalid_event_raises_invalid_event_and_sends_nothing(
     await client.flush()
     assert await client.close() == 0
     assert (got.delivered, dict(got.failed)) == (1, {})
+    with pytest.raises(ProducerClosed):
+        await client.send("requests", request(2))
     assert elapsed < 0.1
     said = lines.assert_said_once()
     assert said == []
