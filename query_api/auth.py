@@ -3,7 +3,9 @@
 The key comes from `Authorization: Bearer`, a JSON body's `api_key` (Vast style) or the
 `Coopr-ApiKey` header. Keys are looked up by id and cached briefly (revocation takes effect
 within `cache_s`). A Coopr-style call must send all three of `Coopr-UserID`, `Coopr-ApiKey`
-and `Coopr-TenantID` (else 401), and `Coopr-TenantID` must be the key's tenant (else 403).
+and `Coopr-TenantID` (else 401), and `Coopr-TenantID` must be the key's tenant (else 403) — or
+`superadmin`, the reference's name for the superadmin tenant, with a key of the superadmin role
+(whatever tenant it was created in, e.g. the bootstrap key of `vitals up`).
 
 Roles, the same rule for every route family (`authorize`):
 
@@ -29,7 +31,10 @@ from pipeline.keys import ApiKey, Role
 from pipeline.storage import AsyncStore
 from query_api.errors import ApiError
 
-__all__ = ["Authenticator", "authorize", "require_role"]
+__all__ = ["COOPR_SUPERADMIN", "Authenticator", "authorize", "require_role"]
+
+#: The `Coopr-TenantID` of the reference's superadmin examples; any superadmin key may send it.
+COOPR_SUPERADMIN = "superadmin"
 
 
 class Authenticator:
@@ -79,7 +84,8 @@ class Authenticator:
         found = await self.lookup(key)
         if found is None:
             raise ApiError(401, "UNAUTHORIZED", "invalid or revoked API key")
-        if coopr_tenant is not None and coopr_tenant != found.tenant:
+        if coopr_tenant is not None and coopr_tenant != found.tenant and not (
+                coopr_tenant == COOPR_SUPERADMIN and found.role == "superadmin"):
             raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
                            f"Coopr-TenantID {coopr_tenant!r} is not the tenant of this API key",
                            {"parameter": "Coopr-TenantID"})

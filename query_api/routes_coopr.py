@@ -7,11 +7,13 @@ tenant, a superadmin key (the reference's superadmin tenant) sees every tenant. 
 - Queues: each task's latest state (by event time, then source position) decides: `queued`
   counts as queued, `started` as in progress; `finished` and `failed` leave the queue.
 - Node usage: node-seconds in [start, end]. A node (tenant, cluster, node_id) accrues time from
-  each `up` event to its next event, or to `end` if there is none. `end` defaults to now;
-  `start` to the first task completion (finished or failed) in the caller's scope, else the
-  first node event, else `end`. `user` narrows to one user (within the caller's tenant for a
-  tenant admin; across tenants for a superadmin); `tenant` is for superadmins only: anyone
-  else gets 405, as in the reference.
+  each `up` event to its next event (whoever sent it: with `user`, only that user's `up` events
+  accrue time, and any later event of the node ends it), or to `end` if there is none. `end`
+  defaults to now; `start` to the first task completion (finished or failed) in the caller's
+  scope, else the first node event, else `end`. `user` narrows to one user (within the
+  caller's tenant for a tenant admin; across tenants for a superadmin); `tenant` is for
+  superadmins only: anyone else gets 405, as in the reference. A superadmin key may send
+  `Coopr-TenantID: superadmin`, as the reference's examples do (`query_api.auth`).
 """
 
 from __future__ import annotations
@@ -60,19 +62,23 @@ async def queues(request: Request) -> JsonResponse:
 
 
 def _scope(key_role: str, own: str, tenant: str | None, user: str | None
-           ) -> tuple[str, dict[str, Any]]:
-    conds: list[str] = []
+           ) -> tuple[str, str, dict[str, Any]]:
+    """(tenant condition, user condition, parameters). The user condition applies to the `up`
+    events that accrue time, never to the events that end them: a node's next event closes
+    its interval whoever sent it."""
     params: dict[str, Any] = {}
+    tenant_cond = "1"
     if key_role != "superadmin":
-        conds.append("tenant = {tenant:String}")
+        tenant_cond = "tenant = {tenant:String}"
         params["tenant"] = own
     elif tenant is not None:
-        conds.append("tenant = {tenant:String}")
+        tenant_cond = "tenant = {tenant:String}"
         params["tenant"] = tenant
+    user_cond = "1"
     if user is not None:
-        conds.append("user = {user:String}")
+        user_cond = "user = {user:String}"
         params["user"] = user
-    return " AND ".join(conds) or "1", params
+    return tenant_cond, user_cond, params
 
 
 @router.get("/v2/metrics/nodes/usage", summary="Node-seconds in a time range (admin)",
@@ -92,7 +98,8 @@ async def node_usage(request: Request) -> JsonResponse:
     end = END.read_int(q)
     if end is None:
         end = min(int(ctx.clock()), MAX_UNIX_S)
-    where, params = _scope(key.role, own, tenant, user)
+    tenant_cond, user_cond, params = _scope(key.role, own, tenant, user)
+    where = f"{tenant_cond} AND {user_cond}"
     db = ctx.store.database
     if start is None:
         first = await ctx.store.rows(
@@ -109,12 +116,13 @@ async def node_usage(request: Request) -> JsonResponse:
     rows = await ctx.store.rows(
         f"SELECT sum(greatest(0, least(if(nxt < 0, {{end_ms:Int64}}, nxt), {{end_ms:Int64}}) "
         f"- greatest(t, {{start_ms:Int64}}))) FROM ("
-        f"SELECT state, toUnixTimestamp64Milli(ts) AS t, "
+        f"SELECT state, user, toUnixTimestamp64Milli(ts) AS t, "
         f"leadInFrame(toUnixTimestamp64Milli(ts), 1, toInt64(-1)) OVER (PARTITION BY tenant, "
         f"cluster, node_id ORDER BY ts, src_partition, src_offset, src_index ROWS BETWEEN "
         f"CURRENT ROW AND 1 FOLLOWING) AS nxt "
-        f"FROM {db}.job_nodes FINAL WHERE {where} "
-        f"AND ts < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')) WHERE state = 'up'",
+        f"FROM {db}.job_nodes FINAL WHERE {tenant_cond} "
+        f"AND ts < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')) "
+        f"WHERE state = 'up' AND {user_cond}",
         {**params, "start_ms": start * 1000, "end_ms": end * 1000})
     ms = int(rows[0][0] or 0)
     value: int | float = ms // 1000 if ms % 1000 == 0 else ms / 1000

@@ -9,6 +9,10 @@ of `metrics_1s` (FINAL: redelivered messages count once). Aggregations over the 
 - `avg`, `min`, `max`: over every sample; `last`: the latest sample (gauges);
 - `p50`, `p95`, `p99`: from merged histogram buckets (kinds h, ms, d), within 1% relative error.
 
+A counter and a gauge (or any two kinds) under one name are separate series: `kind` selects
+one; without it, a name the tenant has sent under several kinds is a 400 listing them (values
+of different kinds are never combined).
+
 Empty points are 0 for sum, count and rate, null otherwise.
 """
 
@@ -23,7 +27,7 @@ from fastapi import APIRouter, Request
 from pipeline import sketch
 from query_api.auth import authorize
 from query_api.context import ApiContext
-from query_api.errors import bad_param
+from query_api.errors import ApiError, bad_param
 from query_api.query_params import MAX_UNIX_S, QueryParam, declare
 from query_api.responses import JsonResponse
 from query_api.windows import MAX_POINTS, default_step, point_count
@@ -33,6 +37,7 @@ __all__ = ["AGGREGATIONS", "router"]
 router = APIRouter(tags=["custom metrics"])
 
 AGGREGATIONS = ("sum", "count", "rate", "avg", "min", "max", "last", "p50", "p95", "p99")
+KINDS = ("c", "g", "h", "ms", "d")  # schemas/metric.json
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 MAX_TAG_FILTERS = 16
 MAX_ROWS = 200_000
@@ -56,6 +61,9 @@ TAG = QueryParam("tag", "array", "tag filter key:value (repeat to combine)", min
                  max_length=512, max_items=MAX_TAG_FILTERS, pattern="^[^:]+:")
 PREFIX = QueryParam("prefix", "string", "metric names starting with this", max_length=200)
 SERIES_NAME = QueryParam("name", "string", "metric name", max_length=200)
+KIND = QueryParam("kind", "string", "metric kind: c (counter), g (gauge), h (histogram), ms "
+                  "(timer), d (distribution); required when the name has several kinds",
+                  enum=KINDS)
 LIMIT = QueryParam("limit", "integer", "at most this many series", minimum=1, maximum=10_000,
                    extra={"default": 100})
 
@@ -93,7 +101,8 @@ def _value(agg: str, step: int, count: float, total: float, lo: float, hi: float
 
 
 @router.get("/v2/metrics/custom/timeseries", summary="Timeseries of one custom metric (reader)",
-            openapi_extra=declare(TENANT, NAME, AGGREGATION, GROUP_BY, T1, T2, STEP, TAG))
+            openapi_extra=declare(TENANT, NAME, AGGREGATION, GROUP_BY, T1, T2, STEP, TAG,
+                                  KIND))
 async def custom_timeseries(request: Request) -> JsonResponse:
     ctx: ApiContext = request.app.state.ctx
     key = await ctx.auth.authenticate(request)
@@ -117,9 +126,12 @@ async def custom_timeseries(request: Request) -> JsonResponse:
                         f"points; at most {MAX_POINTS} (raise step or shorten the range)",
                         allowed_range=(-(-(t2 - t1) // MAX_POINTS), MAX_UNIX_S))
     filters = _tag_filters(TAG.read_list(q))
+    kind = KIND.read_str(q)
+    if kind is None:
+        kind = await _only_kind(ctx, tenant, name)
     params: dict[str, Any] = {"tenant": tenant, "name": name, "t1": t1, "t2": t2,
-                              "gk": group_by or ""}
-    where = ""
+                              "gk": group_by or "", "kind": kind or ""}
+    where = " AND kind = {kind:String}" if kind else ""
     for i, (k, v) in enumerate(filters):
         where += f" AND tags[{{k{i}:String}}] = {{v{i}:String}}"
         params[f"k{i}"], params[f"v{i}"] = k, v
@@ -128,7 +140,7 @@ async def custom_timeseries(request: Request) -> JsonResponse:
     hist = "sumMap(hist)" if quantile else "0"
     sql = (f"SELECT intDiv(toUnixTimestamp(bucket) - {t1}, {step}) AS k, {group} AS g, "
            f"sum(count), sum(sum), min(min), max(max), "
-           f"argMax(last, (last_ts, src_partition, src_offset)), {hist} "
+           f"argMax(last, (last_ts, src_partition, src_offset)), {hist}, groupUniqArray(kind) "
            f"FROM {ctx.store.database}.metrics_1s FINAL "
            f"WHERE tenant = {{tenant:String}} AND name = {{name:String}} "
            f"AND bucket >= toDateTime({{t1:Int64}}, 'UTC') "
@@ -139,8 +151,11 @@ async def custom_timeseries(request: Request) -> JsonResponse:
         raise bad_param("group_by" if group_by else "step", group_by or step,
                         f"the query yields more than {MAX_ROWS} points; raise step, "
                         f"shorten the range or add tag filters")
+    seen = sorted({str(x) for row in rows for x in row[-1]})
+    if len(seen) > 1:  # the registry had not recorded the second kind yet
+        raise _several_kinds(name, seen)
     groups: dict[str, dict[int, float | None]] = {}
-    for k, g, count, total, lo, hi, last, h in rows:
+    for k, g, count, total, lo, hi, last, h, _ in rows:
         groups.setdefault(g, {})[int(k)] = _value(agg, step, float(count), float(total),
                                                   float(lo), float(hi), float(last),
                                                   _hist(h) if quantile else {})
@@ -154,9 +169,27 @@ async def custom_timeseries(request: Request) -> JsonResponse:
             "tags": {group_by: g} if group_by else {},
             "points": [[t1 + i * step, _finite(points.get(i, empty))] for i in range(npoints)],
         })
-    return JsonResponse({"name": name, "tenant": tenant, "aggregation": agg, "t1": t1, "t2": t2,
-                         "step": step, "group_by": group_by,
+    return JsonResponse({"name": name, "kind": kind, "tenant": tenant, "aggregation": agg,
+                         "t1": t1, "t2": t2, "step": step, "group_by": group_by,
                          "tags": dict(filters), "series": series})
+
+
+async def _only_kind(ctx: ApiContext, tenant: str, name: str) -> str | None:
+    """The one kind the tenant has sent `name` under (None when it has sent none); a 400
+    listing the kinds when there are several (the series registry is the record)."""
+    rows = await ctx.store.rows(
+        f"SELECT DISTINCT kind FROM {ctx.store.database}.metric_series FINAL "
+        f"WHERE tenant = {{tenant:String}} AND name = {{name:String}} ORDER BY kind",
+        {"tenant": tenant, "name": name})
+    kinds = [str(k) for (k,) in rows]
+    if len(kinds) > 1:
+        raise _several_kinds(name, kinds)
+    return kinds[0] if kinds else None
+
+
+def _several_kinds(name: str, kinds: list[str]) -> ApiError:
+    return bad_param("kind", None, f"metric {name!r} has series of kinds {', '.join(kinds)}; "
+                     f"their values are not combined: name one with kind", kinds)
 
 
 def _hist(h: Any) -> dict[int, int]:

@@ -16,6 +16,7 @@ from pipeline import sketch
 from pipeline.metrics_client import MetricsClient
 from pipeline.producer import Producer
 from tests.integration.test_dead_letters import read_dlq
+from tests.promtool import check_metrics
 
 
 def _true_quantile(values: list[float], q: float) -> float:
@@ -122,6 +123,7 @@ async def test_dogstatsd_values_come_back_exactly(stack_factory):
     # malformed lines and the oversized datagram were counted; the listener kept going
     await stack.rt.statsd.flush()
     text = (await stack.http.get("/metrics")).text
+    check_metrics(text)
     assert _metric_value(text, "vitals_statsd_malformed_total") == 3
     assert _metric_value(text, 'vitals_statsd_dropped_total{reason="oversized"}') == 1
     assert stack.rt.statsd.last_malformed is not None
@@ -163,9 +165,9 @@ async def test_dogstatsd_values_come_back_exactly(stack_factory):
     # the DLQ records leave before the batch's rows are inserted: wait for the rows
     await stack.wait_for(lambda: stack.rows("SELECT count(), sum(sum) FROM {db}.metrics_1s "
                                             "FINAL WHERE tenant = 'flood'"), [(20, 20.0)])
-    count = await stack.rows("SELECT count() FROM {db}.metric_series FINAL "
-                             "WHERE tenant = 'flood'")
-    assert count == [(20,)]
+    # the registry rows are a separate insert of the same batch: wait for them too
+    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.metric_series FINAL "
+                                            "WHERE tenant = 'flood'"), [(20,)])
     assert stack.rt.telemetry.value("vitals_metrics_series_rejected_total", tenant="flood") == 5
 
     # with the listener gone, both clients keep going without an exception
@@ -180,3 +182,47 @@ async def test_dogstatsd_values_come_back_exactly(stack_factory):
     assert late.sent + late.dropped == 400
     late.close()
     dd.close_socket()
+
+
+async def test_a_counter_and_a_gauge_under_one_name_stay_apart(stack_factory):
+    """DogStatsD lets one name carry a counter and a gauge; their values are never summed:
+    `kind` picks one, and without it the name is a 400 listing its kinds."""
+    stack = await stack_factory(statsd_port=0, statsd_flush_s=0.1)
+    key = await stack.key("default", "reader")
+    auth = {"Authorization": f"Bearer {key}"}
+    t_start = int(time.time()) - 5
+    dd = DogStatsd(host="127.0.0.1", port=stack.rt.statsd.port, disable_telemetry=True,
+                   origin_detection_enabled=False)
+    for _ in range(10):
+        dd.increment("jobs.done", 3)
+    for depth in (40, 41, 42):
+        dd.gauge("jobs.done", depth)
+        time.sleep(0.002)
+    dd.increment("only.counter", 2)
+    dd.close_socket()
+    t_end = int(time.time()) + 5
+    base = (f"/v2/metrics/custom/timeseries?name=jobs.done&t1={t_start}&t2={t_end}"
+            f"&step={t_end - t_start}")
+
+    async def value(query: str) -> object:
+        r = await stack.http.get(query, headers=auth)
+        assert r.status_code == 200, r.text
+        series = r.json()["series"]
+        return series[0]["points"][0][1] if series else None
+
+    await stack.wait_for(lambda: value(base + "&kind=c"), 30.0)
+    await stack.wait_for(lambda: value(base + "&kind=g&aggregation=last"), 42.0)
+    assert await value(base + "&kind=g&aggregation=max") == 42.0
+    assert await value(base + "&kind=c&aggregation=count") == 10
+    r = await stack.http.get(base, headers=auth)
+    assert r.status_code == 400, r.text
+    assert r.json()["details"]["parameter"] == "kind"
+    assert r.json()["details"]["allowedValues"] == ["c", "g"]
+    r = await stack.http.get(base + "&kind=x", headers=auth)
+    assert r.status_code == 400 and r.json()["details"]["allowedValues"] == \
+        ["c", "g", "h", "ms", "d"]
+    # a name with one kind needs no kind parameter
+    one = base.replace("jobs.done", "only.counter")
+    await stack.wait_for(lambda: value(one), 2.0)
+    r = await stack.http.get(one, headers=auth)
+    assert r.json()["kind"] == "c"

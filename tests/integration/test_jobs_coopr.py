@@ -61,15 +61,14 @@ def lifecycle() -> list[dict]:
 def node_seconds(events, start, end, *, tenant=None, user=None) -> int:
     nodes: dict[tuple, list] = {}
     for e in events:
-        if e["type"] != "node" or (tenant and e["tenant"] != tenant) or (
-                user and e["user"] != user):
+        if e["type"] != "node" or (tenant and e["tenant"] != tenant):
             continue
         nodes.setdefault((e["tenant"], e["cluster"], e["node_id"]), []).append(e)
     total = 0
     for evs in nodes.values():
         evs.sort(key=lambda e: e["ts"])
-        for i, e in enumerate(evs):
-            if e["state"] != "up":
+        for i, e in enumerate(evs):  # the next event ends an interval, whoever sent it
+            if e["state"] != "up" or (user and e["user"] != user):
                 continue
             stop = evs[i + 1]["ts"] if i + 1 < len(evs) else end
             total += max(0, min(stop, end) - max(e["ts"], start))
@@ -159,3 +158,48 @@ async def test_queues_and_node_usage_match_the_script(stack_factory):
     assert r.status_code == 400 and r.json()["details"]["parameter"] == "start"
     r = await get(f"{usage}?start=200&end=100", headers=coopr(sa, "superadmin"))
     assert r.status_code == 400 and r.json()["details"]["parameter"] == "end"
+
+
+async def test_user_usage_ends_at_the_nodes_next_event_and_superadmin_tenant_header(
+        stack_factory):
+    """A node alice brought up and bob took down counts for alice only until bob's event (not
+    to the end of the range); a superadmin key of any tenant sends the reference's
+    `Coopr-TenantID: superadmin`."""
+    stack = await stack_factory()
+    s = stack.settings
+    events = [node("hand", "alice", "h", "n0", "up", T0),
+              node("hand", "bob", "h", "n0", "down", T0 + 100),
+              node("hand", "bob", "h", "n0", "up", T0 + 200),
+              node("hand", "carol", "h", "n1", "up", T0 + 300),
+              node("hand", "alice", "h", "n1", "up", T0 + 350),  # a repeated up, another user
+              task("hand", "alice", "x", "queued", T0)]
+    async with Producer(s.kafka_bootstrap, s.topics) as p:
+        await p.send_many("jobs", events)
+    await stack.wait_for(lambda: stack.rows(
+        "SELECT (SELECT count() FROM {db}.job_tasks FINAL) + "
+        "(SELECT count() FROM {db}.job_nodes FINAL)"), [(len(events),)])
+    admin = await stack.key("hand", "admin")
+    usage = f"/v2/metrics/nodes/usage?start={T0}&end={T0 + 600}"
+
+    async def value(user: str | None, key: str = admin, tenant: str = "hand") -> int:
+        r = await stack.http.get(usage + (f"&user={user}" if user else ""),
+                                 headers=coopr(key, tenant))
+        assert r.status_code == 200, r.text
+        return r.json()["data"][0]["value"]
+
+    expected = {u: node_seconds(events, T0, T0 + 600, user=u)
+                for u in (None, "alice", "bob", "carol")}
+    assert expected == {None: 100 + 400 + 300, "alice": 100 + 250, "bob": 400, "carol": 50}
+    for user, want in expected.items():
+        assert await value(user) == want, user
+    assert sum(v for u, v in expected.items() if u) == expected[None]
+
+    # the reference's examples send Coopr-TenantID: superadmin; any superadmin key may
+    ops = await stack.key("ops", "superadmin")
+    assert await value("alice", ops, "superadmin") == 350
+    r = await stack.http.get("/v2/metrics/queues", headers=coopr(ops, "superadmin"))
+    assert r.status_code == 200, r.text
+    assert r.json()["hand"] == {"inProgress": 0, "queued": 1, "total": 1}
+    ops_admin = await stack.key("ops", "admin")  # not for an admin: its tenant is "ops"
+    r = await stack.http.get("/v2/metrics/queues", headers=coopr(ops_admin, "superadmin"))
+    assert r.status_code == 403 and r.json()["details"]["parameter"] == "Coopr-TenantID"
