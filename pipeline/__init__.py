@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["AsyncClient", "BrokerUnavailable", "BufferFull", "Client", "DeliveryFailed",
-           "DeliveryTimeout", "EventTooLarge", "InvalidEvent", "Producer", "ProducerClosed", "ProducerError",
-           "SyncProducer", "TopicNotFound"]
+           "DeliveryTimeout", "EventTooLarge", "InvalidEvent", "Producer", "ProducerClosed",
+           "ProducerError", "SyncProducer", "TopicNotFound"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,10 +21,14 @@ def __getattr__(name: str) -> Any:
         from pipeline import sdk
 
         return getattr(sdk, name)
-    if name in ("Producer", "SyncProducer"):
-        from pipeline import producer
+    if name == "Producer":
+        from pipeline.producer import Producer
 
-        return getattr(producer, name)
+        return Producer
+    if name == "SyncProducer":
+        from pipeline.sync_producer import SyncProducer
+
+        return SyncProducer
     if name in __all__:
         from pipeline import producer_errors
 

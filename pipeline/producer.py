@@ -7,7 +7,8 @@ Async use::
         await p.send("requests", {"v": 1, "type": "request", "ts": time.time(),
                                   "endpoint_id": 7, "status": 200, "latency_ms": 41.5})
 
-`SyncProducer` is the same producer on a background event loop, with the same contract.
+`SyncProducer` (pipeline/sync_producer.py) is the same producer on a background event loop,
+with the same contract.
 
 Batching: envelopes (pipeline/envelopes.py) of up to `max_events` events or `max_bytes` bytes with
 one message key, sent after `linger_s` at the latest. The Kafka producer is idempotent with
@@ -44,11 +45,10 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -61,6 +61,7 @@ from pipeline.producer_errors import (
     DeliveryFailed,
     DeliveryTimeout,
     EventTooLarge,
+    FailureTally,
     ProducerClosed,
     TopicNotFound,
 )
@@ -69,7 +70,7 @@ from pipeline.settings import TopicNames
 from pipeline.topics import KINDS
 from schemas import SchemaViolation
 
-__all__ = ["DeliveryReport", "Producer", "SyncProducer", "event_key", "reset_log_limits"]
+__all__ = ["DeliveryReport", "Producer", "event_key", "reset_log_limits"]
 
 log = logging.getLogger("vitals.producer")
 
@@ -78,7 +79,6 @@ DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
 
 #: How long after a `TopicNotFound` further sends to that topic fail without asking again.
 _MISSING_TOPIC_MEMORY_S = 5.0
-_T = TypeVar("_T")
 
 
 def reset_log_limits() -> None:
@@ -98,6 +98,16 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
 
 
 class Producer:
+    """Validates, batches and publishes events, with the contract of the module docstring.
+
+    Bounds: an accepted event is acknowledged or reported undelivered within
+    `delivery_timeout_s`; `start()` and the first `send()` to a topic wait at most
+    `metadata_timeout_s` for the cluster; at most `buffer_max_events` events and
+    `buffer_max_bytes` bytes are held undelivered, and `send()` waits at most `buffer_timeout_s`
+    for room; an event or envelope is at most `max_message_bytes` as JSON (keep it at or below
+    the worker's VITALS_MAX_MESSAGE_BYTES). `clock` is the event-time clock of validation only.
+    """
+
     def __init__(self, bootstrap: str, topics: TopicNames | None = None, *,
                  max_events: int = 500, max_bytes: int = 512 * 1024, linger_s: float = 0.05,
                  validate: bool = True, max_future_s: int = 300,
@@ -147,8 +157,10 @@ class Producer:
         self._known_topics: set[str] = set()
         self._missing_topics: dict[str, float] = {}  # topic -> until when it is taken as missing
         self._lookups: dict[str, asyncio.Task[None]] = {}
-        # failures no flush() has raised yet (for events no flush() was waiting for)
-        self._unsurfaced: dict[Envelope, DeliveryFailed] = {}
+        # failures of envelopes no flush() was waiting for, not raised yet (O(1) memory)
+        self._unsurfaced = FailureTally()
+        # envelope -> how many flush() calls are waiting for it
+        self._watched: collections.Counter[Envelope] = collections.Counter()
         self._emitter: asyncio.Task[None] | None = None
         self._closing = False
         self.close_error: DeliveryFailed | None = None
@@ -186,21 +198,33 @@ class Producer:
             raise ProducerClosed("flush() before start() or after close()")
         self._ready.extend(self._buffer.take_all())
         self._wake.set()
-        failed, self._unsurfaced = self._unsurfaced, {}
+        failed, self._unsurfaced = self._unsurfaced, FailureTally()
         waiting = dict(self._unreported)
-        if waiting:
-            newest = max(env.born for env in waiting)
-            bound = newest + self.delivery_timeout_s + 1.0 - time.monotonic()
-            await asyncio.wait(list(waiting.values()), timeout=max(0.0, bound))
-            for env, fate in waiting.items():
-                if not fate.done():  # a safety net: every path reports by its deadline
-                    self._report(env, self._timed_out(env))
-                error = fate.result()
-                if error is not None:
-                    failed[env] = error
-                    self._unsurfaced.pop(env, None)
-        if failed:
-            raise _summary(list(failed.values()))
+        self._watched.update(list(waiting))  # a list: counted per envelope
+        try:
+            if waiting:
+                newest = max(env.born for env in waiting)
+                bound = newest + self.delivery_timeout_s + 1.0 - time.monotonic()
+                await asyncio.wait(list(waiting.values()), timeout=max(0.0, bound))
+                for env, fate in waiting.items():
+                    if not fate.done():  # a safety net: every path reports by its deadline
+                        self._report(env, self._timed_out(env))
+        except BaseException:  # cancelled: what it took on goes back, for the next flush()
+            self._unwatch(waiting)
+            self._unsurfaced.merge(failed.add_fates(waiting.values()))
+            raise
+        self._unwatch(waiting)
+        summary = failed.add_fates(waiting.values()).error()
+        if summary is not None:
+            raise summary
+
+    def _unwatch(self, envs: Iterable[Envelope]) -> None:
+        for env in envs:
+            n = self._watched[env] - 1
+            if n > 0:
+                self._watched[env] = n
+            else:
+                del self._watched[env]
 
     async def close(self) -> int:
         """Flush, stop the Kafka client, and return how many events were not delivered."""
@@ -390,7 +414,8 @@ class Producer:
             self.delivered_events += len(env.items)
         else:
             self.undelivered_events += len(env.items)
-            self._unsurfaced[env] = error
+            if env not in self._watched:
+                self._unsurfaced.add(error)
             if isinstance(error, DeliveryTimeout):
                 log.warning("delivery timed out: %s", error)
             else:
@@ -403,85 +428,11 @@ class Producer:
                 log.error("on_delivery callback raised %r (ignored)", exc)
 
 
-def _summary(failures: list[DeliveryFailed]) -> DeliveryFailed:
-    """One error for several envelopes' failures: the first's type (`DeliveryTimeout` only if
-    all timed out), the total count, the first as the cause."""
-    first, count = failures[0], sum(f.undelivered for f in failures)
-    if len(failures) == 1:
-        return first
-    kind = (DeliveryTimeout if all(isinstance(f, DeliveryTimeout) for f in failures)
-            else DeliveryFailed)
-    summary = kind(f"{count} events not delivered; the first: {first}", undelivered=count)
-    summary.__cause__ = first
-    return summary
+def __getattr__(name: str) -> Any:
+    """`SyncProducer` lives in pipeline/sync_producer.py; `from pipeline.producer import
+    SyncProducer` keeps working (imported on first use: that module imports this one)."""
+    if name == "SyncProducer":
+        from pipeline.sync_producer import SyncProducer
 
-
-class SyncProducer:
-    """Blocking facade over `Producer` on a private event loop thread; the same contract.
-
-    Every call returns or raises within the bound of the `Producer` call it wraps.
-    """
-
-    def __init__(self, bootstrap: str, topics: TopicNames | None = None, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="vitals-producer")
-        self._thread.start()
-        try:
-            self._producer: Producer = self._run(self._make(bootstrap, topics, kwargs))
-            self._run(self._producer.start())
-        except BaseException:
-            self._stop_loop()
-            raise
-
-    @staticmethod
-    async def _make(bootstrap: str, topics: TopicNames | None, kwargs: dict[str, Any]) -> Producer:
-        return Producer(bootstrap, topics, **kwargs)
-
-    @property
-    def producer(self) -> Producer:
-        """The wrapped asyncio producer (its counters: sent_events, delivered_events, ...)."""
-        return self._producer
-
-    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        if self._loop.is_closed():
-            coro.close()
-            raise ProducerClosed("the producer is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self._loop.close()
-
-    def send(self, kind: str, event: dict[str, Any]) -> None:
-        self._run(self._producer.send(kind, event))
-
-    def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
-        self._run(self._producer.send_many(kind, events))
-
-    def flush(self) -> None:
-        self._run(self._producer.flush())
-
-    def close(self) -> int:
-        """Flush and stop; returns how many events could not be delivered."""
-        if self._loop.is_closed():
-            return 0
-        try:
-            return self._run(self._producer.close())
-        finally:
-            self._stop_loop()
-
-    @property
-    def close_error(self) -> DeliveryFailed | None:
-        return self._producer.close_error
-
-    def __enter__(self) -> SyncProducer:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-        if e is None and self._producer.close_error is not None:
-            raise self._producer.close_error
+        return SyncProducer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,14 @@ shares with the worker (pipeline/errors.py). Which is raised where:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
 from pipeline.errors import InvalidEvent, VitalsError
 
 __all__ = ["BrokerUnavailable", "BufferFull", "DeliveryFailed", "DeliveryTimeout",
-           "EventTooLarge", "InvalidEvent", "ProducerClosed", "ProducerError", "TopicNotFound"]
+           "EventTooLarge", "FailureTally", "InvalidEvent", "ProducerClosed", "ProducerError",
+           "TopicNotFound"]
 
 
 class ProducerError(VitalsError):
@@ -89,3 +93,45 @@ class DeliveryFailed(ProducerError):
 class DeliveryTimeout(DeliveryFailed):
     """Events not acknowledged by Kafka within the delivery timeout (broker away, stalled or
     overloaded). Kafka may still have written some of them: resend with the same event `id`."""
+
+
+class FailureTally:
+    """Envelopes' delivery failures summed in O(1) memory: the first, how many envelopes and
+    events, and whether all of them timed out (a broker away for hours must grow nothing)."""
+
+    def __init__(self) -> None:
+        self.first: DeliveryFailed | None = None
+        self.envelopes = 0
+        self.events = 0
+        self.all_timeouts = True
+
+    def add(self, error: DeliveryFailed) -> None:
+        self.first = self.first or error
+        self.envelopes += 1
+        self.events += error.undelivered
+        self.all_timeouts = self.all_timeouts and isinstance(error, DeliveryTimeout)
+
+    def add_fates(self, fates: Iterable[asyncio.Future[DeliveryFailed | None]]) -> FailureTally:
+        """Add the failures among the decided `fates`; returns self."""
+        for fate in fates:
+            error = fate.result() if fate.done() else None
+            if error is not None:
+                self.add(error)
+        return self
+
+    def merge(self, other: FailureTally) -> None:
+        self.first = self.first or other.first
+        self.envelopes += other.envelopes
+        self.events += other.events
+        self.all_timeouts = self.all_timeouts and other.all_timeouts
+
+    def error(self) -> DeliveryFailed | None:
+        """None, the one failure, or one error for all: `DeliveryTimeout` only if all timed out,
+        `undelivered` the total, the first failure as the cause."""
+        if self.first is None or self.envelopes == 1:
+            return self.first
+        kind = DeliveryTimeout if self.all_timeouts else DeliveryFailed
+        summary = kind(f"{self.events} events not delivered; the first: {self.first}",
+                       undelivered=self.events)
+        summary.__cause__ = self.first
+        return summary

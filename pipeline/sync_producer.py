@@ -1,0 +1,93 @@
+"""`SyncProducer`: the producer SDK for code without an event loop.
+
+The same `Producer`, with the same arguments and the same failure contract (pipeline/producer.py),
+run on a private event loop thread; every call returns or raises within the bound of the
+`Producer` call it wraps, and the context manager raises undelivered events on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from pipeline.producer import Producer
+from pipeline.producer_errors import DeliveryFailed, ProducerClosed
+from pipeline.settings import TopicNames
+
+__all__ = ["SyncProducer"]
+
+_T = TypeVar("_T")
+
+
+class SyncProducer:
+    """Blocking facade over `Producer` on a private event loop thread; the same contract.
+
+    Every call returns or raises within the bound of the `Producer` call it wraps.
+    """
+
+    def __init__(self, bootstrap: str, topics: TopicNames | None = None, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="vitals-producer")
+        self._thread.start()
+        try:
+            self._producer: Producer = self._run(self._make(bootstrap, topics, kwargs))
+            self._run(self._producer.start())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @staticmethod
+    async def _make(bootstrap: str, topics: TopicNames | None, kwargs: dict[str, Any]) -> Producer:
+        return Producer(bootstrap, topics, **kwargs)
+
+    @property
+    def producer(self) -> Producer:
+        """The wrapped asyncio producer (its counters: sent_events, delivered_events, ...)."""
+        return self._producer
+
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if self._loop.is_closed():
+            coro.close()
+            raise ProducerClosed("the producer is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def send(self, kind: str, event: dict[str, Any]) -> None:
+        self._run(self._producer.send(kind, event))
+
+    def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
+        self._run(self._producer.send_many(kind, events))
+
+    def flush(self) -> None:
+        self._run(self._producer.flush())
+
+    def close(self) -> int:
+        """Flush and stop; returns how many events could not be delivered."""
+        if self._loop.is_closed():
+            return 0
+        try:
+            return self._run(self._producer.close())
+        finally:
+            self._stop_loop()
+
+    @property
+    def close_error(self) -> DeliveryFailed | None:
+        return self._producer.close_error
+
+    def __enter__(self) -> SyncProducer:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+        if e is None and self._producer.close_error is not None:
+            raise self._producer.close_error
