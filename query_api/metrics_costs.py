@@ -154,7 +154,9 @@ def costs(points: dict[int, Sums], total: Sums, pricing: Pricing, trend: dict[st
         "total": pricing.cost(total),
         "breakdown": breakdown(total, pricing),
         "timeSeries": _cost_series(points, pricing),
-        "trends": {"daily": trend} if trend is not None else {},
+        # `projection` also at `trends` level: where the reference's SDK examples read it
+        "trends": {"daily": trend, "projection": trend["projection"]} if trend is not None
+        else {},
         "budgetAnalysis": budget_json,
         "optimization": {"potentialSavings": sum(s["savings"] for s in found),
                          "suggestions": found},

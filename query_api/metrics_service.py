@@ -165,6 +165,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                     "timeSeries": _resource_series(res, win.points, sc.at_points),
                 },
                 "memory": {"average": res.mem_avg, "peak": res.mem_peak},
+                "performance": {"efficiency": _gpu_efficiency(total.gpu_seconds,
+                                                              sc.worker_seconds)},
             },
             "cpu": {"utilization": {"average": res.cpu_avg, "peak": res.cpu_peak}},
             "scaling": {"events": sc.events, "truncated": sc.truncated,
@@ -173,6 +175,12 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                         "livenessTimeoutSeconds": liveness_s},
         }
     return Computed(doc, hist, points, pricing, res_points, sc.at_points if sc else [])
+
+
+def _gpu_efficiency(gpu_seconds: float, worker_seconds: float | None) -> float | None:
+    """Share of live worker time that requests were charged GPU time for, in percent (above 100
+    when a worker serves requests concurrently); None without live worker time."""
+    return 100 * gpu_seconds / worker_seconds if worker_seconds else None
 
 
 def csv_table(c: Computed, q: MetricsQuery) -> tuple[list[str], list[list[Any]]]:
