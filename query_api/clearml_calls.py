@@ -1,17 +1,24 @@
-"""The ClearML call convention for `POST /events.<action>` routes.
+"""The ClearML call convention for `<service>.<action>` routes (events.*, and the server calls of
+`query_api.clearml`: auth.login, projects.*, tasks.*).
 
-- Routes answer `/events.<action>` and `/v<version>/events.<action>` (ClearML clients put the API
-  version in the path); the `X-Clearml-Version` header also sets it. Without either, an action
-  picks its behaviour from the body (see each action).
+- Routes answer `/<service>.<action>` and `/v<version>/<service>.<action>` (ClearML clients put
+  the API version in the path); the `X-Clearml-Version` header also sets it. Without either, an
+  action picks its behaviour from the body (see each action).
+- Any of GET, POST, PUT, PATCH and DELETE carries a call, with a JSON body (the ClearML SDK sends
+  GET with a body by default); query string fields are merged into the body, as clearml-server
+  does (`query_api.clearml.envelope.merge_query`). OpenAPI documents the POST form.
+- The caller is a Vitals key, ClearML credentials (Basic) or a session token from `auth.login`
+  (`query_api.clearml.caller`).
 - Responses use ClearML's envelope: `{"meta": {..., "result_code": 200, "result_msg": "OK"},
   "data": {...}}`. Errors keep Vitals' error body (`error`, `message`, `details` naming the
   parameter and the allowed values) and add the same `meta` (`result_code` = HTTP status,
-  `result_msg` = message), so both kinds of clients read them.
+  `result_subcode` = clearml-server's subcode, `result_msg` = message, `error_data` = details),
+  so both kinds of clients read them. Errors raised outside an action (unknown call 404, 405,
+  413, 500) get the same envelope from `query_api.clearml.middleware`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +28,7 @@ from starlette.responses import Response
 
 from pipeline.keys import ApiKey, Role
 from query_api.auth import require_role
+from query_api.clearml import caller, envelope
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
 from query_api.params import parse_json_body
@@ -85,29 +93,25 @@ def get_str_list(body: Mapping[str, Any], name: str, *, max_items: int) -> list[
     return list(dict.fromkeys(v))
 
 
+#: The methods a ClearML call may use (clearml-server answers any; the SDK's default is GET).
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
 def _parse_version(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
     try:
-        major, _, minor = text.lstrip("v").partition(".")
-        return int(major), int(minor or 0)
+        return envelope.parse_version(text)
     except ValueError:
         raise bad_param("version", text, "API version must read like 2.9") from None
 
 
-def _meta(name: str, version: tuple[int, int] | None, code: int, msg: str) -> dict[str, Any]:
-    shown = None if version is None else f"{version[0]}.{version[1]}"
-    return {"id": uuid.uuid4().hex, "trx": uuid.uuid4().hex,
-            "endpoint": {"name": f"events.{name}", "requested_version": shown,
-                         "actual_version": shown},
-            "result_code": code, "result_subcode": 0, "result_msg": msg, "error_stack": None}
-
-
-def action(router: APIRouter, name: str, *, role: Role = "reader", summary: str,
-           body_doc: dict[str, Any] | None = None, raw_body: bool = False
+def action(router: APIRouter, name: str, *, role: Role | None = "reader", summary: str,
+           body_doc: dict[str, Any] | None = None, raw_body: bool = False,
+           service: str = "events", tag: str = "task events"
            ) -> Callable[[Handler], Handler]:
-    """Register `handler` as POST /events.<name> (and the versioned path). The handler returns
-    the `data` object, or a starlette Response sent as is (downloads)."""
+    """Register `handler` as /<service>.<name> (and the versioned path) for every method in
+    `METHODS`. The handler returns the `data` object, or a starlette Response sent as is
+    (downloads). `role` None: any valid key."""
+    full = f"{service}.{name}"
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -116,29 +120,35 @@ def action(router: APIRouter, name: str, *, role: Role = "reader", summary: str,
             try:
                 version = _parse_version(request.path_params.get("version")
                                          or request.headers.get("x-clearml-version"))
-                body = {} if raw_body else parse_json_body(await request.body())
-                key = await ctx.auth.authenticate(request, body.get("api_key"))
-                require_role(key, role)
+                body = {} if raw_body else envelope.merge_query(
+                    parse_json_body(await request.body()), request.query_params.multi_items())
+                key = await caller.authenticate(ctx, request, body.get("api_key"))
+                if role is not None:
+                    require_role(key, role)
                 data = await handler(Call(ctx, request, body, key, name, version))
             except ApiError as exc:
-                out = {"meta": _meta(name, version, exc.status, exc.message), "data": {},
-                       "error": exc.code, "message": exc.message}
+                out = {"meta": envelope.meta(full, version, exc.status, exc.message,
+                                             subcode=envelope.subcode_of(exc.code, exc),
+                                             error_data=exc.details),
+                       "data": {}, "error": exc.code, "message": exc.message}
                 if exc.details:
                     out["details"] = exc.details
                 return JsonResponse(out, status_code=exc.status, headers=exc.headers)
             if isinstance(data, Response):
                 return data
-            return JsonResponse({"meta": _meta(name, version, 200, "OK"), "data": data})
+            return JsonResponse({"meta": envelope.meta(full, version, 200, "OK"), "data": data})
 
         extra = {"requestBody": {"content": {
             "application/json": {"schema": body_doc or {"type": "object"}}}, "required": True}}
         ok: dict[int | str, dict[str, Any]] = {200: {
             "description": "ClearML envelope: {meta, data}",
             "content": {"application/json": {"schema": {"type": "object"}}}}}
-        router.add_api_route(f"/events.{name}", endpoint, methods=["POST"], summary=summary,
-                             tags=["task events"], openapi_extra=extra,
+        router.add_api_route(f"/{full}", endpoint, methods=["POST"], summary=summary,
+                             tags=[tag], openapi_extra=extra,
                              response_class=JsonResponse, responses=ok)
-        router.add_api_route(f"/v{{version}}/events.{name}", endpoint, methods=["POST"],
+        router.add_api_route(f"/{full}", endpoint, include_in_schema=False,
+                             methods=[m for m in METHODS if m != "POST"])
+        router.add_api_route(f"/v{{version}}/{full}", endpoint, methods=METHODS,
                              include_in_schema=False)
         return handler
 

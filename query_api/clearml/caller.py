@@ -1,0 +1,98 @@
+"""Who is making a ClearML call: the FastAPI-side dependency of every `<service>.<action>` route.
+
+Accepted, in this order:
+- `Authorization: Bearer <session token>` — a token from `auth.login` (`tokens`); its key is
+  looked up by id (cached for `CACHE_S`), so a revoked key's tokens stop within that time;
+- `Authorization: Basic <access_key:secret_key>` — ClearML credentials: the access key is a
+  Vitals key's id, the secret key the key itself (`vk_<id>_…`);
+- anything Vitals accepts elsewhere (`Bearer vk_…`, `api_key` in the body; `query_api.auth`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from fastapi import Request
+
+from pipeline import keys
+from pipeline.keys import ApiKey
+from query_api.clearml import tokens
+from query_api.clearml.envelope import INVALID_TOKEN, NO_CREDENTIALS, CallError
+from query_api.clearml.store import key_by_id
+from query_api.context import ApiContext
+from query_api.errors import ApiError
+from query_api.scroll import load_secret
+
+__all__ = ["CACHE_S", "authenticate", "token_secret"]
+
+CACHE_S = 5.0
+
+
+def token_secret(ctx: ApiContext) -> bytes:
+    secret: bytes | None = getattr(ctx, "_clearml_token_secret", None)
+    if secret is None:
+        secret = tokens.derive_secret(load_secret(ctx.settings.secret, ctx.settings.data_dir))
+        ctx._clearml_token_secret = secret  # type: ignore[attr-defined]
+    return secret
+
+
+async def _key_by_id(ctx: ApiContext, key_id: str) -> ApiKey | None:
+    cache: dict[str, tuple[float, ApiKey | None]] | None = getattr(ctx, "_clearml_keys", None)
+    if cache is None:
+        cache = ctx._clearml_keys = {}  # type: ignore[attr-defined]
+    now = time.monotonic()
+    hit = cache.get(key_id)
+    if hit is not None and now - hit[0] < CACHE_S:
+        return hit[1]
+    found = await key_by_id(ctx.store, key_id)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key_id] = (now, found)
+    return found
+
+
+async def _credentials(ctx: ApiContext, value: str) -> ApiKey:
+    try:
+        access_key, sep, secret_key = base64.b64decode(value, validate=True).decode() \
+            .partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        sep = ""
+    if not sep:
+        raise ApiError(401, "UNAUTHORIZED",
+                       "malformed Basic credentials: send access_key:secret_key")
+    if keys.parse_key(secret_key) != access_key:
+        raise ApiError(401, "UNAUTHORIZED",
+                       "invalid credentials: the access key is a Vitals key's id and the "
+                       "secret key the key itself (vk_<id>_...)")
+    found = await ctx.auth.lookup(secret_key)
+    if found is None:
+        raise ApiError(401, "UNAUTHORIZED", "invalid or revoked API key")
+    return found
+
+
+async def authenticate(ctx: ApiContext, request: Request, body_key: object = None) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    scheme = scheme.lower()
+    if scheme == "bearer" and tokens.looks_like_token(value):
+        try:
+            claims = tokens.decode(token_secret(ctx), value, now=ctx.clock())
+        except tokens.TokenInvalid as exc:
+            raise CallError(401, "UNAUTHORIZED", f"invalid token: {exc}", INVALID_TOKEN) \
+                from None
+        key = await _key_by_id(ctx, claims.key_id)
+        if key is None or key.tenant != claims.tenant:
+            raise CallError(401, "UNAUTHORIZED",
+                            "invalid token: the API key it was issued for is revoked",
+                            INVALID_TOKEN)
+        return key
+    if scheme == "basic":
+        return await _credentials(ctx, value)
+    if not header and body_key is None and "coopr-apikey" not in request.headers:
+        raise CallError(401, "UNAUTHORIZED",
+                        "missing credentials: send 'Authorization: Bearer <token or key>' or "
+                        "Basic access_key:secret_key", NO_CREDENTIALS)
+    return await ctx.auth.authenticate(request, body_key)
