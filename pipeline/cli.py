@@ -692,7 +692,7 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.storage import migrate
 
     store = _open_store(settings)
-    applied = migrate(store, raw_ttl_days=settings.retention_days, progress=print)
+    applied = migrate(store, retention=settings.retention, progress=print)
     where = "embedded" if settings.embedded else settings.dsn
     print(f"{len(applied)} migrations applied to database {settings.clickhouse_database} ({where})")
     return 0
@@ -827,6 +827,12 @@ def _cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    """Publish JSON lines; each event first passes the worker's rules (`pipeline.admission`:
+    schema, future time, the retention of the topic's data family, size), so an event the
+    worker would dead-letter is reported as rejected with its reason instead of sent."""
+    import time
+
+    from pipeline.admission import Admission
     from pipeline.producer import SyncProducer
 
     bootstrap = _bootstrap(settings)
@@ -845,6 +851,7 @@ def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
             event = parse_event_line(line)
             if isinstance(event, dict):
                 try:
+                    Admission.of(settings, args.topic, time.time()).check(event)
                     producer.send(args.topic, event)
                     sent += 1
                     continue

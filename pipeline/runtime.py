@@ -104,7 +104,7 @@ class Runtime:
             if self.with_worker or self.with_api:
                 self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
                                                         s.clickhouse_database)
-                await self.store.call(lambda st: migrate(st, raw_ttl_days=s.retention_days))
+                await self.store.call(lambda st: migrate(st, retention=s.retention))
                 self.progress(f"ClickHouse ready ({'embedded' if s.embedded else s.dsn}), "
                               f"database {s.clickhouse_database}")
             if self.before_serving is not None:
@@ -190,7 +190,7 @@ class Runtime:
             from pipeline.producer import Producer
 
             self.producer = Producer(s.kafka_bootstrap, s.topics, max_future_s=s.max_future_s,
-                                     clock=self.clock)
+                                     clock=self.clock, validate=False)  # routes: Admission
             await self.producer.start()
         ctx = ApiContext(settings=s, store=self.store, auth=Authenticator(self.store),
                          telemetry=self.telemetry, clock=self.clock,

@@ -11,14 +11,15 @@ carried in the scroll id: counting a million events on every page would cost mor
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
 from fastapi import APIRouter
 
-from pipeline.errors import InvalidEvent
-from pipeline.task_events import EVENT_TYPES
-from query_api import routes_event_media, routes_event_metrics, task_events_db, task_log
+from pipeline.admission import Admission
+from pipeline.task_events import EVENT_TYPES, request_log_id
+from query_api import ingest, routes_event_media, routes_event_metrics, task_events_db, task_log
 from query_api.clearml_calls import Call, action, doc, get_bool, scroll_codec, scroll_state
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_int, get_number, get_str
@@ -69,37 +70,36 @@ async def _check_task_owners(call: Call, tasks: set[str]) -> None:
                         "currentPermissions": [call.key.role]})
 
 
-async def _ingest(call: Call, items: list[tuple[int, Any]]) -> dict[str, Any]:
-    producer = call.ctx.producer
-    if producer is None:
-        raise ApiError(503, "STORAGE_UNAVAILABLE", "HTTP ingest needs a Kafka broker; this "
-                       "API process has none (set KAFKA_BOOTSTRAP)", headers={"Retry-After": "5"})
-    max_bytes = call.ctx.settings.max_message_bytes
-    valid: list[dict[str, Any]] = []
-    errors: dict[str, str] = {}
-    nerr = 0
-    for line, item in items:
-        try:
-            if not isinstance(item, dict):
-                raise InvalidEvent("event: expected a JSON object")
-            event = {k: v for k, v in item.items() if k != "api_key"}
-            event["tenant"] = call.key.tenant
-            producer.check("task-events", event)
-            size = len(orjson.dumps(event))
-            if size > max_bytes:
-                raise InvalidEvent(f"event of {size} bytes exceeds the {max_bytes}-byte limit")
-            valid.append(event)
-        except InvalidEvent as exc:
-            nerr += 1
-            if len(errors) < MAX_ERRORS_LISTED:
-                errors[str(line)] = exc.reason
-    if not valid:
+async def _ingest(call: Call, items: list[tuple[int, Any]], body: bytes) -> dict[str, Any]:
+    """Judge the events as the worker will (`pipeline.admission`), publish the accepted ones with
+    the ingest deadline (`query_api.ingest`) and report the refused ones with their reason.
+
+    Log events without an `id` get one derived from (tenant, body, line): a retried request
+    stores its log lines once (see `query_api.ingest` on what a 503 means)."""
+    ctx = call.ctx
+    ingest.producer_of(ctx)  # 503 before any work when this process has no broker
+    events: list[Any] = []
+    for _, item in items:
+        if isinstance(item, dict):
+            item = {k: v for k, v in item.items() if k != "api_key"}
+            item["tenant"] = call.key.tenant
+        events.append(item)
+    verdict = Admission.of(ctx.settings, "task-events", ctx.clock()).judge(events)
+    nerr = len(verdict.refused)
+    errors = {str(items[i][0]): reason
+              for i, reason in sorted(verdict.refused.items())[:MAX_ERRORS_LISTED]}
+    if not verdict.accepted:
         raise ApiError(400, "EVENTS_NOT_ADDED", f"no event was added: {nerr} invalid",
                        {"parameter": "body", "errors_info": errors})
+    digest = hashlib.blake2b(call.key.tenant.encode() + b"\0" + body, digest_size=12).hexdigest()
+    valid: list[dict[str, Any]] = []
+    for i in verdict.accepted:
+        event = events[i]
+        if event["type"] == "log" and "id" not in event:
+            event["id"] = request_log_id(digest, items[i][0])
+        valid.append(event)
     await _check_task_owners(call, {str(e.get("task")) for e in valid})
-    for event in valid:
-        await producer.send("task-events", event)
-    await producer.flush()
+    await ingest.publish(ctx, "task-events", valid)
     return {"added": len(valid), "errors": nerr, "errors_info": errors}
 
 
@@ -116,7 +116,7 @@ async def add(call: Call) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise bad_param("body", None, "body must be one event (a JSON object)")
     try:
-        return await _ingest(call, [(1, item)])
+        return await _ingest(call, [(1, item)], raw)
     except ApiError as exc:
         if exc.code != "EVENTS_NOT_ADDED":
             raise
@@ -149,7 +149,7 @@ async def add_batch(call: Call) -> dict[str, Any]:
         raise ApiError(400, "EVENTS_NOT_ADDED", f"no event was added: {len(bad)} invalid",
                        {"parameter": "body", "errors_info": dict(list(bad.items())[:100])})
     try:
-        result = await _ingest(call, items)
+        result = await _ingest(call, items, raw)
     except ApiError as exc:
         if exc.code == "EVENTS_NOT_ADDED":
             merged = {**bad, **exc.details["errors_info"]}

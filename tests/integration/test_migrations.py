@@ -5,6 +5,7 @@ family kept until deleted has none (task events by default)."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from pipeline.retention import Retention
 from pipeline.storage import ClickHouseStore, migrate
@@ -22,11 +23,20 @@ def ttl(engine: str) -> str:
     return engine.split(" TTL ", 1)[1].split(" SETTINGS ", 1)[0]
 
 
+#: The query docs/operations.md ("Retention per data family") gives analysts, for database `vitals`.
+DOC_QUERY = """SELECT name, extract(engine_full, 'TTL (.*?)( SETTINGS|$)') AS ttl
+FROM system.tables WHERE database = 'vitals' ORDER BY name;"""
+
+
 def test_migrate_is_idempotent_and_applies_retention_per_family(chdb_dsn: str) -> None:
     store = ClickHouseStore(chdb_dsn, f"migr_{uuid.uuid4().hex[:8]}")
     applied = migrate(store)
     assert applied == sorted(applied) and applied[0].startswith("001_")
     first = engines(store)
+    doc = Path(__file__).parents[2].joinpath("docs/operations.md").read_text()
+    assert DOC_QUERY in doc
+    in_force = store.rows(DOC_QUERY.replace("'vitals'", f"'{store.database}'").rstrip(";"))
+    assert {name: t for name, t in in_force if t} == {t: ttl(e) for t, e in first.items() if ttl(e)}
     assert {t: ttl(e) for t, e in first.items() if ttl(e)} == {
         "requests_raw": "toDateTime(ts) + toIntervalDay(30)",
         "requests_1s": "bucket + toIntervalDay(30)",
