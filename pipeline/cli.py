@@ -465,6 +465,9 @@ async def _serve(
             return 0
         if runtime.worker_task is not None:
             background.append(asyncio.create_task(_joined(runtime.worker_task), name="worker"))
+        if getattr(runtime, "storage_fault", None) is not None:
+            background.append(asyncio.create_task(_joined(runtime.storage_fault),
+                                                  name="storage"))
         if on_ready is not None:
             await on_ready(background, closers)
         print("running; press Ctrl-C to stop", flush=True)
@@ -492,8 +495,8 @@ async def _serve(
         print("stopped", flush=True)
 
 
-async def _joined(worker: asyncio.Task[None]) -> None:
-    """Fails when the worker's start failed; after a successful start, waits forever."""
+async def _joined(worker: asyncio.Future[None]) -> None:
+    """Fails when the worker's start (or the storage) failed; otherwise waits forever."""
     await worker
     await asyncio.Event().wait()
 
@@ -655,7 +658,7 @@ def _cmd_part(settings: Settings, *, worker: bool) -> int:
         _check_port_free(settings)
     runtime = Runtime(
         settings, worker=worker, api=not worker, statsd=False,
-        progress=lambda m: print(m, flush=True),
+        progress=lambda m: print(m, flush=True), exit_on_storage_fault=worker,
     )
     return _run_served(runtime)
 

@@ -59,8 +59,14 @@ class Runtime:
     def __init__(self, settings: Settings, *, worker: bool = True, api: bool = True,
                  statsd: bool = True, clock: Callable[[], float] = time.time,
                  progress: Callable[[str], None] | None = None,
-                 before_serving: Callable[[Runtime], Awaitable[None]] | None = None) -> None:
+                 before_serving: Callable[[Runtime], Awaitable[None]] | None = None,
+                 exit_on_storage_fault: bool = False) -> None:
         self.settings = settings
+        #: With `exit_on_storage_fault` (`vitals worker`), a storage error of no known class in
+        #: a sink fails this future, so that the process exits non-zero and its supervisor
+        #: restarts it; otherwise the topic is held and surfaced (readiness, metrics, log).
+        self.exit_on_storage_fault = exit_on_storage_fault
+        self.storage_fault: asyncio.Future[None] | None = None
         self.with_worker = worker
         self.with_api = api
         self.clock = clock
@@ -95,6 +101,8 @@ class Runtime:
         `/readyz` says "joining" meanwhile."""
         s = self.settings
         loop = asyncio.get_running_loop()
+        if self.exit_on_storage_fault and self.storage_fault is None:
+            self.storage_fault = loop.create_future()
         early: list[asyncio.Future[Any]] = []
         if self.with_worker:
             assert s.kafka_bootstrap, "the worker needs settings.kafka_bootstrap"
@@ -166,7 +174,7 @@ class Runtime:
         s = self.settings
         assert self.store is not None and s.kafka_bootstrap
         self.worker_app = create_worker_app(s, self.store, self.telemetry, clock=self.clock,
-                                            health=self.health)
+                                            health=self.health, on_fault=self._storage_fault)
         self.worker_app.finalize()
         await self.worker_app.start()
         if s.compact_interval_s > 0:
@@ -176,6 +184,10 @@ class Runtime:
                 compaction.run(self.store, s.compact_interval_s, self.clock))
         self.progress(f"worker consuming {', '.join(s.topics.topic(k) for k in WORKER_KINDS)} "
                       f"from {s.kafka_bootstrap}")
+
+    def _storage_fault(self, exc: BaseException) -> None:
+        if self.storage_fault is not None and not self.storage_fault.done():
+            self.storage_fault.set_exception(exc)
 
     async def _start_api(self) -> None:
         import uvicorn

@@ -28,7 +28,6 @@ the process dies) and the partitions-revoked signal (`rebalance`).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline.aggregation import RegistryCache
+from pipeline.errors import StorageFault
 from pipeline.faults import FaultInjector
 from pipeline.health import Health
 from pipeline.settings import Settings
@@ -101,7 +101,8 @@ class _App(faust.App):
 def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetry, *,
                       clock: Callable[[], float] = time.time,
                       kinds: tuple[str, ...] = WORKER_KINDS,
-                      health: Health | None = None) -> faust.App:
+                      health: Health | None = None,
+                      on_fault: Callable[[StorageFault], None] | None = None) -> faust.App:
     """The worker app; `health` (one per process) gets "agent:<topic>" = joining while the
     consumer group rebalances and consuming once partitions are assigned; a stall reported by
     the sink (or the readiness monitor) is left in place by the rebalance signals."""
@@ -154,14 +155,11 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
     health = health if health is not None else Health(clock)
     _report_rebalances(app, health, [settings.topics.topic(k) for k in kinds])
 
-    # The sink reports its own stalls through `health` (transitional guard: until its
-    # `health` parameter lands, the sink is built without it).
-    with_health: dict[str, Any] = (
-        {"health": health} if "health" in inspect.signature(Sink).parameters else {})
     registry = RegistryCache()  # shared: request and heartbeat batches register the same keys
     for kind in kinds:
         _add_agent(app, kind, Sink(kind, settings, store, send_dlq, telemetry, clock=clock,
-                                   faults=faults, registry=registry, **with_health),
+                                   faults=faults, registry=registry, health=health,
+                                   on_fault=on_fault),
                    settings, faults)
     return app
 
