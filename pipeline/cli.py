@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_quiet_coordinator_start)
     from aiokafka.errors import KafkaError
 
+    from pipeline.producer_errors import ProducerError
+
     try:
         settings = Settings.from_env()
         handler: Handler = args.handler
@@ -270,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KafkaError as exc:
         _err(f"Kafka: {exc!r}")
+        return 2
+    except ProducerError as exc:  # the SDK's errors say what to do
+        _err(_first_line(exc))
         return 2
     except (SettingsError, StorageError, KeyError_) as exc:
         _err(_first_line(exc))
@@ -845,9 +850,9 @@ def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}", 2) from None
     sent = rejected = 0
-    with contextlib.closing(
-        SyncProducer(bootstrap, settings.topics, max_future_s=settings.max_future_s)
-    ) as producer:
+    producer = SyncProducer(bootstrap, settings.topics, max_future_s=settings.max_future_s,
+                            max_message_bytes=settings.max_message_bytes)
+    try:
         for lineno, line in enumerate(source, 1):
             if not line.strip():
                 continue
@@ -862,8 +867,14 @@ def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
                     event = exc.reason
             rejected += 1
             print(f"line {lineno}: {event}", file=sys.stderr)
-    if source is not sys.stdin:
-        source.close()
+    finally:
+        undelivered = producer.close()
+        if source is not sys.stdin:
+            source.close()
+    if undelivered:
+        print(f"sent {sent - undelivered}, rejected {rejected}, not delivered {undelivered} "
+              "(the broker did not acknowledge them in time; publish those lines again)")
+        return 1
     print(f"sent {sent}, rejected {rejected}")
     return 1 if rejected else 0
 

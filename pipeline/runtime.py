@@ -202,6 +202,7 @@ class Runtime:
             from pipeline.producer import Producer
 
             self.producer = Producer(s.kafka_bootstrap, s.topics, max_future_s=s.max_future_s,
+                                     max_message_bytes=s.max_message_bytes,
                                      clock=self.clock, validate=False)  # routes: Admission
             await self.producer.start()
         ctx = ApiContext(settings=s, store=self.store, auth=Authenticator(self.store),
