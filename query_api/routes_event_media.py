@@ -28,6 +28,8 @@ router = APIRouter()
 
 IMAGE = "training_debug_image"
 _TASK = {"type": "string", "description": "Task ID"}
+_ITERS = {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1}
+_BATCH = {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 500}
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
 
@@ -82,8 +84,8 @@ async def _paged(call: Call, tasks: list[str], etype: str, action_name: str
 
 
 @action(router, "get_task_plots", summary="Plots of the latest iterations of a task",
-        body_doc=doc(["task"], task=_TASK, iters={"type": "integer", "default": 1},
-                     scroll_id={"type": "string"}, batch_size={"type": "integer"}))
+        body_doc=doc(["task"], task=_TASK, iters=_ITERS, scroll_id={"type": "string"},
+                     batch_size=_BATCH))
 async def get_task_plots(call: Call) -> dict[str, Any]:
     task = get_str(call.body, "task", required=True, max_len=128)
     assert task is not None
@@ -94,7 +96,7 @@ async def get_task_plots(call: Call) -> dict[str, Any]:
 @action(router, "get_multi_task_plots",
         summary="Plots of several tasks: metric → variant → task → iteration",
         body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
-                     iters={"type": "integer", "default": 1}, scroll_id={"type": "string"}))
+                     iters=_ITERS, scroll_id={"type": "string"}))
 async def get_multi_task_plots(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=100)
     plots, total, scroll_id = await _paged(call, tasks, "plot", "multi_plots")
@@ -110,7 +112,8 @@ async def get_multi_task_plots(call: Call) -> dict[str, Any]:
 @action(router, "debug_images",
         summary="Debug images: 2.1 (task) or 2.7 (metrics, navigate_earlier) behaviour",
         body_doc=doc([], task=_TASK, metrics={"type": "array", "items": {"type": "object"}},
-                     iters={"type": "integer"}, navigate_earlier={"type": "boolean"},
+                     iters={**_ITERS, "description": "at most 1000 with metrics (2.7)"},
+                     navigate_earlier={"type": "boolean"},
                      refresh={"type": "boolean"}, scroll_id={"type": "string"}))
 async def debug_images(call: Call) -> dict[str, Any]:
     v27 = call.version >= (2, 7) if call.version is not None else "metrics" in call.body
@@ -198,7 +201,8 @@ async def _sample_result(call: Call, tenant: str, task: str, row: Any, metric: s
 @action(router, "get_debug_image_sample",
         summary="The debug image of a metric/variant at an iteration (default: the latest)",
         body_doc=doc(["task", "metric", "variant"], task=_TASK, metric={"type": "string"},
-                     variant={"type": "string"}, iteration={"type": "integer"},
+                     variant={"type": "string"},
+                     iteration={"type": "integer", "minimum": _INT64_MIN, "maximum": _INT64_MAX},
                      refresh={"type": "boolean"}, scroll_id={"type": "string"}))
 async def get_debug_image_sample(call: Call) -> dict[str, Any]:
     b = call.body

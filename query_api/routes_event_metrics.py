@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from pipeline.storage import AsyncStore
 from pipeline.task_events import EVENT_TYPES
 from query_api import histogram, task_events_db
+from query_api.clearml import store as clearml_store
 from query_api.clearml_calls import Call, action, doc, get_str_list, scroll_codec, scroll_state
 from query_api.params import get_choice, get_int, get_str
 
@@ -21,6 +22,8 @@ router = APIRouter()
 MAX_COMPARE_TASKS = 10
 SCALAR = "training_stats_scalar"
 _TASK = {"type": "string", "description": "Task ID"}
+_SAMPLES = {"type": "integer", "minimum": 0, "maximum": histogram.MAX_SAMPLES,
+            "default": histogram.MAX_SAMPLES, "description": "points per series (0: the maximum)"}
 _KEYS = ("iter", "timestamp", "iso_time")
 _X = {"iter": "iter", "timestamp": "toUnixTimestamp64Milli(timestamp)",
       "iso_time": "toUnixTimestamp64Milli(timestamp)"}
@@ -81,7 +84,8 @@ async def get_vector_metrics_and_variants(call: Call) -> dict[str, Any]:
 
 @action(router, "get_scalar_metric_data", summary="Scalar events of one metric, by timestamp",
         body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "string"},
-                     scroll_id={"type": "string"}, batch_size={"type": "integer"}))
+                     scroll_id={"type": "string"},
+                     batch_size={"type": "integer", "minimum": 1, "maximum": 10_000}))
 async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
     metric = get_str(call.body, "metric", required=True, max_len=1024)
@@ -198,7 +202,7 @@ async def scalar_histograms(store: AsyncStore, tenant: str, tasks: list[str], sa
 
 @action(router, "scalar_metrics_iter_histogram",
         summary="Downsampled scalar series of a task: metric → variant → {x, y, y_min, y_max}",
-        body_doc=doc(["task"], task=_TASK, samples={"type": "integer", "default": 6000},
+        body_doc=doc(["task"], task=_TASK, samples=_SAMPLES,
                      key={"type": "string", "enum": list(_KEYS)}))
 async def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
@@ -211,16 +215,18 @@ async def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
 
 
 @action(router, "multi_task_scalar_metrics_iter_histogram",
-        summary="Compare scalar series of up to 10 tasks: metric → variant → task → series",
+        summary="Compare scalar series of up to 10 tasks: {metrics: metric → variant → task → "
+        "{name (the task's name), x, y, y_min, y_max}}",
         body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK, "maxItems": 10},
-                     samples={"type": "integer", "default": 6000},
+                     samples=_SAMPLES,
                      key={"type": "string", "enum": list(_KEYS)}))
 async def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=MAX_COMPARE_TASKS)
     samples, key = _histogram_params(call)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, tasks)
     series = await scalar_histograms(call.ctx.store, tenant, tasks, samples, key)
+    names = await clearml_store.task_names(call.ctx.store, tenant, tasks)
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     for (task, metric, variant), data in series.items():
-        out[metric][variant][task] = {"name": task, **data}
-    return {m: dict(v) for m, v in out.items()}
+        out[metric][variant][task] = {"name": names.get(task, task), **data}
+    return {"metrics": {m: dict(v) for m, v in out.items()}}
