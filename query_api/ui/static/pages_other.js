@@ -101,14 +101,14 @@
       const last = (s) => { for (let i = s.points.length - 1; i >= 0; i -= 1) if (s.points[i][1] !== null && s.points[i][1] !== 0) return s.points[i][1]; return null; };
       const total = (s) => s.points.reduce((a, p) => a + (p[1] || 0), 0);
       body.replaceChildren(
-        el('div', { class: 'charts' }, V.chart({ title: `${agg}(${name})${groupBy ? ` by ${groupBy}` : ''}`, x,
+        el('div', {}, V.chart({ title: `${agg}(${name})${groupBy ? ` by ${groupBy}` : ''}`, x, height: 280,
           series: d.series.map((s) => ({ label: label(s), values: s.points.map((p) => p[1]) })) })),
         el('h2', {}, 'Series'),
         V.table([
           { key: 'label', label: groupBy || 'series', render: (r) => r.label },
           { key: 'last', label: `last non-zero ${agg}`, num: true, render: (r) => V.num(r.last, 4) },
           { key: 'total', label: 'sum over range', num: true, render: (r) => V.num(r.total, 4) },
-        ], d.series.map((s) => ({ label: label(s), last: last(s), total: total(s) })), { id: 'metric-table', sortKey: 'total', desc: true }));
+        ], d.series.map((s) => ({ label: groupBy ? s.tags[groupBy] : name, last: last(s), total: total(s) })), { id: 'metric-table', sortKey: 'total', desc: true }));
     };
   };
 
@@ -137,9 +137,17 @@
       const prom = V.parseProm(await V.api('/metrics', { text: true }));
       let dead = null;
       if (V.session.role === 'superadmin') dead = await V.api('/ui/api/dead-letters');
+      // Some series label the topic by name (<prefix><kind>), some by kind: key rows by kind.
+      const KINDS = ['task-events', 'heartbeats', 'requests', 'metrics', 'jobs'];
+      const names = {};
+      const kindOf = (t) => {
+        const k = KINDS.find((x) => t === x || t.endsWith(x));
+        if (k && t !== k) names[k] = t;
+        return k || t;
+      };
       const sumBy = (name) => {
         const m = {};
-        prom.filter((p) => p.name === name).forEach((p) => { const t = p.labels.topic || ''; m[t] = (m[t] || 0) + p.value; });
+        prom.filter((p) => p.name === name).forEach((p) => { const t = kindOf(p.labels.topic || ''); m[t] = (m[t] || 0) + p.value; });
         return m;
       };
       const lag = sumBy('vitals_consumer_lag');
@@ -172,9 +180,9 @@
         ], checks, { id: 'checks-table', sortKey: 'name' }),
         el('h2', {}, 'Topics'),
         topics.length ? V.table([
-          { key: 'topic', label: 'Topic', render: (r) => r.topic },
+          { key: 'topic', label: 'Topic', render: (r) => names[r.topic] || r.topic },
           { key: 'lag', label: 'Consumer lag', num: true },
-          { key: 'rate', label: 'Events/s', num: true, render: (r) => (r.rate === null ? '…' : V.num(r.rate, 1)) },
+          { key: 'rate', label: 'Events/s (between refreshes)', num: true, render: (r) => (r.rate === null ? '…' : V.num(r.rate, 1)) },
           { key: 'consumed', label: 'Events stored', num: true },
           { key: 'rejected', label: 'Rejected (DLQ)', num: true },
           { key: 'insert', label: 'Avg insert', num: true, render: (r) => (r.insert === null ? '—' : V.ms(r.insert * 1000)) },

@@ -77,11 +77,11 @@ class Watch:
         await self.page.click("#signin-form button")
         await self.page.wait_for_selector("#who-tenant")
 
-    async def shot(self, name: str) -> Path:
+    async def shot(self, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
         await self.page.wait_for_timeout(300)  # charts draw on the next animation frame
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     async def text(self, selector: str) -> str:

@@ -309,7 +309,12 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
     await w.shot("09-pipeline-reader")
     assert await w.text("[data-stat=ready] .value") == "yes"
     topic_rows = await w.page.locator("#topics-table td[data-col=topic]").all_inner_texts()
-    assert stack.settings.topics.topic("requests") in topic_rows
+    assert sorted(topic_rows) == sorted(stack.settings.topics.topic(k) for k in
+                                        ("requests", "heartbeats", "task-events", "metrics",
+                                         "jobs"))
+    stored = await row_cells(w, "topics-table", "topic", stack.settings.topics.topic("requests"))
+    assert stored["consumed"] == js_num(len(requests_events()))
+    assert stored["rejected"] == "1"
     assert await w.page.locator("#dead-letters-note").count() == 1
 
     assert w.console_errors == [], w.console_errors
@@ -359,11 +364,11 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
     # -- a tenant with no data: the empty states say what to send ---------------------------
     e = await watch(browser, base)
     await e.sign_in(keys["empty"])
-    for route, name in (("/endpoints", "endpoints"), ("/tasks", "tasks"),
-                        ("/metrics", "metrics")):
+    for route, name, says in (("/endpoints", "endpoints", "vitals publish --topic requests"),
+                              ("/tasks", "tasks", "/events.add_batch"),
+                              ("/metrics", "metrics", "|c|#model:bert")):
         await e.open(route, page_name=name)
         await e.shot(f"13-empty-{name}")
-        assert "publish" in await e.text("[data-empty]") or \
-            "events" in await e.text("[data-empty]")
+        assert says in await e.text("[data-empty]")
     assert e.console_errors == [] and e.external == []
     await e.context.close()

@@ -38,10 +38,10 @@ async def test_docs_redoc_and_sign_in_work_offline(stack_factory, browser) -> No
     await w.page.wait_for_selector(".swagger-ui .info .title")
     assert "Vitals query API" in await w.text(".swagger-ui .info .title")
     await w.page.wait_for_selector(".opblock-summary-path[data-path='/get_endpoint_stats/']")
-    await w.shot("21-docs")
+    await w.shot("21-docs", full_page=False)
     await w.page.goto(base + "/redoc")
     await w.page.wait_for_selector("h1:has-text('Vitals query API')", timeout=30_000)
-    await w.shot("22-redoc")
+    await w.shot("22-redoc", full_page=False)  # the whole reference is very tall
     assert w.console_errors == [], w.console_errors
     assert w.external == [], w.external
     await w.context.close()
