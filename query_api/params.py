@@ -45,8 +45,9 @@ def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
     if isinstance(v, str):
         digits = v.strip().lstrip("-")
         if digits.isascii() and digits.isdigit():
-            # past 40 digits the value is out of any range here (and int() refuses > 4300)
-            v = int(v) if len(digits) <= 40 else (-1 if v.strip()[0] == "-" else 1) * 10**40
+            if len(digits) > 40:  # out of any range here (and int() refuses > 4300 digits)
+                raise _out_of_range(name, v[:50], lo, hi)
+            v = int(v)
     if not isinstance(v, int):
         raise bad_param(name, v, f"{name} must be an integer", allowed_range=_range(lo, hi))
     _check_range(name, v, lo, hi)
@@ -59,9 +60,14 @@ def _range(lo: float | None, hi: float | None) -> tuple[float | None, float | No
 
 def _check_range(name: str, v: float, lo: float | None, hi: float | None) -> None:
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        bounds = (f"between {lo} and {hi}" if lo is not None and hi is not None
-                  else f">= {lo}" if lo is not None else f"<= {hi}")
-        raise bad_param(name, v, f"{name} must be {bounds}", allowed_range=_range(lo, hi))
+        raise _out_of_range(name, v, lo, hi)
+
+
+def _out_of_range(name: str, v: Any, lo: float | None, hi: float | None) -> ApiError:
+    bounds = (f"between {lo} and {hi}" if lo is not None and hi is not None
+              else f">= {lo}" if lo is not None else f"<= {hi}" if hi is not None
+              else "a 64-bit integer")
+    return bad_param(name, v, f"{name} must be {bounds}", allowed_range=_range(lo, hi))
 
 
 def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
