@@ -60,6 +60,7 @@ async def publish(ctx: ApiContext, kind: str, events: list[dict[str, Any]]) -> N
     # Shielded: a deadline must not cancel the producer half-way through its own bookkeeping;
     # the send goes on in the background and its outcome is only logged.
     task = asyncio.ensure_future(send())
+    task.add_done_callback(_retrieve)  # also when the client went away and this call was cancelled
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout_s)
     except TimeoutError:
@@ -74,6 +75,11 @@ async def publish(ctx: ApiContext, kind: str, events: list[dict[str, Any]]) -> N
         raise _unavailable(f"Kafka refused or lost the events ({type(exc).__name__}): none is "
                            f"known to be stored, some may be; retry the same request",
                            len(events), timeout_s) from None
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # its failure is answered (503) or logged (_late_outcome)
 
 
 def _late_outcome(task: asyncio.Future[None]) -> None:
