@@ -121,6 +121,17 @@ async def revoke_key(stack: Any, key: str | None, tenant: str) -> Req:
     return Req("DELETE", f"/admin/keys/{key_id}", headers=bearer(key))
 
 
+def own_rows(who: str, r: httpx.Response, field_: str) -> str | None:
+    """A dashboard listing holds only the caller's tenant's rows (every tenant's for a
+    superadmin, whose rows must include the other tenant's)."""
+    if r.status_code != 200:
+        return None
+    tenants = {row["tenant"] for row in r.json()[field_]}
+    if who == "superadmin":
+        return None if OTHER in tenants else f"{field_}: superadmin sees {tenants}"
+    return None if tenants == {OWN} else f"{field_}: {who} sees tenants {tenants}"
+
+
 def metrics_get(path: str) -> Call:
     async def call(stack: Any, key: str | None, tenant: str) -> Req:
         return Req("GET", path.format(ep=ENDPOINT[tenant]), headers=bearer(key))
@@ -428,6 +439,22 @@ ROWS: list[Row] = [
         401, (200, 403), (200, 403), (200, 200)),
     Row("PUT /v2/endpoints/{endpointId}/pricing", put_pricing, 401,
         (403, 403), (200, 403), (200, 200)),
+    # the dashboard: public pages and assets; its JSON reads list the caller's own tenant
+    Row("GET /", get("/"), 307, (307, 307), (307, 307), (307, 307)),
+    Row("GET /ui", get("/ui"), 200, (200, 200), (200, 200), (200, 200)),
+    Row("GET /ui/", get("/ui/"), 200, (200, 200), (200, 200), (200, 200)),
+    Row("GET /ui/assets/{relative:path}", get("/ui/assets/core.js"), 200, (200, 200),
+        (200, 200), (200, 200)),
+    Row("GET /ui/api/session", get("/ui/api/session"), 401, (200, 200), (200, 200),
+        (200, 200)),
+    Row("GET /ui/api/endpoints", get("/ui/api/endpoints"), 401, (200, 200), (200, 200),
+        (200, 200), lambda who, t, r: own_rows(who, r, "endpoints")),
+    Row("GET /ui/api/endpoints/{endpointId}/workers",
+        metrics_get("/ui/api/endpoints/{ep}/workers"), 401, (200, 403), (200, 403), (200, 200)),
+    Row("GET /ui/api/tasks", get("/ui/api/tasks"), 401, (200, 200), (200, 200), (200, 200),
+        lambda who, t, r: own_rows(who, r, "tasks")),
+    Row("GET /ui/api/dead-letters", get("/ui/api/dead-letters"), 401, (403, 403), (403, 403),
+        (200, 200)),
     *event_rows(),
     *clearml_rows(),
 ]
