@@ -43,9 +43,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "heartbeats_raw": (
         "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "loadtime", "cur_load",
-        "max_perf", "cur_perf", "cur_capacity", "max_capacity", "num_requests_working",
-        "num_requests_recieved", "error_msg", "gpu_util", "gpu_mem_util", "cpu_util",
-        "src_partition", "src_offset", "src_index",
+        "new_load", "rej_load", "max_perf", "cur_perf", "cur_capacity", "max_capacity",
+        "num_requests_working", "num_requests_recieved", "error_msg", "gpu_util",
+        "gpu_mem_util", "cpu_util", "src_partition", "src_offset", "src_index",
     ),
     "endpoints": ("tenant", "endpoint_id", "endpoint_name", "last_seen"),
     "autogroups": ("tenant", "autogroup_id", "endpoint_id", "last_seen"),
@@ -282,7 +282,8 @@ class SinkBatch:
         raw = self.rows["heartbeats_raw"]
         for index, e in events:
             raw.append((e["tenant"], e["endpoint_id"], e["autogroup_id"], e["id"], e["ts"],
-                        e["loadtime"], e["cur_load"], e["max_perf"], e["cur_perf"],
+                        e["loadtime"], e["cur_load"], e["new_load"], e["rej_load"],
+                        e["max_perf"], e["cur_perf"],
                         e["cur_capacity"], e["max_capacity"], e["num_requests_working"],
                         e["num_requests_recieved"], e["error_msg"], e["gpu_util"],
                         e["gpu_mem_util"], e["cpu_util"], partition, offset, index))

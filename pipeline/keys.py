@@ -32,9 +32,11 @@ __all__ = [
     "role_allows",
 ]
 
-Role = Literal["reader", "admin", "superadmin"]
-ROLES: tuple[Role, ...] = ("reader", "admin", "superadmin")
-_RANK = {r: i for i, r in enumerate(ROLES)}
+Role = Literal["reader", "admin", "superadmin", "ingest"]
+ROLES: tuple[Role, ...] = ("reader", "admin", "superadmin", "ingest")
+#: reader < admin < superadmin; `ingest` stands apart: it may only report (e.g. a vast.ai
+#: worker's MASTER_TOKEN), and admin and superadmin may report too.
+_RANK = {"reader": 0, "admin": 1, "superadmin": 2}
 
 
 class KeyError_(ValueError):
@@ -58,6 +60,12 @@ class NewKey:
 
 
 def role_allows(role: Role, needed: Role) -> bool:
+    """Whether a key of `role` may do what needs `needed`. Reading needs reader or above;
+    reporting (`ingest`) needs ingest, admin or superadmin; an ingest key reads nothing."""
+    if needed == "ingest":
+        return role in ("ingest", "admin", "superadmin")
+    if role == "ingest":
+        return False
     return _RANK[role] >= _RANK[needed]
 
 

@@ -14,6 +14,7 @@ Roles, the same rule for every route family (`authorize`):
 | reader | stats, timeseries, custom metrics, events | its own |
 | admin | + queues, node usage, key management, ingest | its own |
 | superadmin | + read-only SQL over all tables, tenant-level node usage | any (`tenant=`) |
+| ingest | only reports events (a vast.ai worker's MASTER_TOKEN): reads nothing | its own |
 
 Asking for another tenant's data without the superadmin role is a 403; so is a route that needs
 a higher role. Health, readiness and /metrics are public.
@@ -59,7 +60,10 @@ class Authenticator:
     def forget(self) -> None:
         self._cache.clear()
 
-    async def authenticate(self, request: Request, body_key: object = None) -> ApiKey:
+    async def authenticate(self, request: Request, body_key: object = None, *,
+                           reports: bool = False) -> ApiKey:
+        """The caller's key; 401 without a valid one. A key of the `ingest` role passes only
+        where the route reports events (`reports=True`): it reads nothing (403)."""
         key: str | None = None
         coopr_tenant: str | None = None
         headers = request.headers
@@ -89,6 +93,10 @@ class Authenticator:
             raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
                            f"Coopr-TenantID {coopr_tenant!r} is not the tenant of this API key",
                            {"parameter": "Coopr-TenantID"})
+        if found.role == "ingest" and not reports:
+            raise ApiError(403, "INSUFFICIENT_PERMISSIONS", "an ingest key only reports "
+                           "events; reading needs a reader key or above",
+                           {"requiredPermission": "reader", "currentPermissions": ["ingest"]})
         return found
 
 

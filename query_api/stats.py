@@ -2,7 +2,10 @@
 
 Definitions, at instant t with trailing window W and liveness timeout T:
 - totreqs: requests with event time before t (current mode: all requests stored);
-- reqrate: requests in [t-W, t) / W;  curload: work units in [t-W, t) / W;
+- reqrate: requests in [t-W, t) / W;  curload: work units in [t-W, t) / W — the `work_units`
+  of request events plus the `new_load` heartbeats report (the work a vast.ai pyworker says
+  arrived since its previous report; its request events carry no work units, so nothing counts
+  twice);
 - reliable: successes / requests in [t-W, t), null when there were no requests;
 - nworkers: workers whose latest heartbeat at or before t is later than t - T;
 - capacity: sum of `max_perf` from those workers' latest heartbeats.
@@ -65,6 +68,26 @@ async def _window_sums(store: AsyncStore, scope: Scope, lo: int, hi: int) -> tup
     return int(r or 0), int(s or 0), float(w or 0.0)
 
 
+async def _reported_load(store: AsyncStore, scope: Scope, lo: int, hi: int) -> float:
+    """Σ `new_load` of heartbeats with ts in [lo, hi) (seconds)."""
+    sql = (f"SELECT sum(new_load) FROM {store.database}.heartbeats_raw FINAL "
+           f"WHERE {scope.where()} AND ts >= toDateTime64({{lo:Int64}}, 3, 'UTC') "
+           f"AND ts < toDateTime64({{hi:Int64}}, 3, 'UTC')")
+    rows = await store.rows(sql, {**scope.params(), "lo": lo, "hi": hi})
+    return float(rows[0][0] or 0.0)
+
+
+async def _reported_load_buckets(store: AsyncStore, scope: Scope, lo: int, hi: int,
+                                 width: int) -> dict[int, float]:
+    """Bucket start (aligned like the rollups) → Σ `new_load` of heartbeats in [lo, hi)."""
+    sql = (f"SELECT intDiv(toUnixTimestamp(ts), {width}) * {width} AS b, sum(new_load) "
+           f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
+           f"AND ts >= toDateTime64({{lo:Int64}}, 3, 'UTC') "
+           f"AND ts < toDateTime64({{hi:Int64}}, 3, 'UTC') AND new_load > 0 GROUP BY b")
+    rows = await store.rows(sql, {**scope.params(), "lo": lo, "hi": hi})
+    return {int(b): float(v) for b, v in rows}
+
+
 async def _total_requests(store: AsyncStore, scope: Scope, before: int | None) -> int:
     db = store.database
     if before is None:
@@ -93,6 +116,7 @@ async def current_stats(store: AsyncStore, scope: Scope, *, now: float, window_s
                         liveness_s: int) -> dict[str, Any]:
     t = math.floor(now)
     requests, successes, work = await _window_sums(store, scope, t - window_s, t)
+    work += await _reported_load(store, scope, t - window_s, t)
     nworkers, capacity = await live_workers(store, scope, int(now * 1000), liveness_s)
     return {
         "capacity": capacity,
@@ -126,6 +150,10 @@ async def timeseries(store: AsyncStore, scope: Scope, metric: str, points: list[
     width = series_resolution(t1, window_s, step)
     lo = t1 - window_s
     buckets = await _bucket_series(store, scope, lo, last, width)
+    if metric == "curload":
+        for b, load in (await _reported_load_buckets(store, scope, lo, last, width)).items():
+            r, s, w = buckets.get(b, (0, 0, 0.0))
+            buckets[b] = (r, s, w + load)
     # prefix[k] = sums over buckets [lo, lo + k*width)
     n = (last - lo) // width
     pr = [0] * (n + 1)

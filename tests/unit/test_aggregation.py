@@ -51,7 +51,8 @@ def test_registry_tables_and_heartbeats() -> None:
     batch = SinkBatch()
     batch.add_heartbeats(1, 3, [(0, {"tenant": "t", "endpoint_id": 1, "endpoint": "ep",
                                       "autogroup_id": 2, "id": 9, "ts": 1000, "loadtime": 1.0,
-                                      "cur_load": 0.0, "max_perf": 5.0, "cur_perf": 1.0,
+                                      "cur_load": 0.0, "new_load": 7.0, "rej_load": 1.5,
+                                      "max_perf": 5.0, "cur_perf": 1.0,
                                       "cur_capacity": 0.0, "max_capacity": 0.0,
                                       "num_requests_working": 0, "num_requests_recieved": 0,
                                       "error_msg": "", "gpu_util": 1.0, "gpu_mem_util": 2.0,
@@ -59,6 +60,8 @@ def test_registry_tables_and_heartbeats() -> None:
     tables = {t: cols for t, _, cols in batch.tables()}
     assert set(tables) == {"heartbeats_raw", "endpoints", "autogroups"}
     assert tables["endpoints"] == [["t"], [1], ["ep"], [1000]]
+    hb = dict(zip(TABLE_COLUMNS["heartbeats_raw"], tables["heartbeats_raw"], strict=True))
+    assert hb["new_load"] == [7.0] and hb["rej_load"] == [1.5] and hb["max_perf"] == [5.0]
     assert len(ROLLUP_FIELDS) == 20
 
 

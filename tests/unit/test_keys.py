@@ -22,3 +22,12 @@ def test_role_ranks() -> None:
     assert keys.role_allows("superadmin", "admin") and keys.role_allows("admin", "reader")
     assert keys.role_allows("reader", "reader")
     assert not keys.role_allows("reader", "admin") and not keys.role_allows("admin", "superadmin")
+
+
+def test_ingest_role_only_reports() -> None:
+    for role in ("ingest", "admin", "superadmin"):
+        assert keys.role_allows(role, "ingest")
+    assert not keys.role_allows("reader", "ingest")
+    for needed in ("reader", "admin", "superadmin"):
+        assert not keys.role_allows("ingest", needed)
+    assert "ingest" in keys.ROLES
