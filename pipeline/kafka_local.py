@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,15 +52,19 @@ __all__ = [
     "KafkaRuntimeError",
     "LocalKafka",
     "Ports",
+    "check_java",
     "choose_ports",
     "ensure_topics",
     "free_port",
+    "java_major",
     "new_cluster_id",
     "render_server_properties",
     "resolve_jars",
 ]
 
 KAFKA_VERSION = "4.1.1"
+#: Oldest Java the broker runs on (Kafka 4 brokers need 17).
+JAVA_MIN = 17
 HOST = "127.0.0.1"
 #: Largest Kafka message the local broker and Vitals' topics accept. Larger than the pipeline's
 #: own limit (VITALS_MAX_MESSAGE_BYTES, 4 MiB) so an oversized envelope reaches the worker and
@@ -201,7 +206,38 @@ def new_cluster_id() -> str:
             return text
 
 
+def java_major(version_output: str) -> int | None:
+    """The major version in `java -version` output (`"17.0.15"` → 17, `"1.8.0_392"` → 8), or
+    None when there is none."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
 # --------------------------------------------------------------------------- small I/O helpers
+
+
+def check_java() -> None:
+    """Raise KafkaRuntimeError (one line) unless `java` on PATH is Java 17 or newer."""
+    java = shutil.which("java")
+    if java is None:
+        raise KafkaRuntimeError(
+            f"`java` not found on PATH: the local Kafka broker needs Java {JAVA_MIN}+ "
+            f"(or set KAFKA_BOOTSTRAP to use another broker)")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30,
+                             check=False)
+        text = out.stderr + out.stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise KafkaRuntimeError(f"`{java} -version` failed: {exc}") from None
+    major = java_major(text)
+    if major is None or major < JAVA_MIN:
+        first = (text.strip().splitlines() or ["no version"])[0]
+        raise KafkaRuntimeError(
+            f"{java} is Java {major if major is not None else '?'} ({first}); the local Kafka "
+            f"broker needs Java {JAVA_MIN}+ (or set KAFKA_BOOTSTRAP to use another broker)")
 
 
 def free_port(host: str = HOST) -> int:
@@ -413,6 +449,7 @@ class LocalKafka:
             pid, ports = self._live_pid(clean=True), self._read_ports()
             if pid is not None:
                 return self._attach(pid, ports, timeout)
+            check_java()
             lib = resolve_jars(self.cache_dir, self.progress)
             if self.port is not None and not _port_free(self.port):
                 raise KafkaRuntimeError(
