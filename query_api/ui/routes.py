@@ -18,6 +18,7 @@ from query_api.auth import require_role
 from query_api.context import ApiContext
 from query_api.entities import resolve_endpoint
 from query_api.errors import ApiError, bad_param
+from query_api.ratelimit import RateLimiter
 from query_api.responses import JsonResponse
 from query_api.series_cache import SeriesCache
 from query_api.ui import assets, store
@@ -85,6 +86,23 @@ def _ctx(request: Request) -> ApiContext:
     return ctx
 
 
+class _OverviewState:
+    """Per app: the overview's rollup series cache and its per-key rate limit (the endpoint
+    metrics route's limit, VITALS_METRICS_RATE_LIMIT, counted separately)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        s = ctx.settings
+        self.series = SeriesCache(s.metrics_series_cache_buckets)
+        self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
+
+
+def _overview_state(request: Request, ctx: ApiContext) -> _OverviewState:
+    st: _OverviewState | None = getattr(request.app.state, "ui_overview", None)
+    if st is None:
+        st = request.app.state.ui_overview = _OverviewState(ctx)
+    return st
+
+
 def _visible(key: ApiKey) -> str | None:
     """The tenant whose rows the key reads; None: every tenant (superadmin)."""
     return None if key.role == "superadmin" else key.tenant
@@ -110,12 +128,10 @@ async def endpoints(request: Request) -> JsonResponse:
     hour and a requests/s sparkline (see `overview`)."""
     ctx = _ctx(request)
     key = await ctx.auth.authenticate(request)
+    st = _overview_state(request, ctx)
+    st.limiter.check(key.key_id)  # each call computes every endpoint's metrics document
     rows = await store.endpoints(ctx.store, _visible(key))
-    cache = getattr(request.app.state, "ui_series", None)
-    if cache is None:
-        cache = request.app.state.ui_series = SeriesCache(
-            ctx.settings.metrics_series_cache_buckets)
-    out = await endpoint_overview(ctx, rows, cache)
+    out = await endpoint_overview(ctx, rows, st.series)
     return JsonResponse({"now": ctx.clock(), "endpoints": out,
                          "truncated": len(rows) >= store.MAX_ENDPOINTS}, headers=_NO_STORE)
 
