@@ -35,7 +35,9 @@ async def test_broker_restart_under_load(stack_factory, tmp_path):
             assert again.bootstrap == info.bootstrap
             restarted.set()
 
-        async with Producer(s.kafka_bootstrap, s.topics, max_events=10,
+        # a broker restart on a loaded 2-core machine can take longer than the default
+        # delivery timeout (30 s): the SDK must ride through it, not give up
+        async with Producer(s.kafka_bootstrap, s.topics, max_events=10, delivery_timeout_s=180,
                             on_delivery=ledger.on_delivery) as p:
             task = None
             for i, e in enumerate(requests):
