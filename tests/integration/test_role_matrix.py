@@ -107,6 +107,17 @@ def stats(path: str, field_: str) -> Call:
     return call
 
 
+def vast_report(path: str, body: dict[str, Any]) -> Call:
+    """A vast.ai worker report (`mtoken` = the key) whose body is refused after the role
+    check (400), so the role gate is exercised and nothing is stored. There is no tenant in a
+    report: the key's tenant owns it, so "other" reports to an endpoint id no row reads."""
+    async def call(stack: Any, key: str | None, tenant: str) -> Req:
+        ep = 7700 + ENDPOINT[tenant]
+        return Req("POST", path.format(ep=ep, ag=ep * 10),
+                   {**body, **({"mtoken": key} if key else {})})
+    return call
+
+
 async def sql_call(stack: Any, key: str | None, tenant: str) -> Req:
     return Req("POST", "/sql", {"query": "SELECT 1"}, bearer(key))
 
@@ -457,6 +468,18 @@ ROWS: list[Row] = [
         (200, 200)),
     *event_rows(),
     *clearml_rows(),
+    # a vast.ai worker's reports: public key for anyone; reports need an ingest-capable key
+    # (reader 403); the ingest role itself is covered by tests/integration/vast_worker
+    Row("GET /vast/{endpoint_id}/pubkey/", get("/vast/7701/pubkey/"), 200, (200, 200),
+        (200, 200), (200, 200)),
+    Row("GET /vast/{endpoint_id}/{autogroup_id}/pubkey/", get("/vast/7701/77010/pubkey/"), 200,
+        (200, 200), (200, 200), (200, 200)),
+    *(Row(f"POST /vast/{{endpoint_id}}{ag}/{name}/",
+          vast_report(f"/vast/{{ep}}{ag.replace('autogroup_id', 'ag')}/{name}/", body), 401,
+          (403, 403), (400, 400), (400, 400))
+      for ag in ("", "/{autogroup_id}")
+      for name, body in (("worker_status", {"id": "not-a-worker-id"}),
+                         ("delete_requests", {"worker_id": 1, "requests": "none"}))),
 ]
 
 #: Routes served by FastAPI itself (documentation), outside the role model.
