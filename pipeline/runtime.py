@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,11 @@ def freeze_startup_heap() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
+def _import_api_modules() -> None:
+    for name in ("uvicorn", "query_api.app", "query_api.http_protocol"):
+        importlib.import_module(name)
 
 
 class Runtime:
@@ -108,6 +114,8 @@ class Runtime:
             assert s.kafka_bootstrap, "the worker needs settings.kafka_bootstrap"
             early = [asyncio.ensure_future(ensure_topics(
                 s.kafka_bootstrap, self._worker_topics(), partitions=s.topic_partitions))]
+        if self.with_api:  # imported on a thread meanwhile: the API listens sooner
+            early.append(loop.run_in_executor(None, _import_api_modules))
         try:
             if self.with_worker or self.with_api:
                 self.store = await loop.run_in_executor(None, AsyncStore.open, s.dsn,
@@ -117,6 +125,12 @@ class Runtime:
                               f"database {s.clickhouse_database}")
             if self.before_serving is not None:
                 await self.before_serving(self)
+            if self.with_worker:  # not ready before the worker has joined its group
+                from pipeline.topics import KINDS
+
+                for kind in KINDS:
+                    self.health.report(f"agent:{s.topics.topic(kind)}", "joining",
+                                       "the worker is starting")
             self._start_monitor()
             if self.with_api:
                 await self._start_api()
@@ -169,6 +183,8 @@ class Runtime:
         return [n for k in KINDS for n in (t.topic(k), t.dlq(k))]
 
     async def _start_worker(self) -> None:
+        # faust's import takes seconds of CPU: on a thread, so the API keeps answering
+        await asyncio.to_thread(importlib.import_module, "pipeline.worker")
         from pipeline.worker import WORKER_KINDS, create_worker_app
 
         s = self.settings
@@ -268,11 +284,12 @@ class Runtime:
             await step("the ingest producer", self.producer.close(), 0.3)
             self.producer = None
         if self.worker_app is not None:
-            # With the broker away faust's stop waits for a commit that cannot happen: no
-            # use waiting long (the unacked batch is redelivered after the restart).
-            broker = self.health.get("broker")
-            away = broker is not None and broker.state == "down"
-            await step("the stream worker", self.worker_app.stop(), 0.2 if away else 0.9)
+            # With the broker away, or the group still joining, faust's stop waits for a
+            # commit or a join that cannot finish soon: no use waiting long (the unacked
+            # batch is redelivered after the restart).
+            stuck = any(c.state == "down" if c.name == "broker" else c.state == "joining"
+                        for c in self.health.snapshot())
+            await step("the stream worker", self.worker_app.stop(), 0.2 if stuck else 0.9)
             self.worker_app = None
         if self.store is not None:
             self.store.close()

@@ -1,7 +1,7 @@
 """Signals and restarts of a real `vitals up` process (issue 15, points 3 and 4).
 
 - SIGHUP during start-up and SIGTERM while running a broker that `vitals up` started: the
-  process and the JVM are gone within 10 s.
+  process and the JVM are gone within 10 s; a second SIGINT ends it (and the JVM) at once.
 - `vitals up` against a broker that goes away: the stop still takes < 10 s; a second signal
   ends it at once (tests/integration/faults/test_outage.py measures the outage itself).
 - kill -9, then restart: `/healthz` and the stats API answer within seconds of the process
@@ -97,8 +97,21 @@ async def test_signals_stop_vitals_up_and_the_broker_it_started(tmp_path):
         took_running = await stop_with(vp, signal.SIGTERM)
         assert vp.proc.returncode == 0 and jvms(home) == [], vp.log_tail()
         assert not (home / "owner.json").exists()
+
+        # SIGINT twice while the runtime starts (broker up): the second one ends it at once
+        spawn(vp)
+        await until("the broker", lambda: "Kafka: " in vp.log_tail(), 60, vp)
+        assert vp.proc is not None
+        t0 = time.monotonic()
+        vp.proc.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.3)
+        vp.proc.send_signal(signal.SIGINT)
+        await vp.wait_exit(STOP_BOUND_S + 20)
+        took_twice = time.monotonic() - t0
+        assert took_twice < 4.0 and jvms(home) == [], vp.log_tail()
         print(f"\nSIGHUP during start-up: stopped in {took_startup:.1f} s; SIGTERM while "
-              f"running: {took_running:.1f} s; no JVM left")
+              f"running: {took_running:.1f} s; SIGINT twice during start-up: "
+              f"{took_twice:.1f} s; no JVM left")
     finally:
         await vp.close()
         LocalKafka(home, cache_dir=JAR_CACHE).kill_now()
@@ -154,14 +167,19 @@ async def test_kill9_restart_serves_at_once_and_stops_while_joining(tmp_path):
             assert r.status_code == 200, r.text
             assert r.json() == before  # every read is served, from what was stored
             ready = await http.get(url + "/readyz")
-            assert ready.status_code == 503
-            agents = {k: v["state"] for k, v in ready.json()["checks"].items()
+            agents = {v["state"] for k, v in ready.json()["checks"].items()
                       if k.startswith("agent:")}
-            assert set(agents.values()) == {"joining"}, ready.json()
-        took = await stop_with(vp, signal.SIGTERM)  # while the group waits for the dead member
+            # the group waits up to the session timeout (45 s) for the killed member: the API
+            # did not wait for it
+            assert healthz_s < 45 and stats_s < 45
+            if ready.status_code == 503:
+                assert agents == {"joining"}, ready.json()
+            else:
+                assert agents == {"consuming"}, ready.json()
+        took = await stop_with(vp, signal.SIGTERM)  # (usually) while the group still joins
         print(f"\nafter kill -9: /healthz {healthz_s:.1f} s, first stats answer {stats_s:.1f} s "
-              f"after the process start (worker still joining); SIGTERM while joining: "
-              f"stopped in {took:.1f} s")
+              f"after the process start (agents then {'/'.join(sorted(agents))}); SIGTERM "
+              f"then: stopped in {took:.1f} s")
     finally:
         await vp.close()
         await asyncio.to_thread(kafka.stop)
