@@ -4,12 +4,12 @@
 (function endpointPages(V) {
   const { el } = V;
 
-  const SEND_REQUESTS = [
-    'echo \'{"v": 1, "type": "request", "ts": \'$(date +%s)\', "tenant": "<tenant>", ',
-    '  "endpoint_id": 1, "endpoint": "my-llm", "status": 200, "latency_ms": 120}\' \\',
+  const sendRequests = (tenant) => [
+    `echo '{"v": 1, "type": "request", "ts": '$(date +%s)', "tenant": "${tenant}", "endpoint_id": 1, "endpoint": "my-llm", "status": 200, "latency_ms": 120}' \\`,
     '  | vitals publish --topic requests',
-    '# workers report with heartbeats (vast-ai pyworker fields) on the heartbeats topic;',
-    '# or run `vitals demo` for synthetic traffic',
+    '# workers report on the heartbeats topic (the vast-ai pyworker status fields),',
+    '# a vast.ai worker through POST /vast/<endpoint>/worker_status/;',
+    '# `vitals demo` sends synthetic traffic to the "default" tenant',
   ].join('\n');
 
   V.pages.endpoints = async function endpoints(root) {
@@ -22,7 +22,7 @@
       const data = await V.api('/ui/api/endpoints');
       if (!data.endpoints.length) {
         body.replaceChildren(V.emptyState('No endpoints yet',
-          'Endpoints appear when request events or heartbeats reach Vitals. Send one:', SEND_REQUESTS));
+          'Endpoints appear when request events or heartbeats reach Vitals. Send one:', sendRequests(V.session.tenant)));
         return;
       }
       const all = V.session.role === 'superadmin';
@@ -145,7 +145,7 @@
       if (!wk.workers.length) {
         workers.replaceChildren(V.emptyState('No worker heartbeats in the last day',
           'Workers appear when they send heartbeats (the vast-ai pyworker status report) to the heartbeats topic.',
-          '{"v": 1, "type": "heartbeat", "ts": <now>, "endpoint_id": ' + id + ', "id": 7, "max_perf": 100, "cur_load": 3}'));
+          `{"v": 1, "type": "heartbeat", "ts": <unix seconds>, "tenant": "${wk.tenant}", "endpoint_id": ${id}, "id": 7, "max_perf": 100, "cur_load": 3}`));
       } else {
         workers.replaceChildren(V.table([
           { key: 'workerId', label: 'Worker', num: true },

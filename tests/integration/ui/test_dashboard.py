@@ -5,10 +5,14 @@ its tenant; empty tenants get the empty states. Screenshots go to `.artifacts/ui
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
+import sys
 import time
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -205,6 +209,19 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
                                 ).get_attribute("data-points") == "30"
     ids = await w.page.locator("#endpoints-table td[data-col=id]").all_inner_texts()
     assert sorted(ids) == ["11", "12"]  # not the other tenant's 99
+    # live: more traffic for llm-b shows up without reloading (the page refreshes every 10 s)
+    assert (await row_cells(w, "endpoints-table", "id", "12"))["reqrate"] == "0.5"
+    async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
+                        clock=FakeClock(NOW)) as p:
+        await p.send_many("requests", [
+            {"v": 1, "type": "request", "ts": T - 30 + i * 0.5, "tenant": "acme",
+             "endpoint_id": 12, "endpoint": "llm-b", "status": 200, "latency_ms": 5.0}
+            for i in range(60)])
+    await w.page.wait_for_function(
+        "document.querySelector(\"#endpoints-table tr:has(td[data-col=id]) "
+        "td[data-col=reqrate]\") && [...document.querySelectorAll('#endpoints-table tbody tr')]"
+        ".some(r => r.querySelector('[data-col=id]').textContent === '12' && "
+        "r.querySelector('[data-col=reqrate]').textContent === '1.5')", timeout=30_000)
     # sortable: by name ascending puts llm-a first
     await w.page.click("#endpoints-table th[data-key=name]")
     assert (await w.page.locator("#endpoints-table td[data-col=name]").all_inner_texts()
@@ -313,7 +330,7 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
                                         ("requests", "heartbeats", "task-events", "metrics",
                                          "jobs"))
     stored = await row_cells(w, "topics-table", "topic", stack.settings.topics.topic("requests"))
-    assert stored["consumed"] == js_num(len(requests_events()))
+    assert stored["consumed"] == js_num(len(requests_events()) + 60)
     assert stored["rejected"] == "1"
     assert await w.page.locator("#dead-letters-note").count() == 1
 
@@ -370,5 +387,19 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
         await e.open(route, page_name=name)
         await e.shot(f"13-empty-{name}")
         assert says in await e.text("[data-empty]")
+    # the endpoints page's example, run as shown, brings its endpoint in on the next refresh
+    await e.open("/endpoints", page_name="endpoints")
+    example = await e.text("[data-empty] pre")
+    command = example.split("\n#")[0]
+    env = {**os.environ, "KAFKA_BOOTSTRAP": stack.settings.kafka_bootstrap,
+           "VITALS_TOPIC_PREFIX": stack.settings.topics.prefix,
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = await asyncio.create_subprocess_exec("bash", "-c", command, env=env,
+                                                stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    await e.page.wait_for_selector("#endpoints-table a[data-endpoint='1']", timeout=30_000)
+    assert await e.text("#endpoints-table td[data-col=name]") == "my-llm"
     assert e.console_errors == [] and e.external == []
     await e.context.close()
