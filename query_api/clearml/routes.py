@@ -69,9 +69,8 @@ async def _project(call: Call, project_id: str) -> dict[str, Any]:
         body_doc=doc([], id={"type": "array"}, name={"type": "string"},
                      only_fields={"type": "array"}))
 async def projects_get_all(call: Call) -> dict[str, Any]:
-    ids = call.body.get("id")
     docs = await store.get_projects(call.ctx.store, call.key.tenant,
-                                    None if ids is None else shapes._listed(ids))
+                                    shapes.ids(call.body, "id"))
     docs = [d for d in docs if shapes.matches(d, call.body)]
     docs = shapes.order_and_page(docs, call.body, max_page_size=MAX_PAGE_SIZE)
     return {"projects": [shapes.project_fields(d, call.body.get("only_fields"))
@@ -170,9 +169,8 @@ async def tasks_get_by_id(call: Call) -> dict[str, Any]:
                      project={"type": "array"}, only_fields={"type": "array"}))
 async def tasks_get_all(call: Call) -> dict[str, Any]:
     b = call.body
-    ids = shapes._listed(b.get("id"))
-    projects = shapes._listed(b.get("project"))
-    docs = await store.get_tasks(call.ctx.store, call.key.tenant, ids, projects=projects)
+    docs = await store.get_tasks(call.ctx.store, call.key.tenant, shapes.ids(b, "id"),
+                                 projects=shapes.ids(b, "project"))
     docs = [d for d in docs if shapes.matches(d, b)]
     docs = shapes.order_and_page(docs, b, max_page_size=MAX_PAGE_SIZE)
     iters = await store.last_iterations(call.ctx.store, call.key.tenant, [d["id"] for d in docs])

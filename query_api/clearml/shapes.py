@@ -14,7 +14,7 @@ from query_api.clearml.envelope import INVALID_TASK_STATUS, CallError
 from query_api.errors import bad_param
 
 __all__ = ["CREATE_FIELDS", "STATES", "STATUSES", "TASK_TYPES", "change_status", "edit_task",
-           "iso", "matches", "new_project", "new_task", "order_and_page", "project_fields"]
+           "ids", "iso", "matches", "new_project", "new_task", "order_and_page", "project_fields"]
 
 STATUSES = ("created", "queued", "in_progress", "stopped", "publishing", "published", "closed",
             "failed", "completed", "unknown")
@@ -160,6 +160,17 @@ def _listed(v: Any) -> list[Any] | None:
     if v is None:
         return None
     return v if isinstance(v, list) else [v]
+
+
+def ids(query: Mapping[str, Any], name: str, *, max_items: int = 1000) -> list[str] | None:
+    """A filter of ids (one id or a list of them), or None when absent."""
+    v = _listed(query.get(name))
+    if v is None:
+        return None
+    if len(v) > max_items or not all(isinstance(i, str) and len(i) <= 128 for i in v):
+        raise bad_param(name, query.get(name),
+                        f"{name} must be an id or a list of at most {max_items} ids")
+    return v
 
 
 def _tags_match(have: Iterable[str], wanted: Sequence[str]) -> bool:

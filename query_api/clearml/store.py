@@ -1,5 +1,5 @@
 """All SQL of the ClearML server calls: API keys by id (session tokens), and the
-`clearml_tasks` / `clearml_projects` tables of migration 008. Every read and write is scoped to
+`clearml_tasks` / `clearml_projects` tables of migration 009. Every read and write is scoped to
 one tenant. An entity is one JSON document (`doc`) plus the columns analysts filter on; a write
 inserts a new version of the row (ReplacingMergeTree(version), read with FINAL).
 """

@@ -30,10 +30,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_sdk(stack: Any, key: str, workdir: Path) -> tuple[int, str]:
+DOC = Path(__file__).parents[3] / "docs" / "task-events.md"
+
+
+def doc_example() -> tuple[str, str]:
+    """The shell and Python examples of docs/task-events.md's SDK section."""
+    text = DOC.read_text().split("## The ClearML SDK, unchanged", 1)[1]
+    shell = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    python = text.split("```python\n", 1)[1].split("```", 1)[0]
+    return shell, python
+
+
+async def run_sdk(stack: Any, key: str, workdir: Path, source: str | None = None
+                  ) -> tuple[int, str]:
     """Run the script (copied outside any git checkout) with the SDK's own configuration
     variables; returns (exit code, stdout + stderr)."""
-    shutil.copy(SCRIPT, workdir / "train.py")
+    workdir.mkdir(exist_ok=True)
+    if source is None:
+        shutil.copy(SCRIPT, workdir / "train.py")
+    else:
+        (workdir / "train.py").write_text(source)
     files = f"http://127.0.0.1:{_free_port()}"  # nothing listens: report_image uses url=
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir),
            "CLEARML_API_HOST": stack.rt.api_url, "CLEARML_WEB_HOST": files,
@@ -149,6 +165,23 @@ async def test_sdk_runs_unchanged_and_reads_back_exactly(stack_factory, tmp_path
                            {"task": task, "metric": "curve"})
     assert [e["plot_str"] for e in sample["events"]] == [by_metric["curve"]["plot_str"]]
     assert (sample["min_iteration"], sample["max_iteration"]) == (3, 3)
+
+    # the docs' example, as written, with the variables the docs set
+    shell, python = doc_example()
+    for name in ("CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY",
+                 "CLEARML_WEB_HOST", "CLEARML_FILES_HOST"):
+        assert f"{name}=" in shell
+    rc, out = await run_sdk(stack, admin, tmp_path / "doc", python)
+    assert rc == 0 and "ERROR" not in out and "Retrying" not in out, out
+    found = (await clearml(stack, reader, "tasks.get_all", {"name": "^resnet-50$"}))["tasks"]
+    assert [(t["status"], t["last_iteration"]) for t in found] == [("completed", 3)]
+    doc_task = found[0]["id"]
+    doc_data = await clearml(stack, reader, "events.get_scalar_metric_data",
+                             {"task": doc_task, "metric": "loss"})
+    assert [(e["variant"], e["iter"], e["value"]) for e in doc_data["events"]] == [
+        ("train", 3, 0.42)]
+    doc_log = await clearml(stack, reader, "events.get_task_log", {"task": doc_task})
+    assert "epoch 3 done" in [line for e in doc_log["events"] for line in e["msg"].splitlines()]
 
     # the debug image, by url
     image = await clearml(stack, reader, "events.get_debug_image_sample",
