@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from query_api.endpoint_metrics import Pricing, Sums, iso
+from query_api.metrics_insights import recommendations
 
 __all__ = ["RULES", "Budget", "breakdown", "budget", "costs", "daily_cost_trend", "suggestions"]
 
@@ -159,5 +160,7 @@ def costs(points: dict[int, Sums], total: Sums, pricing: Pricing, trend: dict[st
         else {},
         "budgetAnalysis": budget_json,
         "optimization": {"potentialSavings": sum(s["savings"] for s in found),
-                         "suggestions": found},
+                         "totalPotentialSavings": sum(s["savings"] for s in found),
+                         "suggestions": found,
+                         "recommendations": recommendations(found)},
     }

@@ -5,6 +5,7 @@ rows. The sections themselves are computed by the pure modules `endpoint_metrics
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,10 +14,11 @@ from pipeline.storage import AsyncStore
 from query_api import endpoint_metrics as em
 from query_api import metrics_costs as mc
 from query_api import metrics_store as ms
+from query_api.metrics_insights import insights
 from query_api.metrics_params import MetricsQuery, Window, window_for
-from query_api.scaling import scaling
+from query_api.scaling import VAST_DEFAULTS, scaling, target_instances
 from query_api.series_cache import SeriesCache
-from query_api.stats import Scope, live_workers
+from query_api.stats import Scope, current_load, live_workers
 
 T = TypeVar("T")
 
@@ -80,10 +82,12 @@ async def _hours(store: AsyncStore, scope: Scope, lo: int, hi: int, now: float,
 
 
 async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQuery,
-                         now: float, liveness_s: int, series: SeriesCache | None = None
-                         ) -> Computed:
+                         now: float, liveness_s: int, series: SeriesCache | None = None,
+                         stats_window_s: int = 60) -> Computed:
     """The document of `scope` for `q` at `now`; `series` keeps per-bucket rollup reads
-    between calls (series_cache.py), None reads every bucket."""
+    between calls (series_cache.py), None reads every bucket. `stats_window_s` is the
+    trailing window of the load `scaling.targetInstances` follows (the stats API's
+    curload)."""
     win: Window = window_for(q, now)
     sections = set(q.sections)
     hour_now = int(now) // 3600 * 3600
@@ -113,7 +117,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     except BaseException:
         live.cancel()
         raise
-    active, _ = await live
+    active, capacity = await live
     doc: dict[str, Any] = {
         "endpointId": str(scope.endpoint_id), "endpoint": name, "timeframe": q.timeframe,
         "granularity": q.granularity, "aggregation": q.aggregation,
@@ -155,6 +159,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     if "resources" in sections:
         assert sc is not None and res_read is not None
         res = res_read
+        load = await current_load(store, scope, now=now, window_s=stats_window_s)
+        target = target_instances(load, capacity, active)
         res_points = res.series
         doc["resources"] = {
             "heartbeatSamples": res.samples,
@@ -171,9 +177,14 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
             "cpu": {"utilization": {"average": res.cpu_avg, "peak": res.cpu_peak}},
             "scaling": {"events": sc.events, "truncated": sc.truncated,
                         "currentInstances": sc.current, "peakInstances": sc.peak,
+                        "targetInstances": target, "autoScalingEnabled": False,
+                        "targetRule": {"load": load, "capacity": capacity,
+                                       "liveWorkers": active,
+                                       **dataclasses.asdict(VAST_DEFAULTS)},
                         "workerSeconds": sc.worker_seconds,
                         "livenessTimeoutSeconds": liveness_s},
         }
+    doc["insights"] = insights(doc)
     return Computed(doc, hist, points, pricing, res_points, sc.at_points if sc else [])
 
 

@@ -139,7 +139,8 @@ async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
     cached = c is not None
     if c is None:
         c = await build_document(ctx.store, scope, name, q, ctx.clock(),
-                                 ctx.settings.liveness_timeout_s, st.series)
+                                 ctx.settings.liveness_timeout_s, st.series,
+                                 ctx.settings.stats_window_s)
         st.cache.put(ck, c, cache_ttl(ctx, q))
     if name:
         c.doc["endpoint"] = name

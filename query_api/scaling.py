@@ -5,20 +5,37 @@ liveness timeout L (the `nworkers` definition of the stats API): it is live over
 [hb, hb + L) for its heartbeats. Consecutive heartbeats at most L apart form one *session*
 [first, last + L). The live count changes only at session starts (scale up) and ends (scale
 down); changes at the same millisecond are merged into one event, and net-zero instants produce
-none.
+none. An event's `duration` is how long (seconds) the count stayed at its `to`: until the next
+event, or until the horizon (now) for the last one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from query_api.endpoint_metrics import iso
 
-__all__ = ["MAX_EVENTS", "Scaling", "Session", "scaling", "sessions_from_gaps"]
+__all__ = ["MAX_EVENTS", "VAST_DEFAULTS", "Scaling", "Session", "VastRule", "scaling",
+           "sessions_from_gaps", "target_instances"]
 
 MAX_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class VastRule:
+    """The vast.ai autoscaler's endpoint parameters that set its active capacity."""
+
+    target_util: float = 0.9
+    min_load: float = 0.0
+    max_workers: int = 20
+
+
+#: Their defaults (`vastai create endpoint`): Vitals scales nothing and knows no endpoint's own
+#: parameters, so it applies these.
+VAST_DEFAULTS = VastRule()
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,12 @@ def scaling(sessions: Sequence[Session], start_ms: int, horizon_ms: int,
             reason.append(f"worker {', '.join(map(str, down[:10]))} missed the liveness timeout")
         events.append({"timestamp": iso(t / 1000),
                        "action": "scale_up" if net > 0 else "scale_down",
-                       "from": before, "to": count, "reason": "; ".join(reason)})
+                       "from": before, "to": count, "reason": "; ".join(reason),
+                       "_at": t})
+    # duration: seconds the count stayed at `to`, until the next change or the horizon
+    for e, nxt in zip(events, [*events[1:], None], strict=True):
+        end = horizon_ms if nxt is None else nxt["_at"]
+        e["duration"] = (end - e.pop("_at")) / 1000
     at_points = []
     i = 0
     current = timeline[0][1]
@@ -100,3 +122,15 @@ def scaling(sessions: Sequence[Session], start_ms: int, horizon_ms: int,
         at_points.append(current if p >= start_ms else 0)
     return Scaling(events[-MAX_EVENTS:], len(events) > MAX_EVENTS, count, peak,
                    worker_ms / 1000, at_points)
+
+
+def target_instances(load: float, capacity: float, workers: int,
+                     rule: VastRule = VAST_DEFAULTS) -> int | None:
+    """Workers the vast.ai autoscaler would keep active: capacity for
+    max(load / target_util, min_load) work units/s, at the mean `max_perf` of the live
+    workers, at most `max_workers`. None when no live worker tells the per-worker capacity."""
+    if workers <= 0 or capacity <= 0:
+        return None
+    per_worker = capacity / workers
+    wanted = max(load / rule.target_util, rule.min_load)
+    return min(rule.max_workers, math.ceil(wanted / per_worker - 1e-9))

@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.storage import AsyncStore
 from query_api.windows import series_resolution, split_range
 
-__all__ = ["METRICS", "Scope", "current_stats", "live_workers", "timeseries"]
+__all__ = ["METRICS", "Scope", "current_load", "current_stats", "live_workers", "timeseries"]
 
 METRICS = ("nworkers", "totreqs", "curload", "capacity", "reliable", "reqrate")
 
@@ -110,6 +110,13 @@ async def live_workers(store: AsyncStore, scope: Scope, at_ms: int,
     rows = await store.rows(sql, {**scope.params(), "lo": at_ms - timeout_s * 1000, "hi": at_ms})
     n, cap = rows[0]
     return int(n or 0), float(cap or 0.0)
+
+
+async def current_load(store: AsyncStore, scope: Scope, *, now: float, window_s: int) -> float:
+    """`curload` at `now`: work units per second over the trailing window."""
+    t = math.floor(now)
+    _, _, work = await _window_sums(store, scope, t - window_s, t)
+    return (work + await _reported_load(store, scope, t - window_s, t)) / window_s
 
 
 async def current_stats(store: AsyncStore, scope: Scope, *, now: float, window_s: int,

@@ -184,6 +184,13 @@ async def test_summary_series_percentiles_errors_cold_starts(loaded):
     for q, name in ((0.5, "p50Latency"), (0.95, "p95Latency"), (0.99, "p99Latency")):
         assert s[name] == pytest.approx(exact_q(lat, q) / 1000, rel=BOUND), name
     assert s["coldStartCount"] == len(cold) > 0
+    # insights read off the same data: the error rate is far above 5%
+    rate = 100 * len(bad) / len(ev)
+    assert rate > 10
+    found = {i["type"]: i for i in doc["insights"]["performance"]}
+    assert found["error_rate"]["severity"] == "high"
+    assert found["error_rate"]["message"] == f"{rate:.2f}% of requests failed"
+    assert doc["insights"]["costs"] == doc["insights"]["usage"] == []  # sections not asked
     assert s["coldStartRate"] == pytest.approx(100 * len(cold) / len(ev))
     # a superadmin of another tenant reads the owner's numbers (the document computed for its
     # own tenant while the endpoint is resolved is dropped); the rival tenant gets 403
@@ -299,6 +306,10 @@ async def test_costs_budget_resources_scaling(loaded):
         sum(1 for e in ev if failed(e)) / len(ev) * cost(ev), rel=1e-9)
     assert c["optimization"]["potentialSavings"] == pytest.approx(
         sum(s["savings"] for s in rules.values()))
+    recs = c["optimization"]["recommendations"]
+    assert [(x["category"], x["savings"]) for x in recs] == [
+        (x["category"], x["savings"]) for x in c["optimization"]["suggestions"]]
+    assert all(x["implementation"] for x in recs)
     # resources: heartbeat averages and peaks, scaling events from the live worker count
     res = doc["resources"]
     hb = [h for h in heartbeats if start <= h["ts"] < end]
@@ -319,6 +330,16 @@ async def test_costs_budget_resources_scaling(loaded):
         ("scale_up", 2, 3, _iso(T - 300 + 0.5)),
     ]
     assert sc["currentInstances"] == 3 and sc["peakInstances"] == 3
+    # the vast.ai autoscaler's rule: load of the last 60 s at 90% of 10 units/s per worker
+    load = sum(e["work_units"] for e in mine(requests, T - 60, T)) / 60
+    assert sc["targetRule"]["load"] == pytest.approx(load, rel=1e-9)
+    assert sc["targetRule"]["capacity"] == 30.0 and sc["autoScalingEnabled"] is False
+    assert sc["targetInstances"] == math.ceil(load / 0.9 / 10)
+    starts = [e["timestamp"] for e in sc["events"]]
+    stamps = [calendar.timegm(time.strptime(x[:19], "%Y-%m-%dT%H:%M:%S")) + (
+        0.5 if ".500" in x else 0) for x in starts]
+    assert [e["duration"] for e in sc["events"]] == pytest.approx(
+        [b_ - a for a, b_ in zip(stamps, [*stamps[1:], NOW], strict=True)])
     live = sum(max(0.0, min(b_, NOW) - max(a, start)) for _, a, b_ in sessions(heartbeats))
     assert sc["workerSeconds"] == pytest.approx(live)
     u = doc["usage"]["compute"]

@@ -72,6 +72,7 @@ def test_sessions_and_scaling_events():
     assert [(e["action"], e["from"], e["to"]) for e in sc.events] == [
         ("scale_down", 1, 0), ("scale_up", 0, 1)]
     assert sc.events[0]["timestamp"] == iso(80) and sc.current == 1 and sc.peak == 1
+    assert [e["duration"] for e in sc.events] == [120.0, 20.0]  # 80 → 200 s, 200 → 220 s
     assert sc.at_points == [1, 1, 0, 1]
     assert sc.worker_seconds == 50 + 30 + 20
 
@@ -167,3 +168,14 @@ def test_trend_and_budget_and_rules():
     assert found["cold_starts"]["savings"] == pytest.approx(0.1)
     assert found["idle_time"]["savings"] == pytest.approx(80 * 0.01)
     assert all(x["rule"] for x in found.values())
+
+
+def test_target_instances_follow_the_vast_autoscaler_rule():
+    from query_api.scaling import VastRule, target_instances
+    # 3 workers of 10 units/s each; load 25 units/s at 90% target utilisation → 27.8 → 3
+    assert target_instances(25.0, 30.0, 3) == 3
+    assert target_instances(28.0, 30.0, 3) == 4  # 31.1 units/s of capacity wanted
+    assert target_instances(0.0, 30.0, 3) == 0  # no load, min_load 0: nothing active
+    assert target_instances(0.0, 30.0, 3, VastRule(min_load=15.0)) == 2
+    assert target_instances(1e6, 30.0, 3) == 20  # max_workers
+    assert target_instances(5.0, 0.0, 0) is None  # no live worker: per-worker perf unknown
