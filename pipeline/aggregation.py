@@ -45,7 +45,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "loadtime", "cur_load",
         "new_load", "rej_load", "max_perf", "cur_perf", "cur_capacity", "max_capacity",
         "num_requests_working", "num_requests_recieved", "error_msg", "gpu_util",
-        "gpu_mem_util", "cpu_util", "src_partition", "src_offset", "src_index",
+        "gpu_mem_util", "cpu_util", "gpu_temp_c", "gpu_mem_total_bytes", "src_partition",
+        "src_offset", "src_index",
     ),
     "endpoints": ("tenant", "endpoint_id", "endpoint_name", "last_seen"),
     "autogroups": ("tenant", "autogroup_id", "endpoint_id", "last_seen"),
@@ -286,7 +287,8 @@ class SinkBatch:
                         e["max_perf"], e["cur_perf"],
                         e["cur_capacity"], e["max_capacity"], e["num_requests_working"],
                         e["num_requests_recieved"], e["error_msg"], e["gpu_util"],
-                        e["gpu_mem_util"], e["cpu_util"], partition, offset, index))
+                        e["gpu_mem_util"], e["cpu_util"], e.get("gpu_temp_c"),
+                        e.get("gpu_mem_total_bytes"), partition, offset, index))
             self._register(e["tenant"], e["endpoint_id"], e["autogroup_id"], e["endpoint"],
                            e["ts"])
             self.events += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline import sketch
@@ -157,6 +157,13 @@ class Resources:
     cpu_peak: float | None
     #: point start → (gpu, gpu memory, cpu, samples), aggregated with the query's aggregation
     series: dict[int, tuple[float, float, float, int]]
+    #: GPU temperature (°C) over the heartbeats that report it: window average and peak, and
+    #: per point the average; None / absent when none reports it
+    temp_avg: float | None = None
+    temp_peak: float | None = None
+    temp_series: dict[int, float] = field(default_factory=dict)
+    #: Σ over the workers that report it of their latest `gpu_mem_total_bytes` in the window
+    mem_total_bytes: int | None = None
 
 
 def _s(ms: float | None) -> float | None:

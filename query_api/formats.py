@@ -162,6 +162,11 @@ def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
                   [({}, res["gpu"]["memory"]["average"])])
         ex.family(p + "cpu_utilization", "gauge", "Average CPU utilisation, percent",
                   [({}, res["cpu"]["utilization"]["average"])])
+        ex.family(p + "gpu_temperature_celsius", "gauge",
+                  "Average GPU temperature of the workers that report it",
+                  [({}, res["gpu"].get("temperature", {}).get("average"))])
+        ex.family(p + "gpu_memory_bytes", "gauge", "GPU memory of the workers that report it",
+                  [({}, res["gpu"]["memory"].get("allocatedBytes"))])
         ex.family(p + "workers", "gauge", "Live workers now",
                   [({}, res["scaling"]["currentInstances"])])
         ex.family(p + "scaling_events_total", "counter", "Scaling events in the timeframe",

@@ -67,7 +67,7 @@ def _resource_series(res: em.Resources, points: list[int], instances: list[int]
         r = res.series.get(p)
         out.append({"timestamp": em.iso(p), "utilization": r[0] if r else None,
                     "memoryUsage": r[1] if r else None, "cpuUtilization": r[2] if r else None,
-                    "instances": n})
+                    "temperature": res.temp_series.get(p), "instances": n})
     return out
 
 
@@ -170,7 +170,12 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                     "average": res.gpu_avg, "peak": res.gpu_peak,
                     "timeSeries": _resource_series(res, win.points, sc.at_points),
                 },
-                "memory": {"average": res.mem_avg, "peak": res.mem_peak},
+                "memory": {"average": res.mem_avg, "peak": res.mem_peak,
+                           "allocatedBytes": res.mem_total_bytes,
+                           "allocated": (None if res.mem_total_bytes is None
+                                         else f"{res.mem_total_bytes / 2**30:g}GB")},
+                "temperature": {"average": res.temp_avg, "peak": res.temp_peak,
+                                "unit": "celsius"},
                 "performance": {"efficiency": _gpu_efficiency(total.gpu_seconds,
                                                               sc.worker_seconds)},
             },

@@ -334,8 +334,28 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
                 samples, stats = int(r[4]), [float(v) for v in r[5:11]]
         else:
             series[int(r[0])] = (float(r[1]), float(r[2]), float(r[3]), int(r[4]))
+    gpu = await store.rows(
+        f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, avgOrNull(gpu_temp_c), "
+        f"maxOrNull(gpu_temp_c) FROM {store.database}.heartbeats_raw FINAL "
+        f"WHERE {scope.where()} AND ts >= toDateTime64({start}, 3, 'UTC') "
+        f"AND ts < toDateTime64({end}, 3, 'UTC') AND gpu_temp_c IS NOT NULL "
+        f"GROUP BY GROUPING SETS ((t), ()) ORDER BY t{_FINAL}", scope.params())
+    temp_avg = temp_peak = None
+    temps: dict[int, float] = {}
+    for t, avg, peak in gpu:
+        if int(t) == 0:
+            temp_avg, temp_peak = (None if avg is None else float(avg),
+                                   None if peak is None else float(peak))
+        elif avg is not None:
+            temps[int(t)] = float(avg)
+    mem = await store.rows(
+        f"SELECT sum(m), count() FROM (SELECT worker_id, argMax(gpu_mem_total_bytes, ts) AS m "
+        f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
+        f"AND ts >= toDateTime64({start}, 3, 'UTC') AND ts < toDateTime64({end}, 3, 'UTC') "
+        f"AND gpu_mem_total_bytes IS NOT NULL GROUP BY worker_id){_FINAL}", scope.params())
+    mem_total = int(mem[0][0]) if mem and mem[0][1] else None
     return Resources(samples, stats[0], stats[1], stats[2], stats[3], stats[4], stats[5],
-                     series)
+                     series, temp_avg, temp_peak, temps, mem_total)
 
 
 async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int,

@@ -70,10 +70,13 @@ def workload() -> tuple[list[dict], list[dict]]:
             (4, T - 300, T, 30.0, 20.0, 40.0)]
     for w, a, b, gpu, mem, cpu in plan:
         for t in range(a, b, 10):
-            heartbeats.append({"v": 1, "type": "heartbeat", "ts": t + 0.5, "tenant": "acme",
-                               "endpoint_id": EP, "endpoint": NAME, "autogroup_id": 201,
-                               "id": w, "max_perf": 10.0, "gpu_util": gpu,
-                               "gpu_mem_util": mem, "cpu_util": cpu})
+            hb = {"v": 1, "type": "heartbeat", "ts": t + 0.5, "tenant": "acme",
+                  "endpoint_id": EP, "endpoint": NAME, "autogroup_id": 201, "id": w,
+                  "max_perf": 10.0, "gpu_util": gpu, "gpu_mem_util": mem, "cpu_util": cpu}
+            if w in (1, 2):  # the optional GPU figures: only workers 1 and 2 report them
+                hb["gpu_temp_c"] = 60.0 + w + (t % 20) / 10
+                hb["gpu_mem_total_bytes"] = 40 * 2**30
+            heartbeats.append(hb)
     return requests, heartbeats
 
 
@@ -318,9 +321,16 @@ async def test_costs_budget_resources_scaling(loaded):
         sum(h["gpu_util"] for h in hb) / len(hb))
     assert res["gpu"]["utilization"]["peak"] == 90.0
     assert res["gpu"]["memory"]["peak"] == 80.0 and res["cpu"]["utilization"]["peak"] == 40.0
+    warm = [h["gpu_temp_c"] for h in hb if "gpu_temp_c" in h]
+    assert res["gpu"]["temperature"]["average"] == pytest.approx(sum(warm) / len(warm))
+    assert res["gpu"]["temperature"]["peak"] == pytest.approx(max(warm))
+    assert res["gpu"]["memory"]["allocatedBytes"] == 80 * 2**30
+    assert res["gpu"]["memory"]["allocated"] == "80GB"
     for k, point in enumerate(res["gpu"]["utilization"]["timeSeries"]):
         ph = [h for h in hb if start + 300 * k <= h["ts"] < start + 300 * (k + 1)]
         assert point["utilization"] == pytest.approx(sum(h["gpu_util"] for h in ph) / len(ph))
+        pw = [h["gpu_temp_c"] for h in ph if "gpu_temp_c" in h]
+        assert point["temperature"] == pytest.approx(sum(pw) / len(pw))
     sc = res["scaling"]
     assert [(e["action"], e["from"], e["to"], e["timestamp"]) for e in sc["events"]] == [
         ("scale_up", 2, 3, _iso(T - 2500 + 0.5)),

@@ -21,7 +21,8 @@ DOC = {
               "budgetAnalysis": {"remainingBudget": 3.0}},
     "usage": {"compute": {"totalSeconds": 1.0, "gpuSeconds": 0.5},
               "data": {"outputBytes": 10, "inputBytes": 4, "cacheHits": 2, "cacheMisses": 1}},
-    "resources": {"gpu": {"utilization": {"average": 50.0}, "memory": {"average": 30.0},
+    "resources": {"gpu": {"utilization": {"average": 50.0},
+                          "memory": {"average": 30.0, "allocatedBytes": 42949672960},
                           "temperature": {"average": 61.0}},
                   "cpu": {"utilization": {"average": 10.0}},
                   "scaling": {"currentInstances": 2, "targetInstances": 3,
@@ -33,6 +34,8 @@ def test_every_family_passes_promtool() -> None:
     text = formats.prometheus_text(DOC, {100: 3, 300: 2})
     check_metrics(text)
     assert text.count("# HELP vitals_endpoint_latency_quantile_seconds ") == 1
+    assert "vitals_endpoint_gpu_temperature_celsius{" in text
+    assert "vitals_endpoint_gpu_memory_bytes{" in text
 
 
 def test_no_requests_still_passes_promtool() -> None:
