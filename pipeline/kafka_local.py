@@ -49,8 +49,10 @@ __all__ = [
     "KAFKA_VERSION",
     "MAX_MESSAGE_BYTES",
     "BrokerInfo",
+    "ClusterNode",
     "KafkaRuntimeError",
     "LocalKafka",
+    "LocalKafkaCluster",
     "Ports",
     "check_java",
     "choose_ports",
@@ -110,6 +112,17 @@ class BrokerInfo:
 
 
 @dataclass(frozen=True)
+class ClusterNode:
+    """One node of a `LocalKafkaCluster`: its id and ports, and what all nodes share."""
+
+    node_id: int
+    ports: Ports
+    voters: str
+    replication: int
+    cluster_id: str
+
+
+@dataclass(frozen=True)
 class Ports:
     """Loopback ports of one broker: client listener (`broker`) and KRaft `controller`."""
 
@@ -120,11 +133,16 @@ class Ports:
 # --------------------------------------------------------------------------- pure helpers
 
 
-def render_server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """Return the ``server.properties`` text of a single-node KRaft broker+controller.
+def render_server_properties(*, port: int, controller_port: int, data_dir: Path,
+                             node_id: int = 1, voters: str | None = None,
+                             replication: int = 1) -> str:
+    """Return the ``server.properties`` text of a KRaft broker+controller node.
 
-    Contract: node id 1 is the only (static) voter; both listeners bind ``127.0.0.1``; every
-    internal topic has replication factor 1; topics are never auto-created; memory-hungry
+    Contract: by default node id 1 is the only (static) voter and every internal topic has
+    replication factor 1; a node of a cluster (`LocalKafkaCluster`) passes its `node_id`, all
+    `voters` (``"1@host:port,2@host:port,..."``) and the `replication` factor of the internal
+    topics (and the default one), with ``min.insync.replicas`` 2 from 3 nodes on. Both
+    listeners bind ``127.0.0.1``; topics are never auto-created; memory-hungry
     defaults (log cleaner buffer, internal topic partition counts, thread pools) are scaled
     down for a 2-core dev machine. Static ``controller.quorum.voters`` (not the dynamic
     ``--standalone`` quorum) is used so that the controller port may change between starts.
@@ -132,10 +150,11 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path)
     if port == controller_port:
         raise ValueError(f"broker and controller ports must differ, both are {port}")
     data = str(data_dir).replace("\\", "\\\\")
+    rf, isr = str(replication), str(max(1, min(2, replication - 1)))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{HOST}:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@{HOST}:{controller_port}",
         "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -143,16 +162,16 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path)
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": data,
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
         "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
+        "offsets.topic.replication.factor": rf,
         "offsets.topic.num.partitions": "4",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
         "transaction.state.log.num.partitions": "4",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
         "group.initial.rebalance.delay.ms": "0",
         "log.segment.bytes": str(64 * 1024 * 1024),
         "message.max.bytes": str(MAX_MESSAGE_BYTES),
@@ -419,9 +438,12 @@ class LocalKafka:
         port: int | None = None,
         cache_dir: Path | None = None,
         progress: Callable[[str], None] = print,
+        node: ClusterNode | None = None,
     ) -> None:
         self.home = home.absolute()
-        self.port = port
+        self.port = port if node is None else node.ports.broker
+        #: This broker as one node of a cluster (fixed ports, shared voters and cluster id).
+        self.node = node
         self.cache_dir = cache_dir if cache_dir is not None else self.home.parent / "cache"
         self.progress = progress
         self.data_dir = self.home / "data"
@@ -456,6 +478,8 @@ class LocalKafka:
                     f"port {self.port} on {HOST} is in use; cannot start Kafka in {self.home}",
                     self.log_file,
                 )
+            if self.node is not None:  # a cluster's voters name fixed ports
+                return self._spawn(lib, self.node.ports, timeout)
             for attempt in range(2):
                 ports = choose_ports(
                     requested=self.port,
@@ -533,9 +557,12 @@ class LocalKafka:
     # ---- internals
 
     def _spawn(self, lib: Path, ports: Ports, timeout: float) -> BrokerInfo:
+        node = self.node
         self._props.write_text(
             render_server_properties(
-                port=ports.broker, controller_port=ports.controller, data_dir=self.data_dir
+                port=ports.broker, controller_port=ports.controller, data_dir=self.data_dir,
+                node_id=node.node_id if node else 1, voters=node.voters if node else None,
+                replication=node.replication if node else 1,
             )
         )
         self._ports_file.write_text(
@@ -570,7 +597,7 @@ class LocalKafka:
     def _format(self, java: list[str]) -> None:
         cmd = [
             *java, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-            "-t", new_cluster_id(), "-c", str(self._props),
+            "-t", self.node.cluster_id if self.node else new_cluster_id(), "-c", str(self._props),
         ]  # fmt: skip
         with self.log_file.open("ab") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
@@ -678,12 +705,14 @@ def _alive(pid: int) -> Callable[[], bool]:
 
 
 async def ensure_topics(
-    bootstrap: str, names: Sequence[str], *, partitions: int = 1, timeout: float = 30.0
+    bootstrap: str, names: Sequence[str], *, partitions: int = 1, timeout: float = 30.0,
+    replication: int = 1,
 ) -> None:
     """Make sure every topic in `names` exists, then wait until metadata shows each one with a
     leader for every partition.
 
-    Missing topics are created with `partitions` partitions and replication factor 1. Existing
+    Missing topics are created with `partitions` partitions and `replication` replicas (the
+    brokers' ``min.insync.replicas`` applies: 2 on a `LocalKafkaCluster`). Existing
     topics are left as they are (their partition count is not checked or changed); a topic created
     concurrently by someone else is fine. Raises KafkaRuntimeError on any other broker error or if
     the topics are not ready within `timeout` seconds.
@@ -699,7 +728,7 @@ async def ensure_topics(
             missing = [name for name in wanted if name not in existing]
             if missing:
                 response = await admin.create_topics(
-                    [NewTopic(name, partitions, 1,
+                    [NewTopic(name, partitions, replication,
                                topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)})
                      for name in missing]
                 )
@@ -731,3 +760,70 @@ def _all_led(topics: list[dict[str, Any]], wanted: list[str]) -> bool:
         and all(p["leader"] >= 0 for p in t["partitions"])
     }
     return ready.issuperset(wanted)
+
+
+# --------------------------------------------------------------------------- a cluster
+
+
+class LocalKafkaCluster:
+    """`size` KRaft nodes (each broker and controller, all voters) on loopback, one
+    `LocalKafka` home per node under `home` (``node-1/``, ``node-2/``, ...), for failover tests.
+
+    Internal topics get replication factor `size`, and ``min.insync.replicas`` is 2 (from 3
+    nodes on): with acks=all a write survives the loss of any one broker. Ports and the cluster
+    id are chosen once and kept in ``home/cluster.json``, so a killed node restarts into the
+    same quorum. Nodes start concurrently (a lone voter cannot elect a controller).
+    """
+
+    def __init__(self, home: Path, *, size: int = 3, cache_dir: Path | None = None,
+                 progress: Callable[[str], None] = print) -> None:
+        self.home = home.absolute()
+        self.size = size
+        self.home.mkdir(parents=True, exist_ok=True)
+        spec = self.home / "cluster.json"
+        try:
+            raw = json.loads(spec.read_text())
+        except (OSError, ValueError):
+            ports: list[int] = []
+            while len(ports) < 2 * size:
+                port = free_port()
+                if port not in ports:
+                    ports.append(port)
+            raw = {"cluster_id": new_cluster_id(), "ports": ports}
+            spec.write_text(json.dumps(raw) + "\n")
+        pairs = [Ports(raw["ports"][2 * i], raw["ports"][2 * i + 1]) for i in range(size)]
+        voters = ",".join(f"{i + 1}@{HOST}:{p.controller}" for i, p in enumerate(pairs))
+        self.nodes = {
+            i + 1: LocalKafka(self.home / f"node-{i + 1}", cache_dir=cache_dir, progress=progress,
+                              node=ClusterNode(i + 1, p, voters, size, raw["cluster_id"]))
+            for i, p in enumerate(pairs)}
+        self.bootstrap = ",".join(f"{HOST}:{p.broker}" for p in pairs)
+
+    def start(self, timeout: float = 180.0) -> str:
+        """Start every node that is not running; returns the bootstrap list."""
+        with ThreadPoolExecutor(max_workers=self.size) as pool:
+            for f in [pool.submit(n.start, timeout) for n in self.nodes.values()]:
+                f.result()
+        return self.bootstrap
+
+    def start_node(self, node_id: int, timeout: float = 120.0) -> BrokerInfo:
+        return self.nodes[node_id].start(timeout)
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node's JVM (a crash: no controlled shutdown)."""
+        node = self.nodes[node_id]
+        pid = node._live_pid(clean=False)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            end = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < end:
+                time.sleep(0.05)
+            node._pid_file.unlink(missing_ok=True)
+
+    def node_of(self, broker_id: int) -> LocalKafka:
+        return self.nodes[broker_id]
+
+    def stop(self) -> None:
+        with ThreadPoolExecutor(max_workers=self.size) as pool:
+            list(pool.map(lambda n: n.stop(), self.nodes.values()))
