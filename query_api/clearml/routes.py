@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from query_api import task_events_db
 from query_api.clearml import shapes, store, tokens
 from query_api.clearml.caller import token_secret
 from query_api.clearml.envelope import INVALID_PROJECT_ID, INVALID_TASK_ID, CallError
@@ -245,6 +246,24 @@ async def tasks_failed(call: Call) -> dict[str, Any]:
         summary="Mark a task closed", body_doc=doc(["task"], task=_TASK))
 async def tasks_close(call: Call) -> dict[str, Any]:
     return await _status(call, "closed")
+
+
+@action(router, "reset", service="tasks", role="admin", tag=_TAG,
+        summary="Reset a task to created, deleting its events (the SDK reuses a dev task so)",
+        body_doc=doc(["task"], task=_TASK, force={"type": "boolean"},
+                     clear_all={"type": "boolean"}))
+async def tasks_reset(call: Call) -> dict[str, Any]:
+    task_id = _task_id(call)
+    force = get_bool(call.body, "force", False)
+    clear_all = get_bool(call.body, "clear_all", False)
+    async with _lock(call):
+        task = (await _tasks(call, [task_id]))[0]
+        fields = shapes.reset_task(task, force=force, clear_all=clear_all,
+                                   user=call.key.key_id, now=call.ctx.clock())
+        await task_events_db.delete_task(call.ctx.store, call.key.tenant, task_id)
+        await store.put_task(call.ctx.store, call.key.tenant, task)
+    return {"updated": 1, "fields": fields, "dequeued": {}, "deleted_models": 0,
+            "updated_children": 0, "updated_models": 0, "urls": None}
 
 
 @action(router, "ping", service="tasks", role="admin", tag=_TAG,

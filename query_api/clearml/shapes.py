@@ -14,7 +14,8 @@ from query_api.clearml.envelope import INVALID_TASK_STATUS, CallError
 from query_api.errors import bad_param
 
 __all__ = ["CREATE_FIELDS", "STATES", "STATUSES", "TASK_TYPES", "change_status", "edit_task",
-           "ids", "iso", "matches", "new_project", "new_task", "order_and_page", "project_fields"]
+           "ids", "iso", "matches", "new_project", "new_task", "order_and_page", "project_fields",
+           "reset_task"]
 
 STATUSES = ("created", "queued", "in_progress", "stopped", "publishing", "published", "closed",
             "failed", "completed", "unknown")
@@ -129,6 +130,27 @@ def change_status(doc: dict[str, Any], new_status: str, *, force: bool, reason: 
     fields.update(extra)
     doc.update(fields)
     return fields
+
+
+def reset_task(doc: dict[str, Any], *, force: bool, clear_all: bool, user: str, now: float
+               ) -> dict[str, Any]:
+    """tasks.reset (clearml-server's reset_task): back to `created` with its run state cleared
+    (started, completed, last iteration and metrics, runtime; with `clear_all` the script and
+    execution too). A published task needs `force`. Returns the changed fields."""
+    if not force and doc.get("status") == "published":
+        raise CallError(400, "INVALID_PARAMETERS", "invalid task status: a published task is "
+                        "reset only with force", INVALID_TASK_STATUS,
+                        {"parameter": "force", "status": "published"})
+    for gone in ("started", "completed", "published", "last_worker", "active_duration"):
+        doc.pop(gone, None)
+    cleared: dict[str, Any] = {"last_iteration": 0, "last_metrics": {}, "runtime": {}}
+    if clear_all:
+        doc.pop("script", None)
+        cleared["execution"] = {}
+    doc.update(cleared)
+    fields = change_status(doc, "created", force=True, reason="reset", message="reset",
+                           user=user, now=now)
+    return {**cleared, **fields}
 
 
 def new_project(body: Mapping[str, Any], *, project_id: str, tenant: str, user: str,

@@ -171,3 +171,21 @@ def test_new_project():
     assert (doc["name"], doc["basename"], doc["system_tags"]) == ("a/b", "b", ["x"])
     with pytest.raises(ApiError):
         shapes.new_project({"name": ""}, project_id="P", tenant="t", user="u", now=0)
+
+
+def test_reset_clears_the_run_and_refuses_a_published_task_without_force():
+    doc = task(script={"entry_point": "a.py"}, runtime={"progress": "100"})
+    shapes.change_status(doc, "in_progress", force=False, reason="", message="", user="u",
+                         now=1, started="s")
+    doc.update(last_iteration=7, completed="c")
+    fields = shapes.reset_task(doc, force=False, clear_all=False, user="u", now=2)
+    assert (doc["status"], doc["status_reason"], doc["last_iteration"], doc["runtime"]) == (
+        "created", "reset", 0, {})
+    assert "started" not in doc and "completed" not in doc
+    assert doc["script"] == {"entry_point": "a.py"} and fields["status"] == "created"
+    shapes.reset_task(doc, force=False, clear_all=True, user="u", now=3)
+    assert "script" not in doc and doc["execution"] == {}
+    doc["status"] = "published"
+    with pytest.raises(envelope.CallError):
+        shapes.reset_task(doc, force=False, clear_all=False, user="u", now=4)
+    shapes.reset_task(doc, force=True, clear_all=False, user="u", now=4)

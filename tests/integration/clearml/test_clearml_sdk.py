@@ -183,6 +183,16 @@ async def test_sdk_runs_unchanged_and_reads_back_exactly(stack_factory, tmp_path
     doc_log = await clearml(stack, reader, "events.get_task_log", {"task": doc_task})
     assert "epoch 3 done" in [line for e in doc_log["events"] for line in e["msg"].splitlines()]
 
+    # run it again: the SDK reuses its development task (tasks.reset: events deleted, status
+    # created), so the task holds the second run's reports only
+    rc, out = await run_sdk(stack, admin, tmp_path / "doc", python)
+    assert rc == 0 and "ERROR" not in out and "Retrying" not in out, out
+    again = (await clearml(stack, reader, "tasks.get_all", {"name": "^resnet-50$"}))["tasks"]
+    assert [(t["id"], t["status"]) for t in again] == [(doc_task, "completed")]
+    doc_log = await clearml(stack, reader, "events.get_task_log", {"task": doc_task})
+    assert [line for e in doc_log["events"] for line in e["msg"].splitlines()
+            ].count("epoch 3 done") == 1
+
     # the debug image, by url
     image = await clearml(stack, reader, "events.get_debug_image_sample",
                           {"task": task, "metric": "samples", "variant": "first"})
