@@ -14,13 +14,14 @@ from typing import Any
 
 from query_api import stats
 from query_api.context import ApiContext
-from query_api.metrics_params import parse_query
+from query_api.endpoint_metrics import Sums, iso
+from query_api.metrics_params import MetricsQuery, parse_query, window_for
 from query_api.metrics_service import build_document
 from query_api.series_cache import SeriesCache
 from query_api.stats import Scope
 from query_api.ui.store import EndpointRow
 
-__all__ = ["SPARK_POINTS", "endpoint_overview", "row_json"]
+__all__ = ["SPARK_POINTS", "cold_start_points", "cold_starts", "endpoint_overview", "row_json"]
 
 #: the sparkline's points: requests/s per minute over the last half hour
 SPARK_POINTS = 30
@@ -64,3 +65,26 @@ async def endpoint_overview(ctx: ApiContext, rows: list[EndpointRow],
         return row_json(row, current, computed.doc)
 
     return list(await asyncio.gather(*(one(r) for r in rows)))
+
+
+def cold_start_points(points: dict[int, Sums], starts: list[int]) -> list[dict[str, Any]]:
+    """Per window point: requests, cold starts and their seconds (0 where nothing ran)."""
+    out = []
+    for t in starts:
+        s = points.get(t)
+        out.append({"timestamp": iso(t), "requests": s.requests if s else 0,
+                    "coldStarts": s.cold_starts if s else 0,
+                    "coldStartSeconds": s.cold_start_ms_sum / 1000 if s else 0.0})
+    return out
+
+
+async def cold_starts(ctx: ApiContext, scope: Scope, name: str, q: MetricsQuery,
+                      series: SeriesCache | None) -> dict[str, Any]:
+    """Cold starts per point of the metrics window of `q` (the metrics document gives only
+    their totals), from the same rollup reads as `GET /v2/endpoints/{id}/metrics`."""
+    now = ctx.clock()
+    computed = await build_document(ctx.store, scope, name, q, now,
+                                    ctx.settings.liveness_timeout_s, series)
+    return {"endpointId": str(scope.endpoint_id), "timeframe": q.timeframe,
+            "granularity": q.granularity,
+            "timeSeries": cold_start_points(computed.points, window_for(q, now).points)}

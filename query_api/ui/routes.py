@@ -18,11 +18,12 @@ from query_api.auth import require_role
 from query_api.context import ApiContext
 from query_api.entities import resolve_endpoint
 from query_api.errors import ApiError, bad_param
+from query_api.metrics_params import parse_query
 from query_api.ratelimit import RateLimiter
 from query_api.responses import JsonResponse
 from query_api.series_cache import SeriesCache
 from query_api.ui import assets, store
-from query_api.ui.overview import endpoint_overview
+from query_api.ui.overview import cold_starts, endpoint_overview
 
 __all__ = ["ASSETS", "router"]
 
@@ -103,6 +104,13 @@ def _overview_state(request: Request, ctx: ApiContext) -> _OverviewState:
     return st
 
 
+def _endpoint_id(ref: str) -> int:
+    if not (ref.isascii() and ref.isdigit() and len(ref) <= 20) or int(ref) > _MAX_ID:
+        raise bad_param("endpointId", ref[:50], "endpointId must be an endpoint id",
+                        allowed_range=(0, _MAX_ID))
+    return int(ref)
+
+
 def _visible(key: ApiKey) -> str | None:
     """The tenant whose rows the key reads; None: every tenant (superadmin)."""
     return None if key.role == "superadmin" else key.tenant
@@ -142,11 +150,7 @@ async def workers(request: Request, endpointId: str) -> JsonResponse:
     stats count it (a heartbeat within the liveness timeout)."""
     ctx = _ctx(request)
     key = await ctx.auth.authenticate(request)
-    if not (endpointId.isascii() and endpointId.isdigit() and len(endpointId) <= 20) \
-            or int(endpointId) > _MAX_ID:
-        raise bad_param("endpointId", endpointId[:50], "endpointId must be an endpoint id",
-                        allowed_range=(0, _MAX_ID))
-    scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=int(endpointId),
+    scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=_endpoint_id(endpointId),
                                          name=None)
     now = ctx.clock()
     now_ms = int(now * 1000)
@@ -158,6 +162,21 @@ async def workers(request: Request, endpointId: str) -> JsonResponse:
     return JsonResponse({"tenant": scope.tenant, "id": scope.endpoint_id, "endpoint": name,
                          "now": now, "livenessSeconds": ctx.settings.liveness_timeout_s,
                          "workers": rows}, headers=_NO_STORE)
+
+
+@router.get("/ui/api/endpoints/{endpointId}/cold-starts")
+async def endpoint_cold_starts(request: Request, endpointId: str) -> JsonResponse:
+    """Cold starts per point; query `timeframe` and `granularity` as the metrics route."""
+    ctx = _ctx(request)
+    key = await ctx.auth.authenticate(request)
+    st = _overview_state(request, ctx)
+    st.limiter.check(key.key_id)
+    q = parse_query({k: v for k, v in request.query_params.items()
+                     if k in ("timeframe", "granularity")} | {"metrics": "performance"},
+                    ctx.settings.metrics_max_range)
+    scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=_endpoint_id(endpointId),
+                                         name=None)
+    return JsonResponse(await cold_starts(ctx, scope, name, q, st.series), headers=_NO_STORE)
 
 
 @router.get("/ui/api/tasks")

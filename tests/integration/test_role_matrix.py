@@ -413,7 +413,8 @@ def clearml_rows() -> list[Row]:
             *CLEARML_WRITE),
     ]
     rows += [Row(f"POST /tasks.{name}", clearml(f"tasks.{name}", task_of), *CLEARML_WRITE)
-             for name in ("started", "stopped", "completed", "failed", "close", "ping")]
+             for name in ("started", "stopped", "completed", "failed", "close", "ping",
+                          "reset")]
     return rows
 
 
@@ -462,6 +463,9 @@ ROWS: list[Row] = [
         (200, 200), lambda who, t, r: own_rows(who, r, "endpoints")),
     Row("GET /ui/api/endpoints/{endpointId}/workers",
         metrics_get("/ui/api/endpoints/{ep}/workers"), 401, (200, 403), (200, 403), (200, 200)),
+    Row("GET /ui/api/endpoints/{endpointId}/cold-starts",
+        metrics_get("/ui/api/endpoints/{ep}/cold-starts?timeframe=1h"), 401, (200, 403),
+        (200, 403), (200, 200)),
     Row("GET /ui/api/tasks", get("/ui/api/tasks"), 401, (200, 200), (200, 200), (200, 200),
         lambda who, t, r: own_rows(who, r, "tasks")),
     Row("GET /ui/api/dead-letters", get("/ui/api/dead-letters"), 401, (403, 403), (403, 403),

@@ -79,10 +79,11 @@
       const t2 = Math.floor(sess.now) + 1;
       const t1 = t2 - 1 - 119 * step;
       const metricsQs = V.qs({ timeframe: tf, granularity: FRAMES[tf], metrics: 'performance,errors,costs' });
-      const [cur, doc, wk, reqrate, curload, reliable, nworkers, capacity] = await Promise.all([
+      const [cur, doc, wk, cs, reqrate, curload, reliable, nworkers, capacity] = await Promise.all([
         V.api('/get_endpoint_stats/', { method: 'POST', body: { id } }),
         V.api(`/v2/endpoints/${id}/metrics?${metricsQs}`),
         V.api(`/ui/api/endpoints/${id}/workers`),
+        V.api(`/ui/api/endpoints/${id}/cold-starts?${V.qs({ timeframe: tf, granularity: FRAMES[tf] })}`),
         ...['reqrate', 'curload', 'reliable', 'nworkers', 'capacity'].map((m) => statsSeries(id, m, t1, t2, step)),
       ]);
       title.textContent = `${cur.endpoint || 'Endpoint'} (#${id})`;
@@ -139,6 +140,10 @@
         V.chart({ title: 'Requests/s and reliability (stats)', x: xs, series: [
           { label: 'req/s', values: reqrate }, { label: 'reliable', values: reliable, scale: 'r' },
         ] }),
+        V.chart({ title: 'Cold starts (per point)', x: V.secs(cs.timeSeries.map((p) => p.timestamp)), series: [
+          { label: 'cold starts', values: cs.timeSeries.map((p) => p.coldStarts), fill: 'rgba(232,89,12,0.15)', color: '#e8590c' },
+          { label: 'cold-start seconds', values: cs.timeSeries.map((p) => p.coldStartSeconds), scale: 's', dash: [4, 3], color: '#7048e8' },
+        ], empty: 'No cold starts reported (request events with "cold_start": true).' }),
         V.chart({ title: `Cost vs budget (${doc.costs ? doc.costs.currency : ''})`, x: priced ? V.secs(costs.map((p) => p.timestamp)) : [], series: costSeries,
           empty: 'No cost: set prices with PUT /v2/endpoints/{id}/pricing.' }),
       );

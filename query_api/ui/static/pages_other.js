@@ -36,7 +36,7 @@
           V.tile('Queued', V.num(rows.reduce((a, r) => a + r.queued, 0)), 'tasks waiting', { 'data-stat': 'queued' }),
           V.tile('In progress', V.num(rows.reduce((a, r) => a + r.inProgress, 0)), 'tasks started', { 'data-stat': 'inProgress' }),
           V.tile('Node-hours, 24 h', V.num(day.data[0].value / 3600, 2), `${V.num(day.data[0].value)} node-seconds`, { 'data-stat': 'nodeSeconds' })),
-        anyJobs ? null : V.emptyState('No jobs yet', 'Publish job events (task queued/started/finished, node up/down) to the jobs topic to see queues and node usage:',
+        anyJobs ? '' : V.emptyState('No jobs yet', 'Publish job events (task queued/started/finished, node up/down) to the jobs topic to see queues and node usage:',
           '{"v": 1, "type": "job_task", "ts": <now>, "tenant": "<tenant>", "user": "alice", "task_id": "t1", "state": "queued", "cluster": "c1"}'),
         el('h2', {}, 'Queues per tenant'),
         V.table([

@@ -246,8 +246,14 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
     drawn = dict(charts)
     for title in ("Requests and errors by class (per point)", "Latency p50 / p95 / p99 (ms)",
                   "Workers vs load vs capacity", "Requests/s and reliability (stats)",
-                  "Cost vs budget (USD)"):
+                  "Cost vs budget (USD)", "Cold starts (per point)"):
         assert drawn[title], f"chart {title!r} not drawn: {charts}"
+    cold = await api(stack, keys["reader"], "GET",
+                     "/ui/api/endpoints/11/cold-starts?timeframe=1h&granularity=1m")
+    assert len(cold["timeSeries"]) == 60
+    assert sum(p["coldStarts"] for p in cold["timeSeries"]) == 3
+    assert sum(p["coldStartSeconds"] for p in cold["timeSeries"]) == 6.0
+    assert sum(p["requests"] for p in cold["timeSeries"]) == doc["summary"]["totalExecutions"]
     workers = await api(stack, keys["reader"], "GET", "/ui/api/endpoints/11/workers")
     assert [x["workerId"] for x in workers["workers"]] == [1, 2, 3]
     assert [x["live"] for x in workers["workers"]] == [True, True, False]
@@ -337,7 +343,9 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
     assert w.console_errors == [], w.console_errors
     assert w.external == [], w.external
 
-    # -- the reader cannot open another tenant's pages --------------------------------------
+    # -- what a reader may not open ---------------------------------------------------------
+    await w.open("/jobs", page_name="jobs")  # Coopr queues and node usage take the admin role
+    assert "need an admin key" in await w.text("[data-empty]")
     await w.page.goto(f"{base}/ui#/endpoints/99")
     await w.page.wait_for_selector("[data-error='403']")
     await w.shot("10-reader-other-tenant-endpoint")
