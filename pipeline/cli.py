@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for handler_ in logging.getLogger().handlers:  # Kafka clients: once, then once a minute
-        handler_.addFilter(RateLimitFilter())
+    RateLimitFilter.install(logging.getLogger().handlers)  # Kafka clients: once a minute
     logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_quiet_coordinator_start)
     from aiokafka.errors import KafkaError
 
@@ -518,38 +517,33 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     _check_udp_port_free(settings)
     kafka: LocalKafka | None = None
     owned = False
-    if settings.kafka_bootstrap is None:
-        kafka = _local_kafka(settings)
-        found = kafka.status()
-        orphaned_by = kafka.orphaned_by() if found is not None else None
-        owned = found is None or orphaned_by is not None
-        if found is None:
-            print(
-                f"starting a local Kafka broker in {kafka.home} (the first start resolves "
-                f"its jars with Maven and can take a minute)",
-                flush=True,
-            )
-        elif orphaned_by is not None:
-            print(
-                f"found a Kafka broker (pid {found.pid}) left over from a `vitals up` (pid "
-                f"{orphaned_by}) that ended without stopping it; adopting it: it stops with "
-                f"this run",
-                flush=True,
-            )
-        if owned:
-            shutdown.on_force.append(kafka.kill_now)
-        try:
-            info = kafka.start()
-        except KeyboardInterrupt:
+    try:  # from here on, a broker this run started (or adopted) is stopped whatever happens
+        if settings.kafka_bootstrap is None:
+            kafka = _local_kafka(settings)
+            found = kafka.status()
+            orphaned_by = kafka.orphaned_by() if found is not None else None
+            if found is None:
+                print(
+                    f"starting a local Kafka broker in {kafka.home} (the first start resolves "
+                    f"its jars with Maven and can take a minute)",
+                    flush=True,
+                )
+            elif orphaned_by is not None:
+                print(
+                    f"found a Kafka broker (pid {found.pid}) left over from a `vitals up` (pid "
+                    f"{orphaned_by}) that ended without stopping it; adopting it: it stops "
+                    f"with this run",
+                    flush=True,
+                )
+            owned = found is None or orphaned_by is not None
             if owned:
-                kafka.stop(timeout=max(1.0, shutdown.remaining() - 2.0))
-            raise
-        if owned:
-            kafka.claim(os.getpid())
-        note = f"pid {info.pid}" if owned else "started by `vitals kafka start`; left running"
-        print(f"Kafka: {info.bootstrap} ({note}; log {info.log_file})", flush=True)
-        settings = settings.with_(kafka_bootstrap=info.bootstrap)
-    try:
+                shutdown.on_force.append(kafka.kill_now)
+            info = kafka.start()
+            if owned:
+                kafka.claim(os.getpid())
+            note = f"pid {info.pid}" if owned else "started by `vitals kafka start`; left running"
+            print(f"Kafka: {info.bootstrap} ({note}; log {info.log_file})", flush=True)
+            settings = settings.with_(kafka_bootstrap=info.bootstrap)
         code = shutdown_run(_up(settings, args, url_file, key_file, shutdown))
     finally:
         shutdown.install_sync(interrupt=False)  # the loop's close reset the handlers

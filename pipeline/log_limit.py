@@ -86,12 +86,23 @@ class RateLimitFilter(logging.Filter):
         self._throttle = Throttle(every_s, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        decided = record.__dict__.get("_vitals_rate_limited")
+        if decided is not None:  # one decision per record, whichever handler asks again
+            return not decided
         family = record.name.split(".", 1)[0]
         if family not in self.families:
             return True
         held = self._throttle.allow((family, record.levelno))
-        if held is None:
-            return False
+        record.__dict__["_vitals_rate_limited"] = held is None
         if held:
             record.msg = f"{record.msg} ({held} more {family} messages in the last period dropped)"
-        return True
+        return held is not None
+
+    @classmethod
+    def install(cls, handlers: list[logging.Handler]) -> None:
+        """One filter per handler, whatever the number of calls (`main` may run repeatedly in
+        one process, e.g. under pytest)."""
+        shared = cls()
+        for handler in handlers:
+            if not any(isinstance(f, cls) for f in handler.filters):
+                handler.addFilter(shared)

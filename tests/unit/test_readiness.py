@@ -86,6 +86,10 @@ def test_rate_limited_log_and_filter(caplog: pytest.LogCaptureFixture):
                         "Unable connect to node 1 (999 more test messages in the last period "
                         "dropped)"]
         assert sum(r.name == "other" for r in caplog.records) == 1000
+        # one decision per record: a second handler's filter does not decide again
+        rec = logging.LogRecord("test.x", logging.ERROR, __file__, 1, "again %s", (1,), None)
+        assert not f.filter(rec)  # held back (one passed this period)
+        assert not RateLimitFilter(("test",), 60, clock).filter(rec)
     finally:
         caplog.handler.removeFilter(f)
 

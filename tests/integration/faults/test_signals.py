@@ -2,6 +2,8 @@
 
 - SIGHUP during start-up and SIGTERM while running a broker that `vitals up` started: the
   process and the JVM are gone within 10 s; a second SIGINT ends it (and the JVM) at once.
+- After a kill -9 of `vitals up` its broker is left over: `vitals kafka status` reports it and
+  the next `vitals up` adopts it and stops it on exit.
 - `vitals up` against a broker that goes away: the stop still takes < 10 s; a second signal
   ends it at once (tests/integration/faults/test_outage.py measures the outage itself).
 - kill -9, then restart: `/healthz` and the stats API answer within seconds of the process
@@ -91,9 +93,23 @@ async def test_signals_stop_vitals_up_and_the_broker_it_started(tmp_path):
         took_startup = await stop_with(vp, signal.SIGHUP)
         assert jvms(home) == [], vp.log_tail()
 
-        # SIGTERM while running (broker up, worker consuming, API serving)
+        # kill -9: the broker is left over; `vitals kafka status` says so, the next
+        # `vitals up` adopts it (and stops it on exit)
         await vp.start()
-        assert jvms(home)
+        (jvm,) = jvms(home)
+        assert vp.proc is not None
+        crashed = vp.proc.pid
+        vp.proc.kill()
+        await vp.wait_exit(10)
+        status = subprocess.run([sys.executable, "-m", "pipeline.cli", "kafka", "status"],
+                                cwd=vp.env["PYTHONPATH"], env=vp.env, capture_output=True,
+                                text=True, timeout=60)
+        assert status.returncode == 0 and f"left over from a `vitals up` (pid {crashed})" in \
+            status.stdout, status.stdout + status.stderr
+        await vp.start()
+        assert jvms(home) == [jvm] and "adopting it" in vp.log_tail(), vp.log_tail()
+
+        # SIGTERM while running (broker up, worker consuming, API serving)
         took_running = await stop_with(vp, signal.SIGTERM)
         assert vp.proc.returncode == 0 and jvms(home) == [], vp.log_tail()
         assert not (home / "owner.json").exists()
