@@ -19,9 +19,9 @@ from query_api import task_events_db
 from query_api.clearml import shapes, store, tokens
 from query_api.clearml.caller import token_secret
 from query_api.clearml.envelope import INVALID_PROJECT_ID, INVALID_TASK_ID, CallError
-from query_api.clearml_calls import Call, action, doc, get_bool
+from query_api.clearml_calls import Call, action, doc, get_bool, get_str_list
 from query_api.errors import bad_param
-from query_api.params import get_int, get_str
+from query_api.params import get_choice, get_int, get_str
 
 __all__ = ["router"]
 
@@ -295,3 +295,63 @@ async def tasks_set_requirements(call: Call) -> dict[str, Any]:
         task.update(last_update=now, last_change=now, last_changed_by=call.key.key_id)
         await store.put_task(call.ctx.store, call.key.tenant, task)
     return {"updated": 1, "fields": {"script.requirements": requirements}}
+
+
+@action(router, "edit_hyper_params", service="tasks", role="admin", tag=_TAG,
+        summary="Add or replace hyperparameters (what task.connect() and argparse store)",
+        body_doc=doc(["task", "hyperparams"], task=_TASK, hyperparams={"type": "array"},
+                     replace_hyperparams={"type": "string", "enum": ["none", "section", "all"]},
+                     force={"type": "boolean"}))
+async def tasks_edit_hyper_params(call: Call) -> dict[str, Any]:
+    task_id = _task_id(call)
+    replace = get_choice(call.body, "replace_hyperparams", ("none", "section", "all"),
+                         default="none")
+    force = get_bool(call.body, "force", False)
+    assert replace is not None
+    async with _lock(call):
+        task = (await _tasks(call, [task_id]))[0]
+        updated = shapes.edit_hyperparams(task, call.body.get("hyperparams"), replace=replace,
+                                          force=force, user=call.key.key_id,
+                                          now=call.ctx.clock())
+        await store.put_task(call.ctx.store, call.key.tenant, task)
+    return {"updated": updated}
+
+
+@action(router, "edit_configuration", service="tasks", role="admin", tag=_TAG,
+        summary="Add or replace configuration objects (connect_configuration)",
+        body_doc=doc(["task", "configuration"], task=_TASK, configuration={"type": "array"},
+                     replace_configuration={"type": "boolean"}, force={"type": "boolean"}))
+async def tasks_edit_configuration(call: Call) -> dict[str, Any]:
+    task_id = _task_id(call)
+    replace = get_bool(call.body, "replace_configuration", False)
+    force = get_bool(call.body, "force", False)
+    async with _lock(call):
+        task = (await _tasks(call, [task_id]))[0]
+        updated = shapes.edit_configuration(task, call.body.get("configuration"),
+                                            replace=replace, force=force,
+                                            user=call.key.key_id, now=call.ctx.clock())
+        await store.put_task(call.ctx.store, call.key.tenant, task)
+    return {"updated": updated}
+
+
+@action(router, "get_hyper_params", service="tasks", tag=_TAG,
+        summary="Hyperparameters of tasks, by section and name",
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK}))
+async def tasks_get_hyper_params(call: Call) -> dict[str, Any]:
+    tasks = get_str_list(call.body, "tasks", max_items=100)
+    found = await _tasks(call, tasks)
+    return {"params": [{"task": t["id"], "hyperparams": shapes.hyperparams_list(t)}
+                       for t in found]}
+
+
+@action(router, "get_configurations", service="tasks", tag=_TAG,
+        summary="Configuration objects of tasks (all, or those named)",
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
+                     names={"type": "array", "items": {"type": "string"}}))
+async def tasks_get_configurations(call: Call) -> dict[str, Any]:
+    tasks = get_str_list(call.body, "tasks", max_items=100)
+    names = shapes.ids(call.body, "names")
+    found = await _tasks(call, tasks)
+    return {"configurations": [{"task": t["id"],
+                                "configuration": shapes.configuration_list(t, names)}
+                               for t in found]}

@@ -13,9 +13,26 @@ from typing import Any
 from query_api.clearml.envelope import INVALID_TASK_STATUS, CallError
 from query_api.errors import bad_param
 
-__all__ = ["CREATE_FIELDS", "STATES", "STATUSES", "TASK_TYPES", "change_status", "edit_task",
-           "ids", "iso", "matches", "new_project", "new_task", "order_and_page", "project_fields",
-           "reset_task"]
+__all__ = [
+    "CREATE_FIELDS",
+    "STATES",
+    "STATUSES",
+    "TASK_TYPES",
+    "change_status",
+    "configuration_list",
+    "edit_configuration",
+    "edit_hyperparams",
+    "edit_task",
+    "hyperparams_list",
+    "ids",
+    "iso",
+    "matches",
+    "new_project",
+    "new_task",
+    "order_and_page",
+    "project_fields",
+    "reset_task",
+]
 
 STATUSES = ("created", "queued", "in_progress", "stopped", "publishing", "published", "closed",
             "failed", "completed", "unknown")
@@ -151,6 +168,90 @@ def reset_task(doc: dict[str, Any], *, force: bool, clear_all: bool, user: str, 
     fields = change_status(doc, "created", force=True, reason="reset", message="reset",
                            user=user, now=now)
     return {**cleared, **fields}
+
+
+_ITEM_FIELDS = ("section", "name", "value", "type", "description")
+
+
+def _items(raw: Any, name: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"]
+            and all(i.get(f) is None or isinstance(i.get(f), str) for f in fields)
+            for i in raw):
+        raise bad_param(name, raw, f"{name} must be a list of {{{', '.join(fields)}}} with "
+                        f"string values and a name")
+    return [{f: i[f] for f in fields if i.get(f) is not None} for i in raw]
+
+
+def _editable(doc: Mapping[str, Any], force: bool, any_status: bool = False) -> None:
+    if not (force or any_status or doc.get("status") == "created"):
+        raise CallError(400, "INVALID_PARAMETERS",
+                        f"invalid task status: expected created, task is {doc.get('status')}",
+                        INVALID_TASK_STATUS,
+                        {"parameter": "force", "expected": "created",
+                         "status": doc.get("status")})
+
+
+def _dict(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    v = doc.get(key)
+    return v if isinstance(v, dict) else {}
+
+
+def edit_hyperparams(doc: dict[str, Any], raw: Any, *, replace: str, force: bool, user: str,
+                     now: float) -> int:
+    """tasks.edit_hyper_params: items {section, name, value, type, description} into
+    `hyperparams[section][name]`; `replace` `none` (merge), `section` or `all`. A task not in
+    `created` needs `force`, unless only the `properties` section changes."""
+    items = _items(raw, "hyperparams", _ITEM_FIELDS)
+    for i in items:
+        i["section"] = i.get("section", "")
+        if i["section"].lower() == "properties":
+            i["section"] = "properties"
+    _editable(doc, force, bool(items) and all(i["section"] == "properties" for i in items))
+    sections: dict[str, dict[str, Any]] = {}
+    for i in items:
+        sections.setdefault(i["section"], {})[i["name"]] = i
+    current = _dict(doc, "hyperparams")
+    if replace == "all":
+        merged = sections
+    elif replace == "section":
+        merged = {**current, **sections}
+    else:
+        merged = {k: dict(v) for k, v in current.items()}
+        for section, params in sections.items():
+            merged.setdefault(section, {}).update(params)
+    doc["hyperparams"] = merged
+    t = iso(now)
+    doc.update(last_change=t, last_changed_by=user, last_update=t)
+    return 1
+
+
+def edit_configuration(doc: dict[str, Any], raw: Any, *, replace: bool, force: bool,
+                       user: str, now: float) -> int:
+    """tasks.edit_configuration: items {name, value, type, description} into
+    `configuration[name]` (all replaced with `replace`). A task not in `created` needs
+    `force`."""
+    items = _items(raw, "configuration", _ITEM_FIELDS[1:])
+    _editable(doc, force)
+    current = _dict(doc, "configuration")
+    doc["configuration"] = {**({} if replace else current), **{i["name"]: i for i in items}}
+    t = iso(now)
+    doc.update(last_change=t, last_changed_by=user, last_update=t)
+    return 1
+
+
+def hyperparams_list(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    sections = _dict(doc, "hyperparams")
+    items = [p for params in sections.values() if isinstance(params, dict)
+             for p in params.values() if isinstance(p, dict)]
+    return sorted(items, key=lambda p: (str(p.get("section", "")), str(p.get("name", ""))))
+
+
+def configuration_list(doc: Mapping[str, Any], names: Sequence[str] | None
+                       ) -> list[dict[str, Any]]:
+    conf = _dict(doc, "configuration")
+    return [c for n, c in sorted(conf.items())
+            if isinstance(c, dict) and (not names or n in names)]
 
 
 def new_project(body: Mapping[str, Any], *, project_id: str, tenant: str, user: str,

@@ -189,3 +189,31 @@ def test_reset_clears_the_run_and_refuses_a_published_task_without_force():
     with pytest.raises(envelope.CallError):
         shapes.reset_task(doc, force=False, clear_all=False, user="u", now=4)
     shapes.reset_task(doc, force=True, clear_all=False, user="u", now=4)
+
+
+def test_hyperparams_and_configuration_edits():
+    doc = task()
+    item = {"section": "General", "name": "lr", "value": "0.1", "type": "float"}
+    shapes.edit_hyperparams(doc, [item, {"section": "Args", "name": "bs", "value": "32"}],
+                            replace="none", force=False, user="u", now=1)
+    shapes.edit_hyperparams(doc, [{**item, "value": "0.2"}], replace="none", force=False,
+                            user="u", now=2)
+    assert [(p["section"], p["name"], p["value"]) for p in shapes.hyperparams_list(doc)] == [
+        ("Args", "bs", "32"), ("General", "lr", "0.2")]
+    shapes.edit_hyperparams(doc, [{"section": "General", "name": "wd", "value": "1"}],
+                            replace="section", force=False, user="u", now=3)
+    assert [p["name"] for p in shapes.hyperparams_list(doc)] == ["bs", "wd"]
+    shapes.change_status(doc, "in_progress", force=False, reason="", message="", user="u",
+                         now=4)
+    with pytest.raises(envelope.CallError):
+        shapes.edit_hyperparams(doc, [item], replace="none", force=False, user="u", now=5)
+    shapes.edit_hyperparams(doc, [{"section": "Properties", "name": "p", "value": "x"}],
+                            replace="none", force=False, user="u", now=5)  # any status
+    with pytest.raises(ApiError):
+        shapes.edit_hyperparams(doc, [{"section": "General", "value": "x"}], replace="none",
+                                force=True, user="u", now=6)
+    shapes.edit_configuration(doc, [{"name": "model", "value": "{}", "type": "dictionary"}],
+                              replace=False, force=True, user="u", now=7)
+    assert shapes.configuration_list(doc, ["model"]) == [
+        {"name": "model", "value": "{}", "type": "dictionary"}]
+    assert shapes.configuration_list(doc, ["other"]) == []

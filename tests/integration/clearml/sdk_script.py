@@ -4,6 +4,7 @@ task id on its last line."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -15,6 +16,11 @@ PROJECT = os.environ["SDK_PROJECT"]
 def main() -> None:
     task = Task.init(project_name=PROJECT, task_name="sdk run", auto_resource_monitoring=False,
                      auto_connect_frameworks=False)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.parse_args()
+    task.connect({"lr": 0.1, "epochs": 3})
+    task.connect_configuration({"layers": [64, 32]}, name="model")
     logger = task.get_logger()
     for i in range(5):
         logger.report_scalar("loss", "train", value=1.0 / (i + 1), iteration=i)

@@ -120,6 +120,14 @@ async def test_sdk_runs_unchanged_and_reads_back_exactly(stack_factory, tmp_path
                             {"project": [projects[0]["id"]], "only_fields": ["status"]},
                             method="POST"))["tasks"]
     assert listed == [{"id": task, "status": "completed"}]
+    params = (await clearml(stack, reader, "tasks.get_hyper_params", {"tasks": [task]}))
+    values = {(p["section"], p["name"]): p["value"] for p in params["params"][0]["hyperparams"]}
+    assert values == {("Args", "batch_size"): "32", ("General", "lr"): "0.1",
+                      ("General", "epochs"): "3"}
+    conf = (await clearml(stack, reader, "tasks.get_configurations",
+                          {"tasks": [task], "names": ["model"]}))["configurations"]
+    assert [c["name"] for c in conf[0]["configuration"]] == ["model"]
+    assert "64" in conf[0]["configuration"][0]["value"]
     rows = await stack.rows("SELECT tenant, name, status, project, last_iteration "
                             f"FROM {{db}}.clearml_tasks FINAL WHERE id = '{task}'")
     assert rows == [("acme", "sdk run", "completed", projects[0]["id"], 4)]
