@@ -46,7 +46,8 @@ async def root() -> RedirectResponse:
 async def shell() -> Response:
     path = assets.resolve("index.html")
     assert path is not None, "query_api/ui/static/index.html is part of the package"
-    return FileResponse(path, media_type=assets.media_type(path), headers=_NO_STORE)
+    return FileResponse(path, media_type=assets.media_type(path),
+                        headers={**_NO_STORE, "X-Content-Type-Options": "nosniff"})
 
 
 @router.get(ASSETS + "/{relative:path}")
@@ -55,7 +56,8 @@ async def asset(relative: str) -> Response:
     if path is None:
         raise ApiError(404, "NOT_FOUND", f"no dashboard asset {relative[:200]!r}")
     return FileResponse(path, media_type=assets.media_type(path),
-                        headers={"Cache-Control": "public, max-age=300"})
+                        headers={"Cache-Control": "public, max-age=300",
+                                 "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/docs")

@@ -17,6 +17,7 @@ import pytest
 
 from pipeline import sketch
 from pipeline.aggregation import SinkBatch
+from pipeline.decode import EventChecker
 from pipeline.storage import ClickHouseStore, migrate
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/vitals.json"
@@ -38,23 +39,22 @@ def expand(sql: str, db: str, *, frm: int, to: int, tenant: str) -> str:
     return re.sub(r"\bvitals\.", f"{db}.", sql)
 
 
-def request(ts_ms: int, endpoint: int, latency: float, status: int = 200,
+def wire(kind: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A wire event as the worker stores it: validated, defaults filled, ts in ms."""
+    return EventChecker(kind, now_ms=int(time.time() * 1000), max_future_ms=300_000)(event)
+
+
+def request(ts: float, endpoint: int, latency: float, status: int = 200,
             **over: Any) -> dict[str, Any]:
-    e = {"tenant": "acme", "endpoint_id": endpoint, "endpoint": f"ep-{endpoint}",
-         "autogroup_id": 0, "worker_id": 1, "ts": ts_ms, "status": status,
-         "latency_ms": latency, "queue_ms": 0.0, "work_units": 1.0, "tokens_in": 0,
-         "tokens_out": 0, "cold_start": False, "cold_start_ms": 0.0,
-         "error_kind": "", "gpu_seconds": 0.0, "bytes_out": 0}
-    e.update(over)
-    return e
+    return wire("requests", {"v": 1, "type": "request", "ts": ts, "tenant": "acme",
+                             "endpoint_id": endpoint, "endpoint": f"ep-{endpoint}",
+                             "worker_id": 1, "status": status, "latency_ms": latency, **over})
 
 
-def heartbeat(ts_ms: int, worker: int) -> dict[str, Any]:
-    return {"tenant": "acme", "endpoint_id": 1, "endpoint": "ep-1", "autogroup_id": 0,
-            "id": worker, "ts": ts_ms, "loadtime": 0.0, "cur_load": 1.0, "max_perf": 10.0,
-            "cur_perf": 1.0, "cur_capacity": 1.0, "max_capacity": 2.0,
-            "num_requests_working": 0, "num_requests_recieved": 0, "error_msg": "",
-            "gpu_util": 0.5, "gpu_mem_util": 0.5, "cpu_util": 0.5}
+def heartbeat(ts: float, worker: int) -> dict[str, Any]:
+    return wire("heartbeats", {"v": 1, "type": "heartbeat", "ts": ts, "tenant": "acme",
+                               "endpoint_id": 1, "endpoint": "ep-1", "id": worker,
+                               "max_perf": 10.0, "cur_load": 1.0})
 
 
 @pytest.fixture
@@ -69,16 +69,16 @@ def test_every_panel_runs_on_the_schema_and_the_overview_is_exact(store: ClickHo
     events: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for i in range(600):  # endpoint 1: 10 minutes, one request a second
         status = 500 if i % 20 == 0 else 429 if i % 33 == 0 else 200
-        events[1].append(request((BASE + i) * 1000 + 250, 1, 5.0 + (i * 7919) % 400, status))
+        events[1].append(request(BASE + i + 0.25, 1, 5.0 + (i * 7919) % 400, status))
     for i in range(40):  # endpoint 2, and a cold start
-        events[2].append(request((BASE + 120 + i) * 1000, 2, 80.0 + i, cold_start=i == 0,
+        events[2].append(request(BASE + 120 + i, 2, 80.0 + i, cold_start=i == 0,
                                  cold_start_ms=1500.0 if i == 0 else 0.0))
-    other = [request((BASE + 5) * 1000, 9, 1.0, tenant="other")]
+    other = [request(BASE + 5, 9, 1.0, tenant="other")]
     batch = SinkBatch()
     flat = [e for evs in events.values() for e in evs] + other
     for offset in range(0, len(flat), 100):  # several Kafka messages' worth
         batch.add_requests(0, offset, list(enumerate(flat[offset:offset + 100])))
-    batch.add_heartbeats(0, 10_000, [(i, heartbeat((BASE + 10 * i) * 1000, 1 + i % 3))
+    batch.add_heartbeats(0, 10_000, [(i, heartbeat(BASE + 10 * i, 1 + i % 3))
                                      for i in range(30)])
     batch.add_dead_letter("requests", 0, 10_001, 0, "missing required field endpoint_id",
                           b'{"v": 1}')

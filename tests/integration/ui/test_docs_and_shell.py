@@ -12,6 +12,8 @@ async def test_docs_redoc_and_sign_in_work_offline(stack_factory, browser) -> No
     base = stack.rt.api_url
     r = await stack.http.get("/", follow_redirects=False)
     assert r.status_code == 307 and r.headers["location"] == "/ui"
+    r = await stack.http.get("/ui")
+    assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
     r = await stack.http.get("/ui/assets/../../app.py")
     assert r.status_code == 404
     r = await stack.http.get("/ui/api/endpoints")
