@@ -45,6 +45,17 @@
     return card;
   };
 
+  // Charts follow the window's width (uPlot draws at a fixed size).
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      document.querySelectorAll('.chart').forEach((card) => {
+        if (card._uplot) card._uplot.setSize({ width: Math.max(280, card.clientWidth - 20), height: card._uplot.height });
+      });
+    }, 150);
+  });
+
   /** A small SVG polyline of `values` (nulls as 0). */
   V.sparkline = function sparkline(values, { width = 120, height = 26 } = {}) {
     const ns = 'http://www.w3.org/2000/svg';

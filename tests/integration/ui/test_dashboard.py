@@ -248,6 +248,11 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
                   "Workers vs load vs capacity", "Requests/s and reliability (stats)",
                   "Cost vs budget (USD)", "Cold starts (per point)"):
         assert drawn[title], f"chart {title!r} not drawn: {charts}"
+    width = "document.querySelector('#endpoint-charts .chart canvas').clientWidth"
+    before = await w.page.evaluate(width)
+    await w.page.set_viewport_size({"width": 900, "height": 900})  # one chart per row
+    await w.page.wait_for_function(f"{width} > {before}")
+    await w.page.set_viewport_size({"width": 1400, "height": 900})
     cold = await api(stack, keys["reader"], "GET",
                      "/ui/api/endpoints/11/cold-starts?timeframe=1h&granularity=1m")
     assert len(cold["timeSeries"]) == 60
