@@ -38,8 +38,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "requests_raw": (
         "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "event_id", "status",
         "success", "error_kind", "latency_ms", "queue_ms", "work_units", "tokens_in",
-        "tokens_out", "cold_start", "cold_start_ms", "gpu_seconds", "bytes_out",
-        "src_partition", "src_offset", "src_index",
+        "tokens_out", "cold_start", "cold_start_ms", "gpu_seconds", "bytes_out", "bytes_in",
+        "cache", "src_partition", "src_offset", "src_index",
     ),
     "heartbeats_raw": (
         "tenant", "endpoint_id", "autogroup_id", "worker_id", "ts", "loadtime", "cur_load",
@@ -59,7 +59,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 REQUESTS_RAW_TYPES: tuple[str, ...] = (
     "LowCardinality(String)", "UInt64", "UInt64", "UInt64", "DateTime64(3, 'UTC')", "String",
     "UInt16", "Bool", "LowCardinality(String)", "Float64", "Float64", "Float64", "UInt32",
-    "UInt32", "Bool", "Float64", "Float64", "UInt64", "UInt16", "UInt64", "UInt32",
+    "UInt32", "Bool", "Float64", "Float64", "UInt64", "UInt64", "LowCardinality(String)",
+    "UInt16", "UInt64", "UInt32",
 )
 
 #: (table, column names, columns as lists, or an encoded Native block) to insert.
@@ -208,7 +209,8 @@ class SinkBatch:
             [e["work_units"] for e in es], [e["tokens_in"] for e in es],
             [e["tokens_out"] for e in es], [e["cold_start"] for e in es],
             [e["cold_start_ms"] for e in es], [e["gpu_seconds"] for e in es],
-            [e["bytes_out"] for e in es])
+            [e["bytes_out"] for e in es], [e.get("bytes_in", 0) for e in es],
+            [e.get("cache", "") for e in es])
 
     def add_request_structs(self, partition: int, offset: int, events: Sequence[Any],
                             ts_ms: list[int]) -> None:
@@ -229,7 +231,8 @@ class SinkBatch:
             [e.queue_ms for e in events], [e.work_units for e in events],
             [e.tokens_in for e in events], [e.tokens_out for e in events],
             [e.cold_start for e in events], [e.cold_start_ms for e in events],
-            [e.gpu_seconds for e in events], [e.bytes_out for e in events])
+            [e.gpu_seconds for e in events], [e.bytes_out for e in events],
+            [e.bytes_in for e in events], [e.cache for e in events])
 
     def _append_requests(self, partition: int, offset: int, index: Iterable[int],
                          ts: list[int], tenant: list[str], ep: list[int], name: list[str],
@@ -237,7 +240,7 @@ class SinkBatch:
                          kind: list[str], latency: list[float], queue: list[float],
                          work: list[float], tokens_in: list[int], tokens_out: list[int],
                          cold: list[bool], cold_ms: list[float], gpu: list[float],
-                         bytes_out: list[int]) -> None:
+                         bytes_out: list[int], bytes_in: list[int], cache: list[str]) -> None:
         # Hot path (every request event): one message's columns go into the Native buffers
         # whole, while their values are fresh. The rollups are ClickHouse's job.
         n = len(ts)
@@ -250,7 +253,8 @@ class SinkBatch:
             array("H", status), bytes([not k for k in kind]), self._lowcard.many(kind),
             array("d", latency), array("d", queue), array("d", work), array("I", tokens_in),
             array("I", tokens_out), bytes(cold), array("d", cold_ms), array("d", gpu),
-            array("Q", bytes_out), array("H", (partition,)) * n, array("Q", (offset,)) * n,
+            array("Q", bytes_out), array("Q", bytes_in), self._lowcard.many(cache),
+            array("H", (partition,)) * n, array("Q", (offset,)) * n,
             array("I", index))
         for buf, chunk in zip(cols.buffers, chunks, strict=True):
             buf += chunk  # type: ignore[operator]

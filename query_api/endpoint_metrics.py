@@ -22,6 +22,7 @@ __all__ = [
     "Resources",
     "Sums",
     "cold_starts",
+    "data_io",
     "iso",
     "latency_trend",
     "performance",
@@ -363,6 +364,32 @@ def usage(total: Sums, hours: dict[int, tuple[int, float]], timeframe_s: int,
             "tokensIn": total.tokens_in,
             "tokensOut": total.tokens_out,
         },
+    }
+
+
+def _rate_text(bytes_: float, hours: float) -> str:
+    """The reference's bandwidth text: bytes per hour in decimal units ("142.5 MB/hour")."""
+    per_hour = bytes_ / hours
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if per_hour >= size:
+            return f"{per_hour / size:.1f} {unit}/hour"
+    return f"{per_hour:.0f} B/hour"
+
+
+def data_io(total: Sums, input_bytes: int, hits: int, misses: int,
+            timeframe_s: int) -> dict[str, Any]:
+    """`usage.data` additions from the optional request fields: input bytes, cache outcomes
+    (rate = 100 · hits / (hits + misses), null when no request reported one) and the
+    reference's bandwidth texts."""
+    hours = timeframe_s / 3600
+    return {
+        "inputBytes": input_bytes,
+        "ingressBytesPerHour": input_bytes / hours,
+        "cacheHits": hits,
+        "cacheMisses": misses,
+        "cacheHitRate": _pct(hits, hits + misses),
+        "bandwidth": {"ingress": _rate_text(input_bytes, hours),
+                      "egress": _rate_text(total.bytes_out, hours)},
     }
 
 

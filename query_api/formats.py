@@ -154,6 +154,11 @@ def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
                    ({"kind": "gpu"}, usage["compute"]["gpuSeconds"])])
         ex.family(p + "transfer_bytes_total", "counter", "Bytes sent in responses",
                   [({}, usage["data"]["outputBytes"])])
+        ex.family(p + "receive_bytes_total", "counter", "Bytes received with requests",
+                  [({}, usage["data"].get("inputBytes"))])
+        ex.family(p + "cache_requests_total", "counter", "Requests by cache outcome",
+                  [({"result": "hit"}, usage["data"].get("cacheHits")),
+                   ({"result": "miss"}, usage["data"].get("cacheMisses"))])
     res = doc.get("resources")
     if res:
         ex.family(p + "gpu_utilization", "gauge", "Average GPU utilisation, percent",

@@ -145,6 +145,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                        for t in range(win.start, win.end, 3600)}
         doc["usage"] = em.usage(total, by_hour, q.timeframe_s,
                                 sc.worker_seconds if sc else None)
+        io = await ms.fetch_input_cache(store, scope, win.start, win.end)
+        doc["usage"]["data"].update(em.data_io(total, *io, q.timeframe_s))
     if "costs" in sections:
         budget_json = None
         if pricing.monthly_budget is not None:

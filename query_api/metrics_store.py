@@ -25,6 +25,7 @@ from query_api.stats import Scope
 from query_api.windows import split_range
 
 __all__ = [
+    "fetch_input_cache",
     "fetch_resources",
     "fetch_series",
     "fetch_sessions",
@@ -356,6 +357,19 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
     mem_total = int(mem[0][0]) if mem and mem[0][1] else None
     return Resources(samples, stats[0], stats[1], stats[2], stats[3], stats[4], stats[5],
                      series, temp_avg, temp_peak, temps, mem_total)
+
+
+async def fetch_input_cache(store: AsyncStore, scope: Scope, start: int, end: int
+                            ) -> tuple[int, int, int]:
+    """(Σ bytes_in, cache hits, cache misses) of the request events in [start, end), from the
+    raw rows (these optional fields have no rollup columns)."""
+    rows = await store.rows(
+        f"SELECT sum(bytes_in), countIf(cache = 'hit'), countIf(cache = 'miss') "
+        f"FROM {store.database}.requests_raw FINAL WHERE {scope.where()} "
+        f"AND ts >= toDateTime64({start}, 3, 'UTC') AND ts < toDateTime64({end}, 3, 'UTC')"
+        f"{_FINAL}", scope.params())
+    b, hits, misses = rows[0]
+    return int(b or 0), int(hits or 0), int(misses or 0)
 
 
 async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int,

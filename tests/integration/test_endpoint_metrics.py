@@ -55,6 +55,9 @@ def workload() -> tuple[list[dict], list[dict]]:
                  "bytes_out": 1000 + (i % 50) * 100}
             if kind:
                 e["error_kind"] = kind
+            e["bytes_in"] = 200 + i % 7  # the optional input size and cache outcome
+            if i % 5 < 2:
+                e["cache"] = "hit" if i % 5 == 0 else "miss"
             if i % 97 == 0:
                 e["cold_start"] = True
                 e["cold_start_ms"] = 2000.0 + i % 1000
@@ -357,6 +360,13 @@ async def test_costs_budget_resources_scaling(loaded):
     assert u["workerSeconds"] == pytest.approx(live)
     assert u["idleTime"] == pytest.approx(live - busy)
     assert u["utilizationRate"] == pytest.approx(100 * busy / live)
+    data = doc["usage"]["data"]
+    hits = sum(1 for e in ev if e.get("cache") == "hit")
+    misses = sum(1 for e in ev if e.get("cache") == "miss")
+    assert data["inputBytes"] == sum(e["bytes_in"] for e in ev)
+    assert (data["cacheHits"], data["cacheMisses"]) == (hits, misses)
+    assert data["cacheHitRate"] == pytest.approx(100 * hits / (hits + misses))
+    assert data["bandwidth"]["ingress"].endswith("/hour")
     by_hour = doc["usage"]["requests"]["byHour"]
     assert sum(h["count"] for h in by_hour) == len(ev)
     # aggregation=max: per-point resource values become the max sample of the bucket
@@ -428,6 +438,9 @@ async def test_csv_and_prometheus_formats(loaded):
     assert abs(le_1 - exact) <= sum(1 for e in ev if 250 / 1.02 < e["latency_ms"] <= 250 * 1.02)
     assert fams["vitals_endpoint_workers"].samples[0].value == 3
     assert fams["vitals_endpoint_cost"].type == "counter"
+    cache = {x.labels["result"]: x.value for x in fams["vitals_endpoint_cache_requests"].samples}
+    assert cache == {"hit": sum(1 for e in ev if e.get("cache") == "hit"),
+                     "miss": sum(1 for e in ev if e.get("cache") == "miss")}
     quant = fams["vitals_endpoint_latency_quantile_seconds"]
     assert quant.type == "summary"
     assert {x.labels["quantile"] for x in quant.samples if "quantile" in x.labels} == \

@@ -36,6 +36,8 @@ def test_every_family_passes_promtool() -> None:
     assert text.count("# HELP vitals_endpoint_latency_quantile_seconds ") == 1
     assert "vitals_endpoint_gpu_temperature_celsius{" in text
     assert "vitals_endpoint_gpu_memory_bytes{" in text
+    assert 'vitals_endpoint_cache_requests_total{endpoint_id="21",timeframe="1h",result="hit"} 2' \
+        in text
 
 
 def test_no_requests_still_passes_promtool() -> None:
