@@ -144,7 +144,7 @@ async def test_broker_outage_is_quiet_truthful_and_exact(tmp_path):
               f"sent, {ledger.messages} messages acknowledged; vitals up CPU during the outage "
               f"{100 * cpu_share:.1f} % of a core, {len(during)} log lines; /readyz 200 again "
               f"{ready_after:.1f} s after the broker; {written} events reported failed by the SDK "
-              f"were written by Kafka; " + "; ".join(lines))
+              f"were written by Kafka; " + "; ".join(lines) + f"; busiest threads {busiest}")
         assert cpu_share < MAX_CPU_SHARE, f"{100 * cpu_share:.1f} % of a core; ticks {busiest}"
         assert len(during) <= MAX_LOG_LINES, "\n".join(during[:20])
         assert not any("never retrieved" in line for line in log_lines(vp.log_path))
