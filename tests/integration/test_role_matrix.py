@@ -412,6 +412,22 @@ def clearml_rows() -> list[Row]:
                     lambda s, t: {**task_of(s, t), "requirements": {"pip": "x"}}),
             *CLEARML_WRITE),
     ]
+    rows += [
+        Row("POST /tasks.edit_hyper_params",
+            clearml("tasks.edit_hyper_params", lambda s, t: {
+                **task_of(s, t), "hyperparams": [{"section": "General", "name": "lr",
+                                                  "value": "0.1"}]}), *CLEARML_WRITE),
+        Row("POST /tasks.edit_configuration",
+            clearml("tasks.edit_configuration", lambda s, t: {
+                **task_of(s, t), "configuration": [{"name": "c", "value": "{}"}]}),
+            *CLEARML_WRITE),
+        Row("POST /tasks.get_hyper_params",
+            clearml("tasks.get_hyper_params", lambda s, t: {"tasks": [cl(s, t, "task")]}),
+            *CLEARML_READ),
+        Row("POST /tasks.get_configurations",
+            clearml("tasks.get_configurations", lambda s, t: {"tasks": [cl(s, t, "task")]}),
+            *CLEARML_READ),
+    ]
     rows += [Row(f"POST /tasks.{name}", clearml(f"tasks.{name}", task_of), *CLEARML_WRITE)
              for name in ("started", "stopped", "completed", "failed", "close", "ping",
                           "reset")]

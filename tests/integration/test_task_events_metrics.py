@@ -115,8 +115,9 @@ async def test_scalar_histograms_downsampled(stack_factory):
         + f"{x % 1000:03d}Z" for x in ts["loss"]["train"]["x"]]
     full = await data(stack, key, "scalar_metrics_iter_histogram", {"task": "M"})
     assert full["loss"]["train"]["x"] == list(range(150))
-    multi = await data(stack, key, "multi_task_scalar_metrics_iter_histogram",
-                       {"tasks": ["M", "M2"], "samples": 25})
+    multi = (await data(stack, key, "multi_task_scalar_metrics_iter_histogram",
+                        {"tasks": ["M", "M2"], "samples": 25}))["metrics"]
+    # clearml-server's shape; `name` is the task's name, its id for tasks no tasks.create made
     assert multi["loss"]["train"] == {
         "M": {"name": "M", **by_hand(train, 6)},
         "M2": {"name": "M2", **by_hand([(i, float(i)) for i in range(50)], 2)}}
