@@ -126,6 +126,21 @@
     return out;
   };
 
+  // Some series label the topic by name (<prefix><kind>), some by kind: rows are keyed by kind.
+  const KINDS = ['task-events', 'heartbeats', 'requests', 'metrics', 'jobs'];
+  const topicKind = (t) => KINDS.find((x) => t === x || t.endsWith(x)) || t;
+  /** Sum of a metric's samples per topic kind ({kind: value}); `seen(topic)` sees each label. */
+  function sumOf(prom, name, seen) {
+    const m = {};
+    prom.filter((p) => p.name === name).forEach((p) => {
+      const topic = p.labels.topic || '';
+      if (seen) seen(topic);
+      const k = topicKind(topic);
+      m[k] = (m[k] || 0) + p.value;
+    });
+    return m;
+  }
+
   V.pages.pipeline = async function pipeline(root) {
     root.append(el('h1', {}, 'Pipeline health'));
     const body = el('div');
@@ -134,22 +149,20 @@
     return async function refresh() {
       let ready;
       try { ready = await V.api('/readyz'); } catch (err) { if (err.body && err.body.checks) ready = err.body; else throw err; }
+      if (!history.length) {  // a first sample a second earlier, so events/s shows at once
+        history.push({ t: Date.now() / 1000, consumed: sumOf(V.parseProm(await V.api('/metrics', { text: true })), 'vitals_events_consumed_total') });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
       const prom = V.parseProm(await V.api('/metrics', { text: true }));
       let dead = null;
       if (V.session.role === 'superadmin') dead = await V.api('/ui/api/dead-letters');
-      // Some series label the topic by name (<prefix><kind>), some by kind: key rows by kind.
-      const KINDS = ['task-events', 'heartbeats', 'requests', 'metrics', 'jobs'];
-      const names = {};
+      const names = {};  // kind → topic name, as seen in the series
       const kindOf = (t) => {
-        const k = KINDS.find((x) => t === x || t.endsWith(x));
-        if (k && t !== k) names[k] = t;
-        return k || t;
+        const k = topicKind(t);
+        if (k !== t) names[k] = t;
+        return k;
       };
-      const sumBy = (name) => {
-        const m = {};
-        prom.filter((p) => p.name === name).forEach((p) => { const t = kindOf(p.labels.topic || ''); m[t] = (m[t] || 0) + p.value; });
-        return m;
-      };
+      const sumBy = (name) => sumOf(prom, name, (t) => { kindOf(t); });
       const lag = sumBy('vitals_consumer_lag');
       const consumed = sumBy('vitals_events_consumed_total');
       const rejected = sumBy('vitals_events_rejected_total');

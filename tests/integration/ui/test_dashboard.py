@@ -343,6 +343,7 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
     stored = await row_cells(w, "topics-table", "topic", stack.settings.topics.topic("requests"))
     assert stored["consumed"] == js_num(len(requests_events()) + 60)
     assert stored["rejected"] == "1"
+    assert stored["rate"] == "0"  # measured over the first second: nothing arrives now
     assert await w.page.locator("#dead-letters-note").count() == 1
 
     assert w.console_errors == [], w.console_errors
