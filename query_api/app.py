@@ -14,11 +14,16 @@ from query_api import (
     routes_events,
     routes_metrics,
     routes_stats,
+    ui,
 )
+from query_api.clearml import events as clearml_events
+from query_api.clearml import routes as clearml_routes
+from query_api.clearml.middleware import ClearmlEnvelope
 from query_api.context import ApiContext
 from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
+from query_api.vast_worker import routes as vast_worker_routes
 
 __all__ = ["create_app"]
 
@@ -29,6 +34,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version="0.1.0",
         description="Stats, timeseries and event reads over the Vitals ClickHouse tables. "
         "Errors are JSON: {error, message, details}.",
+        docs_url=None,  # /docs and /redoc: query_api.ui, on vendored assets (no CDN)
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_handlers(app)
@@ -44,11 +51,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
                               route=path)
         return response
 
+    app.add_middleware(ClearmlEnvelope)  # outermost of ours: wraps BodyLimit's 413 too
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_custom_metrics.router)
     app.include_router(routes_coopr.router)
     app.include_router(routes_events.router)
+    app.include_router(clearml_events.router)
+    app.include_router(clearml_routes.router)
     app.include_router(routes_metrics.router)
+    app.include_router(vast_worker_routes.router)
+    app.include_router(ui.router)
     document_errors(app)
     return app
