@@ -9,6 +9,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from pipeline.producer import Producer
+from tests.promtool import check_metrics
 
 
 def good(i: int, ts: float) -> dict:
@@ -81,5 +82,6 @@ async def test_bad_events_go_to_dlq_and_the_stream_moves_on(stack_factory):
     await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.dead_letters FINAL"),
                          [(10,)])
     metrics = (await stack.http.get("/metrics")).text
+    check_metrics(metrics)
     assert f'vitals_events_rejected_total{{topic="{s.topics.requests}"}} 10' in metrics
     assert f'vitals_events_consumed_total{{topic="{s.topics.requests}"}} 4' in metrics

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from pipeline.storage import migrate
 from tests.integration.test_dead_letters import good, read_dlq
+from tests.promtool import check_metrics
 
 
 async def publish(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]]) -> None:
@@ -84,6 +85,7 @@ async def test_a_dropped_table_holds_the_topic_loudly_and_recovers(stack_factory
     assert r.status_code == 503
     assert topic in r.text and "stalled" in r.text and "UNKNOWN_TABLE" in r.text
     metrics = (await stack.http.get("/metrics")).text
+    check_metrics(metrics)
     assert f'vitals_topic_stalled{{topic="{topic}"}} 1' in metrics
     await asyncio.sleep(3)  # several retries: still one log line for the cause
     stalls = [r for r in caplog.records if "stalled" in r.getMessage()]

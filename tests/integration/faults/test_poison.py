@@ -14,6 +14,7 @@ from pipeline import topics as topic_registry
 from pipeline.aggregation import SinkBatch
 from pipeline.producer import Producer
 from tests.integration.test_dead_letters import good, read_dlq
+from tests.promtool import check_metrics
 
 
 def boom_on_marked_events(batch: SinkBatch, partition: int, offset: int, events) -> None:
@@ -60,6 +61,7 @@ async def test_processing_error_dead_letters_the_message_and_moves_on(stack_fact
     await stack.wait_requests(3)  # the views write after the raw rows of the same insert
     assert await stack.rows("SELECT sum(requests) FROM {db}.requests_1s FINAL") == [(3,)]
     metrics = (await stack.http.get("/metrics")).text
+    check_metrics(metrics)
     assert f'vitals_processing_errors_total{{topic="{s.topics.requests}"}} 1' in metrics
 
 
@@ -68,6 +70,7 @@ async def test_dlq_burst_above_ratio_raises_alert(stack_factory, caplog):
     s = stack.settings
     now = time.time()
     metrics = (await stack.http.get("/metrics")).text
+    check_metrics(metrics)
     assert f'vitals_dlq_alert{{topic="{s.topics.requests}"}} 0' in metrics
     caplog.set_level(logging.WARNING, logger="vitals.sink")
     async with Producer(s.kafka_bootstrap, s.topics, validate=False) as p:
@@ -84,6 +87,7 @@ async def test_dlq_burst_above_ratio_raises_alert(stack_factory, caplog):
 
     await stack.wait_for(alert, f'vitals_dlq_alert{{topic="{s.topics.requests}"}} 1')
     metrics = (await stack.http.get("/metrics")).text
+    check_metrics(metrics)
     # 10 dead of 30 events seen
     assert f'vitals_dlq_ratio{{topic="{s.topics.requests}"}} 0.333333' in metrics
     warnings = [r.getMessage() for r in caplog.records if "DLQ alert on" in r.getMessage()]
