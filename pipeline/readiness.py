@@ -5,6 +5,7 @@
 - probes the broker: a Kafka ApiVersions request to each bootstrap address until one answers
   (`probe_broker`; a real protocol answer, so a stopped or hung broker counts as away, not just a
   closed port) → check "broker" ok / down;
+- mirrors every check as the gauge `vitals_ready{check}` (1 ready, 0 not) for `/metrics`;
 - reads each agent's lag from the in-process consumer (`lag_of`) and marks an agent "stalled"
   when it is consuming, has lag and its committed offsets did not move for `stall_after_s`
   (`StallWatch`, pure). It clears only stalls it set itself: a stall reported by the sink (storage
@@ -26,6 +27,7 @@ from typing import Any
 
 from pipeline.health import Health, State
 from pipeline.log_limit import RateLimitedLog
+from pipeline.telemetry import Telemetry
 
 __all__ = [
     "STALL_REASON_PREFIX",
@@ -148,8 +150,10 @@ class ReadinessMonitor:
     def __init__(self, health: Health, *, storage: Callable[[], Awaitable[Any]] | None,
                  bootstrap: str | None, worker: Callable[[], Any] | None = None,
                  interval_s: float = 1.0, probe_timeout_s: float = 2.0,
-                 stall_after_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+                 stall_after_s: float = 60.0, clock: Callable[[], float] = time.time,
+                 telemetry: Telemetry | None = None) -> None:
         self.health = health
+        self._telemetry = telemetry
         self._storage = storage
         self._bootstrap = bootstrap
         self._worker = worker
@@ -174,6 +178,9 @@ class ReadinessMonitor:
         await asyncio.gather(*probes)
         if self._worker is not None:
             self._watch_agents(self._worker())
+        if self._telemetry is not None:  # /metrics: the same checks as /readyz
+            self._telemetry.replace("vitals_ready", [
+                ({"check": c.name}, 1.0 if c.ready else 0.0) for c in self.health.snapshot()])
 
     async def _probe_storage(self, storage: Callable[[], Awaitable[Any]]) -> None:
         try:

@@ -158,7 +158,7 @@ class Runtime:
             storage=None if store is None else (lambda: store.rows("SELECT 1")),
             bootstrap=self.settings.kafka_bootstrap,
             worker=lambda: self.worker_app,
-            clock=self.clock)
+            clock=self.clock, telemetry=self.telemetry)
         self._monitor_task = asyncio.create_task(self.monitor.run(), name="readiness")
 
     async def _start_statsd(self) -> None:

@@ -36,6 +36,7 @@ MetricName = Literal[
     "vitals_topic_stalled",
     "vitals_messages_isolated_total",
     "vitals_dlq_produce_errors_total",
+    "vitals_ready",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -72,6 +73,8 @@ _HELP: dict[str, tuple[str, str]] = {
                                        "from their batch and dead-lettered, by topic"),
     "vitals_dlq_produce_errors_total": ("counter", "Failed attempts to produce a dead-letter "
                                         "record (retried), by topic"),
+    "vitals_ready": ("gauge", "1 while a readiness check (storage, broker, agent:<topic>) is "
+                     "ready, else 0; /readyz says why"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

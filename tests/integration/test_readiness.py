@@ -1,5 +1,6 @@
 """`/readyz` tells the truth: ready with every check listed, 503 within 5 s of the broker going
-away (while `/healthz` stays 200), ready again by itself after the broker is back.
+away (while `/healthz` stays 200, and `/metrics` says `vitals_ready{check="broker"} 0`), ready
+again by itself after the broker is back.
 
 Runs on a private broker: stopping the session broker would disturb the other tests.
 """
@@ -43,6 +44,9 @@ async def test_readyz_follows_the_broker(stack_factory, tmp_path):
         assert "does not answer" in body["checks"]["broker"]["reason"]
         assert body["checks"]["storage"]["state"] == "ok"
         assert (await stack.http.get("/healthz")).status_code == 200
+        metrics = (await stack.http.get("/metrics")).text
+        assert 'vitals_ready{check="broker"} 0' in metrics
+        assert 'vitals_ready{check="storage"} 1' in metrics
         print(f"\nreadyz 503 {took:.1f} s after the broker stopped")
 
         again = await asyncio.to_thread(kafka.start, 120.0)

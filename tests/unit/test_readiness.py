@@ -12,6 +12,7 @@ import pytest
 from pipeline.health import Health
 from pipeline.log_limit import RateLimitedLog, RateLimitFilter, Throttle
 from pipeline.readiness import ReadinessMonitor, StallWatch, probe_broker, readiness_document
+from pipeline.telemetry import Telemetry
 
 
 class Clock:
@@ -116,15 +117,18 @@ async def test_monitor_marks_storage_down_and_back():
         if fail:
             raise ConnectionError("refused")
 
-    m = ReadinessMonitor(h, storage=storage, bootstrap=None, clock=clock)
+    telemetry = Telemetry()
+    m = ReadinessMonitor(h, storage=storage, bootstrap=None, clock=clock, telemetry=telemetry)
     await m.check_once()
     check = h.get("storage")
     assert check is not None and check.state == "down" and "refused" in (check.reason or "")
+    assert telemetry.value("vitals_ready", check="storage") == 0
     fail = False
     clock.t += 5
     await m.check_once()
     check = h.get("storage")
     assert check is not None and check.state == "ok" and check.since == clock.t
+    assert telemetry.value("vitals_ready", check="storage") == 1
 
     async def hangs() -> None:
         await asyncio.sleep(10)
