@@ -109,8 +109,8 @@ def scaling(sessions: Sequence[Session], start_ms: int, horizon_ms: int,
                        "from": before, "to": count, "reason": "; ".join(reason),
                        "_at": t})
     # duration: seconds the count stayed at `to`, until the next change or the horizon
-    for e, nxt in zip(events, [*events[1:], None], strict=True):
-        end = horizon_ms if nxt is None else nxt["_at"]
+    ends = [e["_at"] for e in events[1:]] + [horizon_ms]
+    for e, end in zip(events, ends, strict=False):  # no events: nothing to do
         e["duration"] = (end - e.pop("_at")) / 1000
     at_points = []
     i = 0

@@ -179,3 +179,9 @@ def test_target_instances_follow_the_vast_autoscaler_rule():
     assert target_instances(0.0, 30.0, 3, VastRule(min_load=15.0)) == 2
     assert target_instances(1e6, 30.0, 3) == 20  # max_workers
     assert target_instances(5.0, 0.0, 0) is None  # no live worker: per-worker perf unknown
+
+
+def test_scaling_without_any_change_has_no_events():
+    """No session: no event, and no error (the durations pass over an empty event list)."""
+    sc = scaling([], 0, 60_000, [0, 30_000])
+    assert (sc.events, sc.current, sc.peak, sc.worker_seconds) == ([], 0, 0, 0)
