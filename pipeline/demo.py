@@ -10,17 +10,26 @@ requests follow a per-endpoint log-normal latency with a realistic failure mix: 
 against `schemas/request.json` or `schemas/heartbeat.json`.
 
 `run_demo` is the thin async shell that paces the generator to a target request rate through
-anything with the `EventSink` shape (the `Producer`).
+anything with the `EventSink` shape (the `Producer`). While Kafka is away the producer's bounded
+buffer fills and `send` raises a `ProducerError` (`BufferFull`, `BrokerUnavailable`): the demo
+drops that tick's events (like any backlog over a second), says so in one log line a minute with
+the count dropped, and carries on; it never ends `vitals up --demo` over an outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from pipeline.log_limit import RateLimitedLog
+from pipeline.producer_errors import ProducerError
+
+log = logging.getLogger("vitals.demo")
 
 __all__ = [
     "DemoEndpoint",
@@ -292,7 +301,8 @@ async def run_demo(
     if traffic is None:
         traffic = DemoTraffic(clock=clock, rng=random.Random(seed), endpoints=endpoints)
     start = clock()
-    scheduled = requests = heartbeats = 0
+    scheduled = requests = heartbeats = dropped = 0
+    said = RateLimitedLog(log, every_s=60.0)
     last_t, last_events = start, 0
     burst_cap = max(1, math.ceil(rate))
 
@@ -312,7 +322,13 @@ async def run_demo(
             target = math.floor(rate * span)
             scheduled = max(scheduled, target - burst_cap)  # drop a backlog over 1 s
             for kind, event in traffic.events(target - scheduled):
-                await producer.send(kind, event)
+                try:
+                    await producer.send(kind, event)
+                except ProducerError as exc:  # backpressure: the broker is away
+                    dropped += 1
+                    said.warning(type(exc).__name__, "demo: Kafka does not take events (%s); "
+                                  "dropping them until it does (%d so far)", exc, dropped)
+                    break  # the rest of this tick goes too: the producer already waited
                 if kind == "requests":
                     requests += 1
                 else:
@@ -329,7 +345,10 @@ async def run_demo(
                 )
                 last_t, last_events = now, events
             await sleep(tick_s)
-        await producer.flush()
+        try:
+            await producer.flush()
+        except ProducerError as exc:
+            log.warning("demo: the last events were not all delivered: %s", exc)
     except asyncio.CancelledError:
         if progress is not None:
             progress(totals(done=True))
