@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.log_limit import RateLimitedLog
 from pipeline.settings import Settings
 from pipeline.statsd import Aggregator, MalformedLine
 from pipeline.telemetry import Telemetry
@@ -85,6 +86,8 @@ class StatsdListener:
         self.malformed = 0
         self.oversized = 0
         self.kafka_dropped = 0
+        #: a Kafka outage is said once, then at most once a minute with the count lost
+        self._said = RateLimitedLog(log, every_s=60.0)
         self.events = 0
         self.last_malformed: str | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -167,8 +170,11 @@ class StatsdListener:
             except Exception as exc:  # Kafka down or refusing: count, keep listening
                 lost = sum(int(e["count"]) for e in events)
                 self.kafka_dropped += lost
-                log.warning("could not publish %d metric events (%d samples): %r",
-                            len(events), lost, exc)
+                self._said.warning("kafka", "could not publish %d metric events (%d samples; "
+                                   "%d lost so far, vitals_statsd_dropped_total{reason=kafka}): "
+                                   "%r", len(events), lost, self.kafka_dropped, exc)
+            else:
+                self._said.clear("kafka")
             self.publish_telemetry()
 
     async def _flush_loop(self) -> None:
