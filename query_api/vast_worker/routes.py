@@ -66,6 +66,12 @@ async def _publish(ctx: ApiContext, kind: str, events: list[dict[str, Any]]) -> 
         await ingest.publish(ctx, kind, events)
 
 
+#: What `/pubkey/` answers, for the OpenAPI document: a PEM file.
+_PEM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+          "description": "The RSA public key, PEM-encoded"}}
+
+
 async def _pubkey(request: Request) -> PlainTextResponse:
     ctx: ApiContext = request.app.state.ctx
     pem = getattr(request.app.state, "vast_pubkey", None)
@@ -94,14 +100,15 @@ async def _deleted(request: Request, endpoint_id: int, autogroup_id: int) -> Jso
 
 
 @router.get("/vast/{endpoint_id}/pubkey/", summary="Public key a vast.ai worker verifies "
-            "requests with", response_class=PlainTextResponse)
+            "requests with", response_class=PlainTextResponse, responses=_PEM)
 async def pubkey(request: Request, endpoint_id: str) -> PlainTextResponse:
     _id("endpoint_id", endpoint_id)
     return await _pubkey(request)
 
 
 @router.get("/vast/{endpoint_id}/{autogroup_id}/pubkey/", summary="Public key a vast.ai "
-            "worker verifies requests with (autogroup form)", response_class=PlainTextResponse)
+            "worker verifies requests with (autogroup form)", response_class=PlainTextResponse,
+            responses=_PEM)
 async def pubkey_autogroup(request: Request, endpoint_id: str,
                            autogroup_id: str) -> PlainTextResponse:
     _id("endpoint_id", endpoint_id)
