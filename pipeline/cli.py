@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import shlex
@@ -40,7 +39,6 @@ from pipeline.shutdown import run as shutdown_run
 __all__ = [
     "CliError",
     "build_parser",
-    "embedded_locked",
     "ensure_admin_key",
     "format_progress",
     "main",
@@ -329,28 +327,9 @@ def _ensure_topics(settings: Settings, bootstrap: str, kinds: list[str]) -> None
     asyncio.run(ensure_topics(bootstrap, names, partitions=settings.topic_partitions))
 
 
-def embedded_locked(chdb_dir: Path) -> bool:
-    """Whether another process holds the embedded engine in `chdb_dir`.
-
-    ClickHouse takes `flock(LOCK_EX | LOCK_NB)` on `<dir>/status` for as long as it runs; probing
-    that lock is exact, and spares the noise of a failed chdb start.
-    """
-    try:
-        fd = os.open(chdb_dir / "status", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases a lock we got
-    return False
-
-
 def _open_store(settings: Settings) -> Any:
     """A `ClickHouseStore`; raises StoreLocked if a running process holds the embedded one."""
-    from pipeline.storage import ClickHouseStore
+    from pipeline.storage import ClickHouseStore, embedded_locked
 
     if settings.embedded:
         path = Path(settings.dsn.removeprefix("chdb://").split("?", 1)[0])

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from pipeline.sdk.documents import Doc, DocList, wrap
+from pipeline.sdk.documents import Doc, wrap
 from pipeline.sdk.errors import ApiError, ClientTimeout, ConnectionFailed, api_error
 
 __all__ = ["AsyncClient", "Client"]
@@ -287,23 +287,20 @@ class Client(_Base):
                          event_type: str | None = None, order: str | None = None
                          ) -> Iterator[Doc]:
         """Every event of the task, following scroll ids to the end (one request a page)."""
-        scroll: str | None = None
-        while True:
-            page = self.tasks.events_page(task, batch_size=batch_size, event_type=event_type,
-                                          order=order, scroll_id=scroll)
-            events: DocList = page.events
-            if not events:
-                return
-            yield from events
-            scroll = page.scroll_id
+        return self._walk(lambda scroll: self.tasks.events_page(
+            task, batch_size=batch_size, event_type=event_type, order=order, scroll_id=scroll))
 
     def iter_task_log(self, task: str, *, batch_size: int = 500,
                       navigate_earlier: bool = False) -> Iterator[Doc]:
         """Every log line of the task (oldest first unless `navigate_earlier`)."""
+        return self._walk(lambda scroll: self.tasks.log_page(
+            task, batch_size=batch_size, navigate_earlier=navigate_earlier, scroll_id=scroll))
+
+    @staticmethod
+    def _walk(page_of: Callable[[str | None], Any]) -> Iterator[Doc]:
         scroll: str | None = None
         while True:
-            page = self.tasks.log_page(task, batch_size=batch_size,
-                                       navigate_earlier=navigate_earlier, scroll_id=scroll)
+            page = page_of(scroll)
             if not page.events:
                 return
             yield from page.events
@@ -347,31 +344,26 @@ class AsyncClient(_Base):
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def iter_task_events(self, task: str, *, batch_size: int = 500,
-                               event_type: str | None = None, order: str | None = None
-                               ) -> AsyncIterator[Doc]:
-        scroll: str | None = None
-        while True:
-            page = await self.tasks.events_page(task, batch_size=batch_size,
-                                                event_type=event_type, order=order,
-                                                scroll_id=scroll)
-            if not page.events:
-                return
-            for e in page.events:
-                yield e
-            scroll = page.scroll_id
+    def iter_task_events(self, task: str, *, batch_size: int = 500,
+                         event_type: str | None = None, order: str | None = None
+                         ) -> AsyncIterator[Doc]:
+        return self._walk(lambda scroll: self.tasks.events_page(
+            task, batch_size=batch_size, event_type=event_type, order=order, scroll_id=scroll))
 
-    async def iter_task_log(self, task: str, *, batch_size: int = 500,
-                            navigate_earlier: bool = False) -> AsyncIterator[Doc]:
+    def iter_task_log(self, task: str, *, batch_size: int = 500,
+                      navigate_earlier: bool = False) -> AsyncIterator[Doc]:
+        return self._walk(lambda scroll: self.tasks.log_page(
+            task, batch_size=batch_size, navigate_earlier=navigate_earlier, scroll_id=scroll))
+
+    @staticmethod
+    async def _walk(page_of: Callable[[str | None], Awaitable[Any]]) -> AsyncIterator[Doc]:
         scroll: str | None = None
         while True:
-            page = await self.tasks.log_page(task, batch_size=batch_size,
-                                             navigate_earlier=navigate_earlier,
-                                             scroll_id=scroll)
+            page = await page_of(scroll)
             if not page.events:
                 return
-            for e in page.events:
-                yield e
+            for event in page.events:
+                yield event
             scroll = page.scroll_id
 
     async def aclose(self) -> None:
