@@ -83,6 +83,11 @@ class Authenticator:
         elif isinstance(body_key, str) and body_key:
             key = body_key
         if not key:
+            bare = header.strip()
+            if bare and " " not in bare:  # `Authorization: vk_…`: the scheme is missing
+                raise ApiError(401, "UNAUTHORIZED", "the Authorization header needs the Bearer "
+                               "scheme: send 'Authorization: Bearer <key>'",
+                               {"parameter": "Authorization"})
             raise ApiError(401, "UNAUTHORIZED",
                            "missing API key: send 'Authorization: Bearer <key>' or 'api_key'")
         found = await self.lookup(key)

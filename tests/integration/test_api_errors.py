@@ -119,3 +119,17 @@ async def test_health_docs_and_sql(api):
     r = await stack.http.post("/sql", json={"query": "SELECT 1", "format": "XML",
                                             "api_key": admin})
     assert r.status_code == 400 and "TSV" in r.json()["details"]["allowedValues"]
+
+
+async def test_a_key_without_the_bearer_scheme_is_told_to_add_it(stack_factory):
+    stack = await stack_factory()
+    key = await stack.key("acme", "admin")
+    r = await stack.http.post("/get_endpoint_stats/", json={"id": 1},
+                              headers={"Authorization": key})
+    assert r.status_code == 401
+    assert r.json()["error"] == "UNAUTHORIZED"
+    assert "Authorization: Bearer <key>" in r.json()["message"]
+    assert r.json()["details"] == {"parameter": "Authorization"}
+    ok = await stack.http.post("/get_endpoint_stats/", json={"id": 1},
+                               headers={"Authorization": f"Bearer {key}"})
+    assert (ok.status_code, ok.json()["error"]) == (404, "NOT_FOUND")  # past auth: no such id
