@@ -6,19 +6,31 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed
+# the build backend's editable-install notices are warnings, not errors: keep them off the screen
+PIP    := PYTHONWARNINGS=ignore $(BIN)/python -m pip
 
 .PHONY: run test setup lint typecheck unit integration bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $(STAMP)
+# `make run` installs what running needs; the test tools come with `make test`.
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[1/2] updating pip in $(VENV)"
+	@$(PIP) install -q --upgrade pip
+	@echo "[2/2] installing Vitals and its dependencies (first time: about a minute)"
+	@$(PIP) install -q -e .
+	@touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	@echo "installing the test tools (pytest, ruff, mypy, the client packages the tests run)"
+	@$(PIP) install -q -e '.[test]'
+	@touch $(STAMP)
 
 setup: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
+	@echo "tip: export PATH=\"$$PWD/$(BIN):$$PATH\" puts \`vitals\` on your PATH"
 	$(BIN)/vitals up --demo
 
 lint: $(STAMP)
