@@ -81,6 +81,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._retry_backoff_ms = RETRY_BACKOFF_MS
         return consumer
 
+    async def on_thread_stop(self) -> None:
+        try:
+            await super().on_thread_stop()
+        except asyncio.CancelledError:
+            # aiokafka's Fetcher.close() awaits the fetch requests it has just cancelled without
+            # suppressing their CancelledError (one waiting out its retry backoff, e.g. right
+            # after the broker was away): the fetcher is closed all the same, the client not.
+            consumer = self._consumer
+            if consumer is not None:
+                await consumer._client.close()
+
 
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
