@@ -46,7 +46,7 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration -q
 
 test: lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.e2e
