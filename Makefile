@@ -30,7 +30,7 @@ $(STAMP): $(RUN_STAMP)
 setup: $(STAMP)
 
 run: $(RUN_STAMP)
-	@echo "tip: export PATH=\"$$PWD/$(BIN):$$PATH\" puts \`vitals\` on your PATH"
+	@echo 'tip: export PATH="$$PWD/$(BIN):$$PATH" puts vitals on your PATH'
 	$(BIN)/vitals up --demo
 
 lint: $(STAMP)
