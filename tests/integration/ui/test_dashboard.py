@@ -413,7 +413,8 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
                                                 stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()
-    await e.page.wait_for_selector("#endpoints-table a[data-endpoint='1']", timeout=30_000)
+    # stored by the worker, then shown on a refresh (10 s): slow on a loaded machine
+    await e.page.wait_for_selector("#endpoints-table a[data-endpoint='1']", timeout=60_000)
     assert await e.text("#endpoints-table td[data-col=name]") == "my-llm"
     assert e.console_errors == [] and e.external == []
     await e.context.close()
