@@ -397,6 +397,5 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
         await e.open(route, page_name=name)
         await e.shot(f"13-empty-{name}")
         assert says in await e.text("[data-empty]")
-    assert await e.text("#endpoints-table td[data-col=name]") == "my-llm"
     assert e.console_errors == [] and e.external == []
     await e.context.close()
