@@ -34,11 +34,11 @@ from typing import Any
 
 import httpx
 
-from pipeline import keys
-from pipeline.kafka_local import LocalKafka
-from pipeline.producer import Producer
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings, TopicNames
+from pipeline.cli.runtime import Runtime
+from pipeline.core.settings import Settings, TopicNames
+from pipeline.local.kafka import LocalKafka
+from pipeline.sdk.producer import Producer
+from pipeline.storage import keys
 
 __all__ = ["main"]
 

@@ -5,10 +5,10 @@ Three passes over the same topic, each from the beginning with a fresh consumer:
 - ``consume``: fetch only (aiokafka + broker cost);
 - ``decode``: fetch + the worker's decoding per message — **the ceiling** the e2e figure is
   compared with (what one Python process can do before any row building or storage): JSON
-  parse and validation into msgspec structs (`pipeline.decode.decode_structs`, the columnar
+  parse and validation into msgspec structs (`pipeline.ingest.decode.decode_structs`, the columnar
   fast path), `decode_envelope` for a message it declines;
 - ``aggregate``: fetch + `Sink.build` (decode + the pure row building of
-  pipeline/aggregation.py, batches of `batch` messages) + `SinkBatch.tables()` (the Native
+  pipeline/ingest/rows/requests.py, batches of `batch` messages) + `SinkBatch.tables()` (the Native
   block the insert sends) — everything the worker does except faust and ClickHouse.
 
 Run in its own process by bench.e2e: ``python -m bench.ceiling --bootstrap B --topic T --events N``;
@@ -26,10 +26,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.decode import decode_envelope, decode_structs
-from pipeline.settings import Settings
-from pipeline.sink import Message, Sink
-from pipeline.telemetry import Telemetry
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.decode import decode_envelope, decode_structs
+from pipeline.ingest.sink import Message, Sink
 
 __all__ = ["measure"]
 

@@ -45,10 +45,10 @@ from typing import Any
 from bench.loadgen import PROBE_BASE, EventGen
 from bench.procstat import CpuDelta, Snapshot
 from bench.report import record, render
-from pipeline.kafka_local import LocalKafka, ensure_topics
-from pipeline.producer import Producer
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings, TopicNames
+from pipeline.cli.runtime import Runtime
+from pipeline.core.settings import Settings, TopicNames
+from pipeline.local.kafka import LocalKafka, ensure_topics
+from pipeline.sdk.producer import Producer
 
 __all__ = ["BatchConfig", "main"]
 

@@ -13,7 +13,8 @@ Live ingest: while the calls run, a background task writes one more Kafka messag
 seconds (default 0.25, the worker's fastest flush), through the same builder and insert: the
 endpoint takes 2,000 events/s, the newest bucket keeps changing, and the engine's inserts and
 merges share the machine with the calls, as under `vitals up`. The process CPU column
-includes that writer. The series cache (query_api/series_cache.py) keeps the unchanged buckets;
+includes that writer. The series cache (query_api/endpoint_metrics/series_cache.py) keeps the
+unchanged buckets;
 the `cold series` case empties it before each call, which is what the first call for an
 endpoint costs (every bucket read, from its compacted row where one is current).
 
@@ -35,12 +36,13 @@ from typing import Any
 
 import httpx
 
-from pipeline import compaction, keys
-from pipeline.aggregation import SinkBatch
-from pipeline.native import NativeBlock
-from pipeline.runtime import freeze_startup_heap
-from pipeline.settings import Settings
-from pipeline.storage import AsyncStore, migrate
+from pipeline.cli.runtime import freeze_startup_heap
+from pipeline.core.settings import Settings
+from pipeline.ingest import compaction
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.storage import keys
+from pipeline.storage.clickhouse import AsyncStore, migrate
+from pipeline.storage.native import NativeBlock
 from query_api.app import create_app
 from query_api.auth import Authenticator
 from query_api.context import ApiContext

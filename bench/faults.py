@@ -26,10 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.kafka_local import LocalKafka
-from pipeline.settings import Settings
-from pipeline.telemetry import Telemetry
-from pipeline.worker import create_worker_app
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.worker import create_worker_app
+from pipeline.local.kafka import LocalKafka
 from tests.integration.faults.harness import VitalsProcess, names, publish, verify, workload
 from tests.integration.faults.ledger import Ledger
 from tests.integration.kafka_fixture import JAR_CACHE

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import orjson
 
-from pipeline.kafka_local import LocalKafka
+from pipeline.local.kafka import LocalKafka
 
 __all__ = ["main"]
 
@@ -107,7 +107,7 @@ def start_server(data_dir: Path, bootstrap: str, tree: Path
            "VITALS_API_PORT": "0", "VITALS_STATSD_PORT": "off", "PYTHONPATH": str(tree)}
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-c",
-                             "from pipeline.cli import main; raise SystemExit(main())", "up"],
+                             "from pipeline.cli.main import main; raise SystemExit(main())", "up"],
                             env=env, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
     url_file, key_file = data_dir / "api.url", data_dir / "admin.key"
     deadline = time.monotonic() + 180

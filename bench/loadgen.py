@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.producer import Producer, event_key
-from pipeline.settings import TopicNames
+from pipeline.core.settings import TopicNames
+from pipeline.sdk.producer import Producer, event_key
 
 __all__ = ["PROBE_BASE", "EventGen", "paced", "preload"]
 

@@ -26,10 +26,11 @@ Figures:
   500 events keyed by endpoint id) in a separate process that has exited before anything is timed.
 - **ceiling: consume**: a raw `AIOKafkaConsumer` fetching the same topic, no decoding (events/s).
 - **ceiling: consume + decode** (*the ceiling*): the same plus the worker's decoding per message
-  (JSON parse + schema validation: `pipeline.decode.decode_structs`, `decode_envelope` for a
+  (JSON parse + schema validation: `pipeline.ingest.decode.decode_structs`, `decode_envelope` for a
   message it declines; runs before 2026-11-23 17:00 used `decode_envelope` alone, which builds
   dicts and is slower); no faust, no ClickHouse. Own process.
-- **consume + decode + aggregate**: the same plus `Sink.build` (the rows, pipeline/aggregation.py)
+- **consume + decode + aggregate**: the same plus `Sink.build` (the rows,
+  pipeline/ingest/rows/requests.py)
   and `SinkBatch.tables()` (the Native block): the worker's pure CPU work.
 - **e2e**: N / seconds from calling `Runtime(settings, api=False).start()` (embedded chdb, one
   faust worker, fresh consumer group and database) to the first poll (every 0.25 s) of

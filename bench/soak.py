@@ -32,8 +32,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.kafka_local import LocalKafka
-from pipeline.producer import Producer
+from pipeline.local.kafka import LocalKafka
+from pipeline.sdk.producer import Producer
 from tests.integration.faults.harness import VitalsProcess, names
 from tests.integration.kafka_fixture import JAR_CACHE
 

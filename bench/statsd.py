@@ -1,6 +1,6 @@
 """DogStatsD listener benchmark: lines/s the listener sustains into Kafka, drops counted.
 
-A private local Kafka broker is started; the listener (`pipeline.statsd_listener`) runs in this
+A private local Kafka broker is started; the listener (`pipeline.statsd.listener`) runs in this
 process with its producer; a sender process sends multi-line DogStatsD datagrams to
 127.0.0.1 only, paced at `--rate` lines/s (0: as fast as it can), for at most `--seconds` and
 at most `--max-lines` lines. Then the listener flushes, and the `metrics` topic is read back:
@@ -36,11 +36,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.kafka_local import LocalKafka, ensure_topics
-from pipeline.producer import Producer
-from pipeline.settings import Settings, TopicNames
-from pipeline.statsd_listener import StatsdListener, kernel_drops
-from pipeline.telemetry import Telemetry
+from pipeline.core.settings import Settings, TopicNames
+from pipeline.core.telemetry import Telemetry
+from pipeline.local.kafka import LocalKafka, ensure_topics
+from pipeline.sdk.producer import Producer
+from pipeline.statsd.listener import StatsdListener, kernel_drops
 
 log = logging.getLogger("bench.statsd")
 

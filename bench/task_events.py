@@ -1,6 +1,6 @@
 """Read benchmark of the task-events API on the embedded ClickHouse.
 
-Loads, with the pipeline's own pure builder (`pipeline.task_events.add_task_events`) and
+Loads, with the pipeline's own pure builder (`pipeline.ingest.rows.task_events.add_task_events`) and
 `store.insert` (no Kafka: this measures reads):
 - task `hist`: N scalar points of one metric/variant (iterations 0..N-1, one per 10 ms);
 - task `log`: N log lines.
@@ -29,11 +29,11 @@ from typing import Any
 import httpx
 import orjson
 
-from pipeline import keys
-from pipeline.aggregation import SinkBatch
-from pipeline.settings import Settings
-from pipeline.storage import AsyncStore, migrate
-from pipeline.task_events import add_task_events
+from pipeline.core.settings import Settings
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.ingest.rows.task_events import add_task_events
+from pipeline.storage import keys
+from pipeline.storage.clickhouse import AsyncStore, migrate
 from query_api.app import create_app
 from query_api.auth import Authenticator
 from query_api.context import ApiContext

@@ -3,7 +3,7 @@
 `Producer` (asyncio) and `SyncProducer` (blocking) validate events against the worker's schemas,
 batch them into envelopes and publish them to Kafka. What they raise is typed: `InvalidEvent`
 for an event the worker would dead-letter, and the `ProducerError` family for everything else
-(pipeline/producer_errors.py; the README's failure-contract table). They are imported lazily, so
+(pipeline/sdk/producer_errors.py; the README's failure-contract table). They are imported lazily, so
 `import pipeline` stays cheap.
 """
 
@@ -22,15 +22,14 @@ def __getattr__(name: str) -> Any:
 
         return getattr(sdk, name)
     if name == "Producer":
-        from pipeline.producer import Producer
+        from pipeline.sdk.producer import Producer
 
         return Producer
     if name == "SyncProducer":
-        from pipeline.sync_producer import SyncProducer
+        from pipeline.sdk.sync_producer import SyncProducer
 
         return SyncProducer
     if name in __all__:
-        from pipeline import producer_errors
-
+        from pipeline.sdk import producer_errors
         return getattr(producer_errors, name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -7,22 +7,20 @@ import time
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from query_api import (
-    routes_admin,
-    routes_coopr,
-    routes_custom_metrics,
-    routes_events,
-    routes_metrics,
-    routes_stats,
-    ui,
-)
+from query_api import ui
+from query_api.clearml import event_routes as routes_events
 from query_api.clearml import events as clearml_events
 from query_api.clearml import routes as clearml_routes
 from query_api.clearml.middleware import ClearmlEnvelope
 from query_api.context import ApiContext
+from query_api.coopr import routes as routes_coopr
+from query_api.custom_metrics import routes as routes_custom_metrics
+from query_api.endpoint_metrics import routes as routes_metrics
 from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
+from query_api.ops import routes as routes_admin
+from query_api.vast import routes as routes_stats
 from query_api.vast_worker import routes as vast_worker_routes
 
 __all__ = ["create_app"]

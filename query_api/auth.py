@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from pipeline import keys
-from pipeline.keys import ApiKey, Role
-from pipeline.storage import AsyncStore
+from pipeline.storage import keys
+from pipeline.storage.clickhouse import AsyncStore
+from pipeline.storage.keys import ApiKey, Role
 from query_api.errors import ApiError
 
 __all__ = ["COOPR_SUPERADMIN", "Authenticator", "authorize", "require_role"]

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.health import Health
-from pipeline.producer import Producer
-from pipeline.settings import Settings
-from pipeline.storage import AsyncStore
-from pipeline.telemetry import Telemetry
+from pipeline.core.health import Health
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.sdk.producer import Producer
+from pipeline.storage.clickhouse import AsyncStore
 from query_api.auth import Authenticator
 
 __all__ = ["ApiContext"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.keys import ApiKey
-from pipeline.storage import AsyncStore
+from pipeline.storage.clickhouse import AsyncStore
+from pipeline.storage.keys import ApiKey
 from query_api.errors import ApiError
-from query_api.stats import Scope
+from query_api.vast.stats import Scope
 
 __all__ = ["resolve_autogroup", "resolve_endpoint"]
 

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.errors import StorageError, StorageUnavailable
+from pipeline.core.errors import StorageError, StorageUnavailable
 
 __all__ = ["ApiError", "bad_param", "install_handlers"]
 

@@ -1,13 +1,13 @@
 """HTTP ingest's shell around Kafka: publish a request's events with a deadline.
 
-Every HTTP ingest route judges its events with `pipeline.admission.Admission` (the worker's
+Every HTTP ingest route judges its events with `pipeline.ingest.admission.Admission` (the worker's
 rules) and then calls `publish`, which returns once Kafka acknowledged every event, or answers
 503 `STORAGE_UNAVAILABLE` with `Retry-After` after `VITALS_INGEST_TIMEOUT_S` (never a hang).
 
 What a 503 means: no event of the request is known to be stored, and some may be (the producer
 may still deliver what it had buffered once the broker is back). A retry of the same request is
 absorbed: ClearML metric events replace by identity, log events carry an idempotency key derived
-from the request (`pipeline.task_events.request_log_id`).
+from the request (`pipeline.ingest.rows.task_events.request_log_id`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import InvalidEvent, VitalsError
-from pipeline.producer import Producer
+from pipeline.core.errors import InvalidEvent, VitalsError
+from pipeline.sdk.producer import Producer
 from query_api.context import ApiContext
 from query_api.errors import ApiError
 

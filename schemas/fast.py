@@ -9,7 +9,8 @@ Contract: the fast path accepts a subset of what the Python validators accept an
 same normalised events (`to_dicts`). msgspec is stricter in places (an integral float such as
 `200.0` is not an integer for it; the Python validator converts it), and it reports only the
 first error of a message. So decoding is all-or-nothing: any failure sends the whole message
-down the Python path, which names the reason of every bad event. `tests/unit/test_fast_decode.py`
+down the Python path, which names the reason of every bad event.
+`tests/unit/schemas/test_fast_decode.py`
 holds the two paths to the same results.
 """
 

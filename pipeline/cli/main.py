@@ -27,14 +27,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.decode import EVENT_TYPES
-from pipeline.errors import InvalidEvent, StorageError, StoreLocked
-from pipeline.kafka_local import KafkaRuntimeError, LocalKafka
-from pipeline.keys import ROLES, ApiKey, KeyError_
-from pipeline.log_limit import RateLimitFilter
-from pipeline.settings import Settings, SettingsError
-from pipeline.shutdown import Shutdown
-from pipeline.shutdown import run as shutdown_run
+from pipeline.cli.shutdown import Shutdown
+from pipeline.cli.shutdown import run as shutdown_run
+from pipeline.core.errors import InvalidEvent, StorageError, StoreLocked
+from pipeline.core.log_limit import RateLimitFilter
+from pipeline.core.settings import Settings, SettingsError
+from pipeline.ingest.decode import EVENT_TYPES
+from pipeline.local.kafka import KafkaRuntimeError, LocalKafka
+from pipeline.storage.keys import ROLES, ApiKey, KeyError_
 
 __all__ = [
     "CliError",
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_quiet_coordinator_start)
     from aiokafka.errors import KafkaError
 
-    from pipeline.producer_errors import ProducerError
+    from pipeline.sdk.producer_errors import ProducerError
 
     try:
         settings = Settings.from_env()
@@ -321,7 +321,7 @@ def _bootstrap(settings: Settings) -> str:
 
 
 def _ensure_topics(settings: Settings, bootstrap: str, kinds: list[str]) -> None:
-    from pipeline.kafka_local import ensure_topics
+    from pipeline.local.kafka import ensure_topics
 
     names = [n for k in kinds for n in (settings.topics.topic(k), settings.topics.dlq(k))]
     asyncio.run(ensure_topics(bootstrap, names, partitions=settings.topic_partitions))
@@ -329,7 +329,7 @@ def _ensure_topics(settings: Settings, bootstrap: str, kinds: list[str]) -> None
 
 def _open_store(settings: Settings) -> Any:
     """A `ClickHouseStore`; raises StoreLocked if a running process holds the embedded one."""
-    from pipeline.storage import ClickHouseStore, embedded_locked
+    from pipeline.storage.clickhouse import ClickHouseStore, embedded_locked
 
     if settings.embedded:
         path = Path(settings.dsn.removeprefix("chdb://").split("?", 1)[0])
@@ -434,7 +434,7 @@ async def _serve(
     The API serves while the worker still joins its consumer group (`Runtime.worker_task`,
     watched like a background task). `on_ready` may add background tasks (cancelled first on
     stop) and closers (awaited in order, each bounded, before the runtime stops). The stop is
-    bounded by `shutdown`'s deadline (see pipeline/shutdown.py).
+    bounded by `shutdown`'s deadline (see pipeline/cli/shutdown.py).
     """
     shutdown = shutdown if shutdown is not None else Shutdown()
     stop = asyncio.Event()
@@ -545,8 +545,8 @@ def _answers(url: str) -> bool:
 
 async def _up(settings: Settings, args: argparse.Namespace, url_file: Path, key_file: Path,
               shutdown: Shutdown) -> int:
-    from pipeline import keys
-    from pipeline.runtime import Runtime
+    from pipeline.cli.runtime import Runtime
+    from pipeline.storage import keys
 
     admin = {"what": ""}
 
@@ -593,8 +593,8 @@ async def _start_demo(
     endpoints: int,
     closers: list[Closer],
 ) -> asyncio.Task[Any]:
-    from pipeline.demo import run_demo
-    from pipeline.producer import Producer
+    from pipeline.local.demo import run_demo
+    from pipeline.sdk.producer import Producer
 
     assert settings.kafka_bootstrap is not None
     producer = Producer(
@@ -622,7 +622,7 @@ async def _start_demo(
 
 
 def _cmd_part(settings: Settings, *, worker: bool) -> int:
-    from pipeline.runtime import Runtime
+    from pipeline.cli.runtime import Runtime
 
     name = "worker" if worker else "api"
     if settings.embedded:
@@ -644,7 +644,7 @@ def _cmd_part(settings: Settings, *, worker: bool) -> int:
 
 
 def _cmd_statsd(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.runtime import Runtime
+    from pipeline.cli.runtime import Runtime
 
     if settings.statsd_port is None:
         raise CliError("VITALS_STATSD_PORT=off: nothing to run", 2)
@@ -672,7 +672,7 @@ def _run_served(runtime: Any) -> int:
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.storage import migrate
+    from pipeline.storage.clickhouse import migrate
 
     store = _open_store(settings)
     applied = migrate(store, retention=settings.retention, progress=print)
@@ -745,8 +745,7 @@ def _key_row(k: ApiKey) -> dict[str, Any]:
 
 
 def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline import keys
-
+    from pipeline.storage import keys
     try:
         store = _open_store(settings)
     except StoreLocked:
@@ -795,7 +794,7 @@ def _cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
             _Remote(settings).call("POST", "/sql", {"query": args.query, "format": fmt}).content
         )
     else:
-        from pipeline.errors import StorageUnavailable
+        from pipeline.core.errors import StorageUnavailable
 
         store = _open_store(settings)
         try:
@@ -810,13 +809,13 @@ def _cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
-    """Publish JSON lines; each event first passes the worker's rules (`pipeline.admission`:
+    """Publish JSON lines; each event first passes the worker's rules (`pipeline.ingest.admission`:
     schema, future time, the retention of the topic's data family, size), so an event the
     worker would dead-letter is reported as rejected with its reason instead of sent."""
     import time
 
-    from pipeline.admission import Admission
-    from pipeline.producer import SyncProducer
+    from pipeline.ingest.admission import Admission
+    from pipeline.sdk.producer import SyncProducer
 
     bootstrap = _bootstrap(settings)
     _ensure_topics(settings, bootstrap, [args.topic])

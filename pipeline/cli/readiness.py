@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.health import Health, State
-from pipeline.log_limit import RateLimitedLog
-from pipeline.telemetry import Telemetry
+from pipeline.core.health import Health, State
+from pipeline.core.log_limit import RateLimitedLog
+from pipeline.core.telemetry import Telemetry
 
 __all__ = [
     "STALL_REASON_PREFIX",

@@ -16,14 +16,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from pipeline.health import Health
-from pipeline.kafka_local import ensure_topics
-from pipeline.settings import Settings
-from pipeline.storage import AsyncStore, migrate
-from pipeline.telemetry import Telemetry
+from pipeline.core.health import Health
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.local.kafka import ensure_topics
+from pipeline.storage.clickhouse import AsyncStore, migrate
 
 if TYPE_CHECKING:
-    from pipeline.readiness import ReadinessMonitor
+    from pipeline.cli.readiness import ReadinessMonitor
 
 __all__ = ["Runtime", "freeze_startup_heap"]
 
@@ -126,7 +126,7 @@ class Runtime:
             if self.before_serving is not None:
                 await self.before_serving(self)
             if self.with_worker:  # not ready before the worker has joined its group
-                from pipeline.topics import KINDS
+                from pipeline.ingest.topics import KINDS
 
                 for kind in KINDS:
                     self.health.report(f"agent:{s.topics.topic(kind)}", "joining",
@@ -150,7 +150,7 @@ class Runtime:
         freeze_startup_heap()
 
     def _start_monitor(self) -> None:
-        from pipeline.readiness import ReadinessMonitor
+        from pipeline.cli.readiness import ReadinessMonitor
 
         store = self.store
         self.monitor = ReadinessMonitor(
@@ -162,8 +162,8 @@ class Runtime:
         self._monitor_task = asyncio.create_task(self.monitor.run(), name="readiness")
 
     async def _start_statsd(self) -> None:
-        from pipeline.producer import Producer
-        from pipeline.statsd_listener import StatsdListener
+        from pipeline.sdk.producer import Producer
+        from pipeline.statsd.listener import StatsdListener
 
         s = self.settings
         if not s.kafka_bootstrap:
@@ -177,15 +177,15 @@ class Runtime:
                       f"(tenant {s.statsd_tenant!r})")
 
     def _worker_topics(self) -> list[str]:
-        from pipeline.topics import KINDS
+        from pipeline.ingest.topics import KINDS
 
         t = self.settings.topics
         return [n for k in KINDS for n in (t.topic(k), t.dlq(k))]
 
     async def _start_worker(self) -> None:
         # faust's import takes seconds of CPU: on a thread, so the API keeps answering
-        await asyncio.to_thread(importlib.import_module, "pipeline.worker")
-        from pipeline.worker import WORKER_KINDS, create_worker_app
+        await asyncio.to_thread(importlib.import_module, "pipeline.ingest.worker")
+        from pipeline.ingest.worker import WORKER_KINDS, create_worker_app
 
         s = self.settings
         assert self.store is not None and s.kafka_bootstrap
@@ -194,8 +194,7 @@ class Runtime:
         self.worker_app.finalize()
         await self.worker_app.start()
         if s.compact_interval_s > 0:
-            from pipeline import compaction
-
+            from pipeline.ingest import compaction
             self._compactor = asyncio.create_task(
                 compaction.run(self.store, s.compact_interval_s, self.clock))
         self.progress(f"worker consuming {', '.join(s.topics.topic(k) for k in WORKER_KINDS)} "
@@ -215,7 +214,7 @@ class Runtime:
         assert self.store is not None
         s = self.settings
         if s.kafka_bootstrap:
-            from pipeline.producer import Producer
+            from pipeline.sdk.producer import Producer
 
             self.producer = Producer(s.kafka_bootstrap, s.topics, max_future_s=s.max_future_s,
                                      max_message_bytes=s.max_message_bytes,

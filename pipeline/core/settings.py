@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline import retention as _retention
-from pipeline.faults import FaultSpec, parse_fault
-from pipeline.retention import Retention
+from pipeline.core.faults import FaultSpec, parse_fault
+from pipeline.storage import retention as _retention
+from pipeline.storage.retention import Retention
 
 __all__ = ["NO_AGE_LIMIT_MS", "Settings", "SettingsError", "TopicNames"]
 
@@ -74,7 +74,7 @@ class Settings:
       (default 60).
     - `VITALS_MAX_FUTURE_S`: events stamped further in the future are rejected (default 300).
     - `VITALS_RETENTION_<FAMILY>_DAYS`: days each data family keeps its rows, or `none` (keep
-      until deleted); see `pipeline.retention`. Families and defaults: REQUESTS (raw request
+      until deleted); see `pipeline.storage.retention`. Families and defaults: REQUESTS (raw request
       events) 30, REQUESTS_1S 30, REQUESTS_1M 400, REQUESTS_1H 400, HEARTBEATS 30,
       TASK_EVENTS none, METRICS 30, JOBS 400, DEAD_LETTERS 30. Events older than their kind's
       retention are refused (HTTP ingest, `vitals publish`) or dead-lettered (worker).
@@ -108,22 +108,23 @@ class Settings:
     - `VITALS_DLQ_ALERT_RATIO`, `VITALS_DLQ_ALERT_WINDOW_S`, `VITALS_DLQ_ALERT_MIN_EVENTS`: a
       topic whose share of dead-lettered events over the trailing window (default 60 s) exceeds
       the ratio (default 0.05), once at least the minimum events (default 20) were seen, raises
-      the `vitals_dlq_alert` gauge and logs a WARNING (see `pipeline.dlq_alert`).
-    - `VITALS_FAULT`: test-only fault injection, `<point>:<n>` (see `pipeline.faults`); the
+      the `vitals_dlq_alert` gauge and logs a WARNING (see `pipeline.ingest.dlq_alert`).
+    - `VITALS_FAULT`: test-only fault injection, `<point>:<n>` (see `pipeline.core.faults`); the
       worker kills itself with SIGKILL the n-th time it reaches the point. Never set it in
       production.
     - `VITALS_METRICS_CACHE_S`: endpoint-metrics response cache lifetime (whole seconds) at 1m,
       scaled by granularity/1m and capped at 300 s (default 5; 0 disables the cache).
     - `VITALS_METRICS_SERIES_CACHE`: rollup buckets (1m or 1h points) the endpoint-metrics
       series keep per API process between calls, re-reading only the buckets that changed
-      (query_api/series_cache.py; ~2.5 KB each; default 50,000; 0 reads every bucket on
+      (query_api/endpoint_metrics/series_cache.py; ~2.5 KB each; default 50,000; 0 reads every
+      bucket on
       every call).
     - `VITALS_METRICS_RATE_LIMIT`, `VITALS_METRICS_RATE_WINDOW_S`: endpoint-metrics calls allowed
       per API key per sliding window, per API process (default 60 per 3600 s).
     - `VITALS_METRICS_MAX_RANGE`: longest timeframe per granularity, `1m=6h,5m=24h,15m=7d,1h=30d`
       by default (1d is unlimited); e.g. `1m=24h` lifts the 1m limit to 24 h.
     - `VITALS_COMPACT_INTERVAL_S`: how often a worker compacts closed 1m/1h rollup buckets
-      (pipeline/compaction.py; default 30, 0 disables).
+      (pipeline/ingest/compaction.py; default 30, 0 disables).
     """
 
     kafka_bootstrap: str | None = None
@@ -179,7 +180,7 @@ class Settings:
 
     def max_age_ms(self, kind: str) -> int:
         """Oldest event (ms before the worker's clock) the worker stores for topic kind `kind`:
-        its family's retention plus the consumer grace (`pipeline.retention`). A family kept
+        its family's retention plus the consumer grace (`pipeline.storage.retention`). A family kept
         until deleted answers `NO_AGE_LIMIT_MS`, older than any event time."""
         age = self.retention.max_age_ms(kind)
         return NO_AGE_LIMIT_MS if age is None else age

@@ -1,0 +1,2 @@
+"""The stream processor: topic kinds, decode, rows per kind (`rows/`), the sink (isolation, dead
+letters), compaction, the faust worker."""

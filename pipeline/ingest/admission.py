@@ -3,7 +3,8 @@
 An event a door accepts is one the worker stores, and an event the worker would dead-letter is
 refused at the door with the worker's own reason: `Admission` runs `decode_envelope` (schema by
 type, refinement, future-time limit) with the retention of the kind's data family
-(`pipeline.retention`) and the Kafka message size limit. The door measures an event's age when
+(`pipeline.storage.retention`) and the Kafka message size limit. The door measures an event's age
+when
 it arrives; the worker allows a consumer grace on top (`retention.CONSUMER_GRACE_MS`).
 
 Not applied at the door: the custom-metrics series limit (`VITALS_METRICS_MAX_SERIES`), which
@@ -18,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.decode import decode_envelope
-from pipeline.errors import InvalidEvent
-from pipeline.settings import Settings
+from pipeline.core.errors import InvalidEvent
+from pipeline.core.settings import Settings
+from pipeline.ingest.decode import decode_envelope
 
 __all__ = ["Admission", "Verdict"]
 

@@ -24,8 +24,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from pipeline.aggregation import ROLLUP_FIELDS
-from pipeline.storage import AsyncStore, Store
+from pipeline.ingest.rows.requests import ROLLUP_FIELDS
+from pipeline.storage.clickhouse import AsyncStore, Store
 
 __all__ = ["GRACE_S", "MERGED", "SCAN_S", "compact", "run"]
 

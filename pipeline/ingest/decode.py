@@ -5,7 +5,8 @@ Contract of `decode_envelope`:
   objects is rejected whole (`Reject.index` None);
 - otherwise each event is validated against the schema of its `type` (allowed per topic kind);
   a bad event is rejected alone with its index and the rest of the envelope is kept;
-- the kind's event-time field (`ts`; see `pipeline.topics.TopicKind`) is normalised to integer
+- the kind's event-time field (`ts`; see `pipeline.ingest.topics.TopicKind`) is normalised to
+  integer
   epoch milliseconds (values above 1e11 are read as ms, else
   seconds); events more than `max_future_ms` ahead of `now_ms` are rejected, and so are events
   older than `max_age_ms` (the retention: ClickHouse's TTL would drop them silently).
@@ -23,7 +24,7 @@ import msgspec
 import orjson
 
 import schemas
-from pipeline.topics import KINDS
+from pipeline.ingest.topics import KINDS
 from schemas import SchemaViolation, Validator
 from schemas.fast import FastDecoder, envelope_decoder
 

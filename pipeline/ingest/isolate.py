@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from pipeline.errors import StorageRefused
+from pipeline.core.errors import StorageRefused
 
 __all__ = ["STORE_WIDE_CODES", "is_store_wide", "refused_leaves"]
 

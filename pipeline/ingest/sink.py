@@ -10,13 +10,13 @@ are keyed by source position, so a retry or a redelivery after a crash never cou
 Poison: an invalid event is dead-lettered alone (see `decode_envelope`); a message whose
 processing raises (a builder bug tripped by its content) is dead-lettered whole with reason
 `processing failed: <error>`, its half-built rows are rolled back, and the batch moves on. Every
-dead letter counts toward the topic's `DlqAlarm` (see `pipeline.dlq_alert`), and every
-dead-letter record fits any producer limit (`pipeline.dead_letter`).
+dead letter counts toward the topic's `DlqAlarm` (see `pipeline.ingest.dlq_alert`), and every
+dead-letter record fits any producer limit (`pipeline.ingest.dlq`).
 
-Storage errors, by type (`pipeline.storage.translate`):
+Storage errors, by type (`pipeline.storage.clickhouse.translate`):
 - `StorageUnavailable`: the batch is retried with capped exponential backoff, offsets held.
 - `StorageRefused`: the batch is bisected down to the messages ClickHouse refuses alone
-  (`pipeline.isolate`); those are dead-lettered with ClickHouse's reason and counted in
+  (`pipeline.ingest.isolate`); those are dead-lettered with ClickHouse's reason and counted in
   `vitals_messages_isolated_total`, the rest is stored, and the partition moves on. A refusal
   that every message of the batch gets alone is the store's (a dropped table, a grant): the
   topic is held and retried with backoff.
@@ -26,7 +26,7 @@ Whatever holds the topic sets its `Health` check `agent:<topic>` to "stalled" wi
 (`/readyz` 503), sets `vitals_topic_stalled{topic}` to 1, and logs one ERROR line per cause per
 minute; all three clear by themselves on the next stored batch.
 
-Fault points `before_insert` and `after_insert` (see `pipeline.faults`) sit in `write`.
+Fault points `before_insert` and `after_insert` (see `pipeline.core.faults`) sit in `write`.
 """
 
 from __future__ import annotations
@@ -40,19 +40,19 @@ from dataclasses import dataclass
 
 import orjson
 
-from pipeline.aggregation import RegistryCache, SinkBatch, Table
-from pipeline.dead_letter import DeadLetter, dead_letter, fit_payload, fit_reason
-from pipeline.decode import Reject, decode_envelope, decode_structs
-from pipeline.dlq_alert import DlqAlarm
-from pipeline.errors import StorageError, StorageFault, StorageRefused, StorageUnavailable
-from pipeline.faults import FaultInjector
-from pipeline.health import Health
-from pipeline.isolate import is_store_wide, refused_leaves
-from pipeline.log_limit import RateLimitedLog
-from pipeline.settings import Settings
-from pipeline.storage import AsyncStore
-from pipeline.telemetry import Telemetry
-from pipeline.topics import KINDS, kind
+from pipeline.core.errors import StorageError, StorageFault, StorageRefused, StorageUnavailable
+from pipeline.core.faults import FaultInjector
+from pipeline.core.health import Health
+from pipeline.core.log_limit import RateLimitedLog
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.decode import Reject, decode_envelope, decode_structs
+from pipeline.ingest.dlq import DeadLetter, dead_letter, fit_payload, fit_reason
+from pipeline.ingest.dlq_alert import DlqAlarm
+from pipeline.ingest.isolate import is_store_wide, refused_leaves
+from pipeline.ingest.rows.requests import RegistryCache, SinkBatch, Table
+from pipeline.ingest.topics import KINDS, kind
+from pipeline.storage.clickhouse import AsyncStore
 
 __all__ = ["DeadLetter", "DlqSender", "Message", "Prepared", "Sink"]
 

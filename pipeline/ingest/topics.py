@@ -3,7 +3,8 @@
 A kind plugs into every shell through this registry: the producer SDK validates and keys events
 by it, `decode_envelope` validates by its schemas, the worker runs one agent per kind, and the
 sink turns decoded events into ClickHouse rows with its `build` function (pure, see
-`pipeline.aggregation.SinkBatch`). Adding a kind = a schema file, a migration, a builder and one
+`pipeline.ingest.rows.requests.SinkBatch`). Adding a kind = a schema file, a migration, a builder
+and one
 entry in `KINDS`.
 """
 
@@ -13,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline import custom_metrics, jobs, task_events
-from pipeline.aggregation import SinkBatch
+from pipeline.ingest.rows import jobs, task_events
+from pipeline.ingest.rows import metrics as custom_metrics
+from pipeline.ingest.rows.requests import SinkBatch
 
 if TYPE_CHECKING:
-    from pipeline.settings import Settings
-    from pipeline.storage import AsyncStore
-    from pipeline.telemetry import Telemetry
+    from pipeline.core.settings import Settings
+    from pipeline.core.telemetry import Telemetry
+    from pipeline.storage.clickhouse import AsyncStore
 
 __all__ = ["KINDS", "Builder", "Gate", "StructBuilder", "TopicKind", "kind"]
 
@@ -53,10 +55,10 @@ class TopicKind:
     - `build`: appends the rows of one message's valid events to a `SinkBatch`;
     - `gate`: optional factory of a `Gate` that admits events before `build`.
     - `refine`: optional per-event check beyond the JSON Schema (raises SchemaViolation), run
-      by `pipeline.decode.EventChecker` after schema validation.
+      by `pipeline.ingest.decode.EventChecker` after schema validation.
     - `build_structs`: optional columnar fast path of `build` for a message whose events are
-      all valid, given as msgspec structs (`pipeline.decode.decode_structs`); it must append
-      exactly the rows `build` appends for the same events (tests/unit/test_fast_decode.py).
+      all valid, given as msgspec structs (`pipeline.ingest.decode.decode_structs`); it must append
+      exactly the rows `build` appends for the same events (tests/unit/schemas/test_fast_decode.py).
     """
 
     name: str

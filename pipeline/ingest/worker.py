@@ -37,15 +37,15 @@ import faust
 from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from pipeline.aggregation import RegistryCache
-from pipeline.errors import StorageFault
-from pipeline.faults import FaultInjector
-from pipeline.health import Health
-from pipeline.settings import Settings
-from pipeline.sink import Message, Prepared, Sink
-from pipeline.storage import AsyncStore
-from pipeline.telemetry import Telemetry
-from pipeline.topics import KINDS
+from pipeline.core.errors import StorageFault
+from pipeline.core.faults import FaultInjector
+from pipeline.core.health import Health
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.rows.requests import RegistryCache
+from pipeline.ingest.sink import Message, Prepared, Sink
+from pipeline.ingest.topics import KINDS
+from pipeline.storage.clickhouse import AsyncStore
 
 __all__ = ["WORKER_KINDS", "create_worker_app"]
 

@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.log_limit import RateLimitedLog
-from pipeline.producer_errors import ProducerError
+from pipeline.core.log_limit import RateLimitedLog
+from pipeline.sdk.producer_errors import ProducerError
 
 log = logging.getLogger("vitals.demo")
 
@@ -232,7 +232,7 @@ class DemoTraffic:
             "endpoint_id": ep.endpoint_id, "endpoint": ep.name, "autogroup_id": w.autogroup_id,
             "id": w.worker_id, "loadtime": w.loadtime, "cur_load": round(cur_load, 3),
             # new_load 0: the demo's request events carry the work units, and curload
-            # counts a heartbeat's new_load too (query_api/stats.py)
+            # counts a heartbeat's new_load too (query_api/vast/stats.py)
             "new_load": 0.0, "rej_load": 0.0, "max_perf": w.max_perf,
             "cur_perf": round(min(cur_load, w.max_perf), 3),
             "cur_capacity": round(max(0.0, w.max_perf - cur_load), 3),
@@ -254,7 +254,7 @@ class DemoTraffic:
 
 
 class EventSink(Protocol):
-    """What `run_demo` sends through; `pipeline.producer.Producer` has this shape."""
+    """What `run_demo` sends through; `pipeline.sdk.producer.Producer` has this shape."""
 
     async def send(self, kind: str, event: dict[str, Any]) -> None: ...
 

@@ -1,7 +1,8 @@
 """A real single-node Apache Kafka broker (KRaft, broker+controller in one JVM) for local use.
 
 `vitals up` and the integration tests run the broker from the Maven Central jars that the pom in
-``pipeline/kafka_runtime/`` names; no Docker, no Kafka download beyond Maven. Layout of a broker
+``pipeline/local/kafka_runtime/`` names; no Docker, no Kafka download beyond Maven. Layout of a
+broker
 home (one directory per broker)::
 
     home/server.properties   rewritten on every start (ports may change, see LocalKafka.start)
@@ -42,7 +43,7 @@ from typing import Any, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from pipeline.errors import VitalsError
+from pipeline.core.errors import VitalsError
 
 __all__ = [
     "HOST",
@@ -183,7 +184,7 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path,
         "num.recovery.threads.per.data.dir": "1",
         "background.threads": "4",
     }
-    lines = ["# Written by pipeline/kafka_local.py on every start; edits are overwritten."]
+    lines = ["# Written by pipeline/local/kafka.py on every start; edits are overwritten."]
     lines += [f"{key}={value}" for key, value in props.items()]
     return "\n".join(lines) + "\n"
 

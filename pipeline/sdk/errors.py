@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.errors import VitalsError
+from pipeline.core.errors import VitalsError
 
 __all__ = ["ApiError", "BadRequest", "ClientError", "ClientTimeout", "ConnectionFailed",
            "Forbidden", "MethodNotAllowed", "NotFound", "PayloadTooLarge", "RateLimited",

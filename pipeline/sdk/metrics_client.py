@@ -1,6 +1,6 @@
 """Fire-and-forget custom metrics from user code, over UDP in the DogStatsD line format.
 
-    from pipeline.metrics_client import MetricsClient
+    from pipeline.sdk.metrics_client import MetricsClient
 
     metrics = MetricsClient("127.0.0.1", 8125)
     metrics.increment(metric="my_counter", value=1, tags={"model": "v1"})

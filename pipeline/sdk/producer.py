@@ -7,10 +7,11 @@ Async use::
         await p.send("requests", {"v": 1, "type": "request", "ts": time.time(),
                                   "endpoint_id": 7, "status": 200, "latency_ms": 41.5})
 
-`SyncProducer` (pipeline/sync_producer.py) is the same producer on a background event loop,
+`SyncProducer` (pipeline/sdk/sync_producer.py) is the same producer on a background event loop,
 with the same contract.
 
-Batching: envelopes (pipeline/envelopes.py) of up to `max_events` events or `max_bytes` bytes with
+Batching: envelopes (pipeline/sdk/envelopes.py) of up to `max_events` events or `max_bytes` bytes
+with
 one message key, sent after `linger_s` at the latest. The Kafka producer is idempotent with
 `acks=all`, so its internal retries never duplicate a message.
 
@@ -52,11 +53,13 @@ from typing import Any
 
 import orjson
 
-from pipeline.decode import EventChecker
-from pipeline.envelopes import Envelope, EnvelopeBuffer
-from pipeline.errors import InvalidEvent
-from pipeline.kafka_local import MAX_MESSAGE_BYTES
-from pipeline.producer_errors import (
+from pipeline.core.errors import InvalidEvent
+from pipeline.core.settings import TopicNames
+from pipeline.ingest.decode import EventChecker
+from pipeline.ingest.topics import KINDS
+from pipeline.local.kafka import MAX_MESSAGE_BYTES
+from pipeline.sdk.envelopes import Envelope, EnvelopeBuffer
+from pipeline.sdk.producer_errors import (
     BufferFull,
     DeliveryFailed,
     DeliveryTimeout,
@@ -65,9 +68,7 @@ from pipeline.producer_errors import (
     ProducerClosed,
     TopicNotFound,
 )
-from pipeline.producer_kafka import SAID_ONCE, KafkaLink
-from pipeline.settings import TopicNames
-from pipeline.topics import KINDS
+from pipeline.sdk.producer_kafka import SAID_ONCE, KafkaLink
 from schemas import SchemaViolation
 
 __all__ = ["DeliveryReport", "Producer", "event_key", "reset_log_limits"]
@@ -431,10 +432,10 @@ class Producer:
 
 
 def __getattr__(name: str) -> Any:
-    """`SyncProducer` lives in pipeline/sync_producer.py; `from pipeline.producer import
+    """`SyncProducer` lives in pipeline/sdk/sync_producer.py; `from pipeline.sdk.producer import
     SyncProducer` keeps working (imported on first use: that module imports this one)."""
     if name == "SyncProducer":
-        from pipeline.sync_producer import SyncProducer
+        from pipeline.sdk.sync_producer import SyncProducer
 
         return SyncProducer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The producer SDK's exceptions: each names what failed, what it carries and what to do.
 
 All derive from `ProducerError` (itself a `VitalsError`), except `InvalidEvent`, which the SDK
-shares with the worker (pipeline/errors.py). Which is raised where:
+shares with the worker (pipeline/core/errors.py). Which is raised where:
 
 - by `send()`, for that event only: `InvalidEvent`, `EventTooLarge`, `TopicNotFound`,
   `BrokerUnavailable` (no broker answered a topic lookup), `BufferFull`, `ProducerClosed`;
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from pipeline.errors import InvalidEvent, VitalsError
+from pipeline.core.errors import InvalidEvent, VitalsError
 
 __all__ = ["BrokerUnavailable", "BufferFull", "DeliveryFailed", "DeliveryTimeout",
            "EventTooLarge", "FailureTally", "InvalidEvent", "ProducerClosed", "ProducerError",

@@ -32,9 +32,9 @@ from aiokafka.errors import (
     RequestTimedOutError,
 )
 
-from pipeline.kafka_local import MAX_MESSAGE_BYTES
-from pipeline.log_limit import Throttle
-from pipeline.producer_errors import (
+from pipeline.core.log_limit import Throttle
+from pipeline.local.kafka import MAX_MESSAGE_BYTES
+from pipeline.sdk.producer_errors import (
     BrokerUnavailable,
     DeliveryFailed,
     DeliveryTimeout,
@@ -59,7 +59,7 @@ class SaidOnce(logging.Filter):
     """At most one record per cause per `every_s`; the cause of a record is its logger, level and
     unformatted message template ("Topic %s not found" for one topic or a thousand is one cause).
     The next record of a cause that passes says how many were held back, so nothing vanishes
-    without a trace. Pure apart from the injected clock (a `pipeline.log_limit.Throttle`)."""
+    without a trace. Pure apart from the injected clock (a `pipeline.core.log_limit.Throttle`)."""
 
     def __init__(self, every_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -1,6 +1,7 @@
 """`SyncProducer`: the producer SDK for code without an event loop.
 
-The same `Producer`, with the same arguments and the same failure contract (pipeline/producer.py),
+The same `Producer`, with the same arguments and the same failure contract
+(pipeline/sdk/producer.py),
 run on a private event loop thread; every call returns or raises within the bound of the
 `Producer` call it wraps, and the context manager raises undelivered events on exit.
 """
@@ -13,9 +14,9 @@ from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pipeline.producer import Producer
-from pipeline.producer_errors import DeliveryFailed, ProducerClosed
-from pipeline.settings import TopicNames
+from pipeline.core.settings import TopicNames
+from pipeline.sdk.producer import Producer
+from pipeline.sdk.producer_errors import DeliveryFailed, ProducerClosed
 
 __all__ = ["SyncProducer"]
 

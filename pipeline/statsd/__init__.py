@@ -1,0 +1,1 @@
+"""DogStatsD: the line parser and the UDP listener that publishes to the `metrics` topic."""

@@ -1,7 +1,7 @@
 """The DogStatsD UDP listener: datagrams → per series-second aggregates → `metrics` topic.
 
 Like the Datadog agent, the listener aggregates before it ships: every line is parsed
-(`pipeline.statsd`) and folded into one accumulator per (name, kind, tags, second); every
+(`pipeline.statsd.parse`) and folded into one accumulator per (name, kind, tags, second); every
 `statsd_flush_s` the accumulators leave as `metric` events (aggregated form, schemas/metric.json)
 through the producer SDK, keyed by metric name. The worker's metrics agent merges them again
 per second, so a flood of lines costs Kafka one event per series-second.
@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.log_limit import RateLimitedLog
-from pipeline.settings import Settings
-from pipeline.statsd import Aggregator, MalformedLine
-from pipeline.telemetry import Telemetry
+from pipeline.core.log_limit import RateLimitedLog
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.statsd.parse import Aggregator, MalformedLine
 
 __all__ = ["StatsdListener", "kernel_drops"]
 

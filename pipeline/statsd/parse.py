@@ -15,7 +15,7 @@ A datagram holds one or more lines separated by `\\n`. A line reads::
 
 `parse_line` raises `MalformedLine(reason)`; callers count it and carry on. `Aggregator` folds
 samples into one accumulator per (name, kind, sorted tags, second): count, sum, min, max, the
-last value and a mergeable log-bucket histogram (`pipeline.sketch`) for histogram kinds. It
+last value and a mergeable log-bucket histogram (`pipeline.storage.sketch`) for histogram kinds. It
 holds at most `max_entries` accumulators: samples of a new series-second beyond that are
 dropped and counted, so memory stays bounded under floods.
 """
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import schemas
-from pipeline import sketch
-from pipeline.sketch import bucket_of
+from pipeline.storage import sketch
+from pipeline.storage.sketch import bucket_of
 
 __all__ = [
     "KINDS",

@@ -23,15 +23,15 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from clickhouse_connect.driver import exceptions as dbx
 
-from pipeline.errors import (
+from pipeline.core.errors import (
     StorageError,
     StorageFault,
     StorageRefused,
     StorageUnavailable,
     StoreLocked,
 )
-from pipeline.native import NativeBlock
-from pipeline.retention import TTL_TABLES, Retention
+from pipeline.storage.native import NativeBlock
+from pipeline.storage.retention import TTL_TABLES, Retention
 
 __all__ = ["INSERT_SETTINGS", "TRANSIENT_CODES", "AsyncStore", "ClickHouseStore", "Store",
            "embedded_locked", "migrate", "translate"]
@@ -76,7 +76,8 @@ def translate(exc: BaseException) -> StorageError:
     - driver misuse or gaps (`ProgrammingError`, `NotSupportedError`, `InterfaceError`,
       `InternalError`), anything else → `StorageFault`.
     - any other `DatabaseError` (incl. `DataError`, `IntegrityError`) → `StorageRefused`.
-    `tests/unit/test_storage_errors.py` holds every exception class of the driver to this map.
+    `tests/unit/pipeline/storage/test_storage_errors.py` holds every exception class of the driver
+    to this map.
     """
     text = str(exc)[:4000]
     code = getattr(exc, "code", None)
@@ -179,7 +180,7 @@ class ClickHouseStore:
     def insert(self, table: str, columns: Sequence[Sequence[Any]] | NativeBlock,
                names: Sequence[str]) -> None:
         """Insert columns (lists, in `names` order), or a block already encoded in ClickHouse's
-        Native format for those names (`pipeline.native`)."""
+        Native format for those names (`pipeline.storage.native`)."""
         settings = INSERT_SETTINGS.get(table)
         if isinstance(columns, NativeBlock):
             if columns.rows:
@@ -316,8 +317,8 @@ def migrate(store: Store, *, retention: Retention | None = None,
     """Apply every migration in `schemas/clickhouse/` (idempotent DDL); return the file names.
 
     A new table gets the TTL of its data family in `retention` (default: the defaults of
-    `pipeline.retention.Retention`; placeholder `{ttl:<table>}` in the DDL). Then the TTL of
-    every table in `pipeline.retention.TTL_TABLES` is checked and changed where it differs:
+    `pipeline.storage.retention.Retention`; placeholder `{ttl:<table>}` in the DDL). Then the TTL of
+    every table in `pipeline.storage.retention.TTL_TABLES` is checked and changed where it differs:
     `MODIFY TTL`, or `REMOVE TTL` for a family kept until deleted. So changing a
     `VITALS_RETENTION_*_DAYS` setting and re-running migrate takes effect; an unchanged TTL is
     left alone (on a server, MODIFY TTL rewrites the parts that hold data).

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.storage import Store
+from pipeline.storage.clickhouse import Store
 
 __all__ = [
     "ROLES",

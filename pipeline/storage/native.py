@@ -4,7 +4,7 @@ A hot table's rows are appended straight into per-column buffers in their wire e
 numbers into `array.array` (machine little-endian, as Native wants), booleans into a bytearray
 of 0/1 bytes, strings into a bytearray of LEB128-length-prefixed UTF-8. A message's values are
 converted while they are fresh, so the Python objects are touched once, and `block()` is one
-concatenation. The block is inserted with `FORMAT Native` (see `pipeline.storage`).
+concatenation. The block is inserted with `FORMAT Native` (see `pipeline.storage.clickhouse`).
 
 A `LowCardinality(String)` column is sent as `String`; ClickHouse converts it on insert
 (`input_format_native_allow_types_conversion`, on by default).
@@ -24,7 +24,8 @@ from typing import Any
 __all__ = ["NativeBlock", "NativeColumns", "StringEncoder", "leb128", "string_bytes"]
 
 if sys.byteorder != "little":  # pragma: no cover - every platform Vitals targets is little-endian
-    raise ImportError("pipeline.native writes machine-order arrays and needs a little-endian host")
+    raise ImportError("pipeline.storage.native writes machine-order arrays and needs a "
+                      "little-endian host")
 
 #: array typecodes of the fixed-width types (sizes checked at import below).
 _ARRAY_CODES = {"UInt8": "B", "UInt16": "H", "UInt32": "I", "UInt64": "Q", "Int64": "q",

@@ -2,7 +2,8 @@
 event a topic kind accepts. Pure: no I/O.
 
 A family is a group of tables that expire together. `TTL_TABLES` is the one home of which table
-belongs to which family and which column its TTL counts from; `pipeline.storage.migrate` applies
+belongs to which family and which column its TTL counts from; `pipeline.storage.clickhouse.migrate`
+applies
 it on every run (`MODIFY TTL` where the retention changed, `REMOVE TTL` where it became
 unlimited), so a changed setting takes effect on the next migrate.
 

@@ -37,7 +37,7 @@ MIN_VALUE = 1e-3
 ZERO_BUCKET = -32768
 #: The largest bucket index the Int16 key of the stored maps holds, and the largest value whose
 #: bucket is at most that (one bucket of margin for the rounding of `log`). Every schema bound on
-#: a value that is bucketed stays below it (tests/unit/test_sketch.py).
+#: a value that is bucketed stays below it (tests/unit/pipeline/storage/test_sketch.py).
 MAX_BUCKET = 32767
 MAX_VALUE = GAMMA ** (MAX_BUCKET - 1)
 

@@ -16,14 +16,14 @@ import time
 
 from fastapi import Request
 
-from pipeline import keys
-from pipeline.keys import ApiKey
+from pipeline.storage import keys
+from pipeline.storage.keys import ApiKey
 from query_api.clearml import tokens
 from query_api.clearml.envelope import INVALID_TOKEN, NO_CREDENTIALS, CallError
+from query_api.clearml.scroll import load_secret
 from query_api.clearml.store import key_by_id
 from query_api.context import ApiContext
 from query_api.errors import ApiError
-from query_api.scroll import load_secret
 
 __all__ = ["CACHE_S", "authenticate", "token_secret"]
 

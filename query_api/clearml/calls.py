@@ -26,14 +26,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from pipeline.keys import ApiKey, Role
+from pipeline.storage.keys import ApiKey, Role
 from query_api.auth import require_role
 from query_api.clearml import caller, envelope
+from query_api.clearml.scroll import ScrollCodec, ScrollIdInvalid, load_secret
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
 from query_api.params import parse_json_body
 from query_api.responses import JsonResponse
-from query_api.scroll import ScrollCodec, ScrollIdInvalid, load_secret
 
 __all__ = ["Call", "action", "get_bool", "get_str_list", "scroll_codec", "scroll_state"]
 

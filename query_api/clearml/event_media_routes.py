@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pipeline.storage import AsyncStore
-from query_api import task_events_db
-from query_api.clearml_calls import (
+from pipeline.storage.clickhouse import AsyncStore
+from query_api.clearml import task_events_store as task_events_db
+from query_api.clearml.calls import (
     Call,
     action,
     doc,
@@ -18,9 +18,9 @@ from query_api.clearml_calls import (
     scroll_codec,
     scroll_state,
 )
+from query_api.clearml.task_events_store import METRIC_SELECT, event_from_row
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_int, get_str
-from query_api.task_events_db import METRIC_SELECT, event_from_row
 
 __all__ = ["router"]
 

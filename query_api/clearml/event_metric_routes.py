@@ -1,5 +1,6 @@
 """Metric reads of the ClearML events API: metric listings, scalar data, latest values, vector
-and scalar histograms (downsampled with ClearML's interval rule, see `query_api.histogram`)."""
+and scalar histograms (downsampled with ClearML's interval rule, see
+`query_api.clearml.histogram`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pipeline.storage import AsyncStore
-from pipeline.task_events import EVENT_TYPES
-from query_api import histogram, task_events_db
+from pipeline.ingest.rows.task_events import EVENT_TYPES
+from pipeline.storage.clickhouse import AsyncStore
+from query_api.clearml import histogram
 from query_api.clearml import store as clearml_store
-from query_api.clearml_calls import Call, action, doc, get_str_list, scroll_codec, scroll_state
+from query_api.clearml import task_events_store as task_events_db
+from query_api.clearml.calls import Call, action, doc, get_str_list, scroll_codec, scroll_state
 from query_api.params import get_choice, get_int, get_str
 
 __all__ = ["MAX_COMPARE_TASKS", "router"]

@@ -17,10 +17,14 @@ from typing import Any
 import orjson
 from fastapi import APIRouter
 
-from pipeline.admission import Admission
-from pipeline.task_events import EVENT_TYPES, request_log_id
-from query_api import ingest, routes_event_media, routes_event_metrics, task_events_db, task_log
-from query_api.clearml_calls import Call, action, doc, get_bool, scroll_codec, scroll_state
+from pipeline.ingest.admission import Admission
+from pipeline.ingest.rows.task_events import EVENT_TYPES, request_log_id
+from query_api import ingest
+from query_api.clearml import event_media_routes as routes_event_media
+from query_api.clearml import event_metric_routes as routes_event_metrics
+from query_api.clearml import task_events_store as task_events_db
+from query_api.clearml import task_log
+from query_api.clearml.calls import Call, action, doc, get_bool, scroll_codec, scroll_state
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_int, get_number, get_str
 from query_api.query_params import MAX_UNIX_S
@@ -71,7 +75,8 @@ async def _check_task_owners(call: Call, tasks: set[str]) -> None:
 
 
 async def _ingest(call: Call, items: list[tuple[int, Any]], body: bytes) -> dict[str, Any]:
-    """Judge the events as the worker will (`pipeline.admission`), publish the accepted ones with
+    """Judge the events as the worker will (`pipeline.ingest.admission`), publish the accepted ones
+    with
     the ingest deadline (`query_api.ingest`) and report the refused ones with their reason.
 
     Log events without an `id` get one derived from (tenant, body, line): a retried request

@@ -1,7 +1,8 @@
-"""events.* actions the ClearML SDK defines beyond the original set (`query_api.routes_events`
+"""events.* actions the ClearML SDK defines beyond the original set
+(`query_api.clearml.event_routes`
 and its sub-routers): clear_scroll, clear_task_log, delete_for_model, plots, get_plot_sample,
 next_plot_sample, get_task_single_value_metrics, scalar_metrics_iter_raw. HTTP only: SQL in
-`events_store`, the call convention in `query_api.clearml_calls`; shapes as clearml-server's.
+`events_store`, the call convention in `query_api.clearml.calls`; shapes as clearml-server's.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query_api import task_events_db
 from query_api.clearml import events_store, store
-from query_api.clearml_calls import (
+from query_api.clearml import task_events_store as task_events_db
+from query_api.clearml.calls import (
     Call,
     action,
     doc,
@@ -21,9 +22,9 @@ from query_api.clearml_calls import (
     scroll_codec,
     scroll_state,
 )
+from query_api.clearml.task_events_store import event_from_row
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_int, get_number, get_str
-from query_api.task_events_db import event_from_row
 
 __all__ = ["router"]
 

@@ -1,6 +1,6 @@
 """SQL of the events actions in `query_api.clearml.events`: plot navigation, single-value
 metrics, raw scalar pages, log clearing. Every query is scoped to one tenant; rows come back
-as METRIC_SELECT rows (`query_api.task_events_db.event_from_row` turns them into events).
+as METRIC_SELECT rows (`query_api.clearml.task_events_store.event_from_row` turns them into events).
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.storage import AsyncStore
-from query_api.histogram import SINGLE_SCALAR_ITERATION
-from query_api.task_events_db import METRIC_SELECT
+from pipeline.storage.clickhouse import AsyncStore
+from query_api.clearml.histogram import SINGLE_SCALAR_ITERATION
+from query_api.clearml.task_events_store import METRIC_SELECT
 
 __all__ = ["clear_log", "latest_iteration", "latest_per_metric", "metric_range", "plot_metrics",
            "plots_at", "raw_scalars", "scalar_count", "single_values", "step_from"]

@@ -1,7 +1,7 @@
 """`ClearmlEnvelope`: the `{meta, data}` envelope on every answer to a ClearML call path, also
 for the errors no action produced — an unknown call (404, as clearml-server's "Unable to find
 endpoint"), a method no call takes (405), a body over the API's limit (413), an unhandled
-error (500). Actions envelope their own answers (`query_api.clearml_calls`); this wraps the
+error (500). Actions envelope their own answers (`query_api.clearml.calls`); this wraps the
 JSON error bodies that come back without `meta`, and leaves every other path alone.
 """
 

@@ -1,6 +1,6 @@
 """ClearML server calls besides events.* that the ClearML SDK makes (`Task.init`, reporting,
 `task.close()`): auth.login, projects.* and tasks.*, in clearml-server's shapes. HTTP only:
-shapes in `shapes`, SQL in `store`, the call convention in `query_api.clearml_calls`.
+shapes in `shapes`, SQL in `store`, the call convention in `query_api.clearml.calls`.
 
 Roles: reads need a reader key, writes (create, edit, status changes, ping) an admin key, as
 for events. Every entity belongs to the tenant of the calling key; another tenant's id reads as
@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query_api import task_events_db
 from query_api.clearml import shapes, store, tokens
+from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml.caller import token_secret
+from query_api.clearml.calls import Call, action, doc, get_bool, get_str_list
 from query_api.clearml.envelope import INVALID_PROJECT_ID, INVALID_TASK_ID, CallError
-from query_api.clearml_calls import Call, action, doc, get_bool, get_str_list
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_str
 

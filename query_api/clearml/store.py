@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.keys import ApiKey
-from pipeline.storage import AsyncStore
+from pipeline.storage.clickhouse import AsyncStore
+from pipeline.storage.keys import ApiKey
 
 __all__ = ["MAX_ROWS", "get_projects", "get_tasks", "key_by_id", "last_iterations",
            "put_project", "put_task", "task_names"]

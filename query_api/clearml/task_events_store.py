@@ -3,7 +3,7 @@ scoped to one tenant. Pages come back as ClearML-shaped event JSON built by Clic
 (`Page`, one object per line); single events as dicts (`event_from_row`).
 
 Positions are `(timestamp ms, event_id)`: a total order over a task's events (event ids are
-unique per task), used by the keyset cursors of `query_api.scroll`.
+unique per task), used by the keyset cursors of `query_api.clearml.scroll`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.keys import ApiKey
-from pipeline.storage import AsyncStore
+from pipeline.storage.clickhouse import AsyncStore
+from pipeline.storage.keys import ApiKey
 from query_api.errors import ApiError
 
 __all__ = [

@@ -19,9 +19,9 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from pipeline.storage import AsyncStore
+from pipeline.storage.clickhouse import AsyncStore
+from query_api.clearml.task_events_store import Pos, after_clause, log_page
 from query_api.errors import bad_param
-from query_api.task_events_db import Pos, after_clause, log_page
 
 __all__ = ["CHUNK", "CHUNK_BYTES", "DEFAULT_FORMAT", "PLACEHOLDERS", "compile_format", "download",
            "page"]

@@ -3,7 +3,8 @@
 
 The ClearML SDK reads the token's claims without checking the signature (`api_version`,
 `feature_set`, `exp`), so the token is a standard HS256 JWT. Vitals checks the signature with a
-secret derived from the API secret (`VITALS_SECRET` or the data dir's, see `query_api.scroll`),
+secret derived from the API secret (`VITALS_SECRET` or the data dir's, see
+`query_api.clearml.scroll`),
 so any replica sharing that secret accepts it, and the expiry. The claims name the Vitals key
 the token was issued for (`identity.user` = key id, `identity.company` = tenant); whoever
 verifies a token still looks the key up, so revoking the key ends its tokens.

@@ -1,0 +1,1 @@
+"""Job queues and node usage, Coopr shapes: `/v2/metrics/queues`, `/v2/metrics/nodes/usage`."""

@@ -1,0 +1,1 @@
+"""Custom (DogStatsD) metrics reads: `/v2/metrics/custom/timeseries` and `/series`."""

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
-from pipeline import sketch
+from pipeline.storage import sketch
 from query_api.auth import authorize
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param

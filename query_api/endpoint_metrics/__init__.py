@@ -1,0 +1,2 @@
+"""Endpoint metrics, TensorOne shapes: `/v2/endpoints/{id}/metrics` (json, csv, prometheus), batch,
+pricing."""

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from query_api.endpoint_metrics import Pricing, Sums, iso
-from query_api.metrics_insights import recommendations
+from query_api.endpoint_metrics.insights import recommendations
+from query_api.endpoint_metrics.sections import Pricing, Sums, iso
 
 __all__ = ["RULES", "Budget", "breakdown", "budget", "costs", "daily_cost_trend", "suggestions"]
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline import sketch
+from pipeline.storage import sketch
 
 __all__ = ["LE_BOUNDS", "csv_text", "prometheus_text"]
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from query_api.endpoint_metrics import iso
+from query_api.endpoint_metrics.sections import iso
 
 __all__ = ["MAX_EVENTS", "VAST_DEFAULTS", "Scaling", "Session", "VastRule", "scaling",
            "sessions_from_gaps", "target_instances"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pipeline import sketch
+from pipeline.storage import sketch
 
 __all__ = [
     "SUM_COLUMNS",

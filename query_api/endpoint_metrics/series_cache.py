@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import sketch
-from query_api.endpoint_metrics import Sums
+from pipeline.storage import sketch
+from query_api.endpoint_metrics.sections import Sums
 
 __all__ = ["Bucket", "ScopeSeries", "SeriesCache", "Window"]
 

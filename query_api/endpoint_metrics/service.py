@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.storage import AsyncStore
-from query_api import endpoint_metrics as em
-from query_api import metrics_costs as mc
-from query_api import metrics_store as ms
-from query_api.metrics_insights import insights
-from query_api.metrics_params import MetricsQuery, Window, window_for
-from query_api.scaling import VAST_DEFAULTS, scaling, target_instances
-from query_api.series_cache import SeriesCache
-from query_api.stats import Scope, current_load, live_workers
+from pipeline.storage.clickhouse import AsyncStore
+from query_api.endpoint_metrics import costs as mc
+from query_api.endpoint_metrics import sections as em
+from query_api.endpoint_metrics import store as ms
+from query_api.endpoint_metrics.insights import insights
+from query_api.endpoint_metrics.params import MetricsQuery, Window, window_for
+from query_api.endpoint_metrics.scaling import VAST_DEFAULTS, scaling, target_instances
+from query_api.endpoint_metrics.series_cache import SeriesCache
+from query_api.vast.stats import Scope, current_load, live_workers
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@
 Rollup rows are read with FINAL and summed (redelivered messages count once). Latency
 percentiles are computed inside ClickHouse from the merged log-bucket histogram (`sumMap`):
 each percentile is the sketch bucket holding rank max(1, ceil(q·n)), the same rule as
-`pipeline.sketch.quantiles`, so only three bucket indexes per point leave the server.
+`pipeline.storage.sketch.quantiles`, so only three bucket indexes per point leave the server.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import time
 
 import numpy as np
 
-from pipeline import sketch
-from pipeline.aggregation import ROLLUP_FIELDS
-from pipeline.compaction import GRACE_S, MERGED
-from pipeline.storage import AsyncStore, Store
-from query_api.endpoint_metrics import SUM_COLUMNS, Pricing, Resources, Sums
-from query_api.scaling import Session, sessions_from_gaps
-from query_api.series_cache import Bucket, ScopeSeries, SeriesCache
-from query_api.stats import Scope
+from pipeline.ingest.compaction import GRACE_S, MERGED
+from pipeline.ingest.rows.requests import ROLLUP_FIELDS
+from pipeline.storage import sketch
+from pipeline.storage.clickhouse import AsyncStore, Store
+from query_api.endpoint_metrics.scaling import Session, sessions_from_gaps
+from query_api.endpoint_metrics.sections import SUM_COLUMNS, Pricing, Resources, Sums
+from query_api.endpoint_metrics.series_cache import Bucket, ScopeSeries, SeriesCache
+from query_api.vast.stats import Scope
 from query_api.windows import split_range
 
 __all__ = [
@@ -79,7 +79,7 @@ def _bucket_filter(buckets: list[int], width: int) -> str:
 async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int
                        ) -> str:
     """SQL for rows whose merge is the exact aggregate of [start, end): each bucket's compacted
-    row (pipeline/compaction.py) when it still merges every deduplicated source row of the
+    row (pipeline/ingest/compaction.py) when it still merges every deduplicated source row of the
     bucket, else the bucket's source rows (`_split` decides)."""
     db, table = store.database, _table(step)
     merged, width = MERGED[table], 60 if table == "requests_1m" else 3600

@@ -1,0 +1,1 @@
+"""Operations: `/healthz`, `/readyz`, `/metrics`, read-only `/sql`, API key management."""

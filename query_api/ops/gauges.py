@@ -20,8 +20,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.errors import StorageError
-from pipeline.topics import KINDS
+from pipeline.core.errors import StorageError
+from pipeline.ingest.topics import KINDS
 from query_api.context import ApiContext
 
 __all__ = ["REFRESH_S", "consumer_lag", "refresh"]

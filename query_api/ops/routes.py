@@ -9,13 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from pipeline import keys
-from pipeline.health import Check
-from pipeline.readiness import readiness_document
-from query_api import pipeline_metrics
+from pipeline.cli.readiness import readiness_document
+from pipeline.core.health import Check
+from pipeline.storage import keys
 from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
 from query_api.errors import ApiError, bad_param
+from query_api.ops import gauges as pipeline_metrics
 from query_api.params import get_choice, get_str, parse_json_body
 from query_api.query_params import QueryParam, declare
 from query_api.responses import JsonResponse
@@ -91,7 +91,7 @@ async def sql(request: Request) -> Response:
     except ApiError:
         raise
     except Exception as exc:
-        from pipeline.errors import StorageUnavailable
+        from pipeline.core.errors import StorageUnavailable
 
         if isinstance(exc, StorageUnavailable):
             raise

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from query_api import stats
 from query_api.context import ApiContext
-from query_api.endpoint_metrics import Sums, iso
-from query_api.metrics_params import MetricsQuery, parse_query, window_for
-from query_api.metrics_service import build_document
-from query_api.series_cache import SeriesCache
-from query_api.stats import Scope
+from query_api.endpoint_metrics.params import MetricsQuery, parse_query, window_for
+from query_api.endpoint_metrics.sections import Sums, iso
+from query_api.endpoint_metrics.series_cache import SeriesCache
+from query_api.endpoint_metrics.service import build_document
 from query_api.ui.store import EndpointRow
+from query_api.vast import stats
+from query_api.vast.stats import Scope
 
 __all__ = ["SPARK_POINTS", "cold_start_points", "cold_starts", "endpoint_overview", "row_json"]
 

@@ -13,15 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from pipeline.keys import ApiKey
+from pipeline.storage.keys import ApiKey
 from query_api.auth import require_role
 from query_api.context import ApiContext
+from query_api.endpoint_metrics.params import parse_query
+from query_api.endpoint_metrics.series_cache import SeriesCache
 from query_api.entities import resolve_endpoint
 from query_api.errors import ApiError, bad_param
-from query_api.metrics_params import parse_query
 from query_api.ratelimit import RateLimiter
 from query_api.responses import JsonResponse
-from query_api.series_cache import SeriesCache
 from query_api.ui import assets, store
 from query_api.ui.overview import cold_starts, endpoint_overview
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.storage import AsyncStore
-from query_api.stats import Scope
+from pipeline.storage.clickhouse import AsyncStore
+from query_api.vast.stats import Scope
 
 __all__ = ["MAX_ENDPOINTS", "EndpointRow", "dead_letters", "endpoints", "tasks", "workers"]
 

@@ -1,0 +1,1 @@
+"""Endpoint and autogroup stats, Vast.ai shapes: `/get_endpoint_stats/`, `/get_autogroup_stats/`."""

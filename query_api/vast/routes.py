@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from query_api import stats
 from query_api.context import ApiContext
 from query_api.entities import resolve_autogroup, resolve_endpoint
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
 from query_api.query_params import MAX_UNIX_S
 from query_api.responses import JsonResponse
+from query_api.vast import stats
 from query_api.windows import MAX_POINTS, default_step, point_count, sample_points
 
 __all__ = ["router"]

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.storage import AsyncStore
+from pipeline.storage.clickhouse import AsyncStore
 from query_api.windows import series_resolution, split_range
 
 __all__ = ["METRICS", "Scope", "current_load", "current_stats", "live_workers", "timeseries"]

@@ -8,7 +8,7 @@
 - `POST …/delete_requests/`: request events (`reports.request_events`), published to
   `requests`.
 
-Reports are judged by the worker's rules at the door (`pipeline.admission`: 400 with the
+Reports are judged by the worker's rules at the door (`pipeline.ingest.admission`: 400 with the
 reason of each refused event) and published with the ingest deadline (`query_api.ingest`: 503
 with Retry-After when Kafka does not acknowledge them; the worker retries).
 """
@@ -21,8 +21,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse
 
-from pipeline.admission import Admission
-from pipeline.keys import ApiKey
+from pipeline.ingest.admission import Admission
+from pipeline.storage.keys import ApiKey
 from query_api import ingest
 from query_api.auth import require_role
 from query_api.context import ApiContext

@@ -7,7 +7,7 @@
 --
 -- Placeholders: {db} database; {ttl:<table>} the table's TTL clause, rendered by migrate() from
 -- its data family's retention (`VITALS_RETENTION_<FAMILY>_DAYS`; which table belongs to which
--- family: pipeline/retention.py `TTL_TABLES`), empty for a family kept until deleted. migrate()
+-- family: pipeline/storage/retention.py `TTL_TABLES`), empty for a family kept until deleted. migrate()
 -- also re-applies the TTL of existing tables when a setting changed. The same holds in 002-007.
 
 CREATE TABLE IF NOT EXISTS {db}.requests_raw

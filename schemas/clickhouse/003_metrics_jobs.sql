@@ -8,7 +8,7 @@
 -- sorted tags; `series_key` is the canonical JSON object of those tags ({"a":"1","b":"2"}).
 -- Counters: `sum` is the sample-rate-scaled total, `count` the lines received. Gauges: `last`
 -- is the value with the greatest `last_ts` (epoch ms). Histograms (h, ms, d): count, sum,
--- min, max and `hist`, mergeable log buckets (pipeline/sketch.py, 1% relative error) merged
+-- min, max and `hist`, mergeable log buckets (pipeline/storage/sketch.py, 1% relative error) merged
 -- with sumMap.
 
 CREATE TABLE IF NOT EXISTS {db}.metrics_1s

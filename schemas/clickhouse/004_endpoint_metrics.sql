@@ -22,7 +22,7 @@ ORDER BY (tenant, endpoint_id);
 
 -- Compacted rollups: one row per (tenant, endpoint, bucket) merging every requests_1m / 1h row
 -- of that bucket (all messages, all autogroups), written by the worker's compactor
--- (pipeline/compaction.py). `src_rows` is the number of deduplicated (FINAL) source rows merged.
+-- (pipeline/ingest/compaction.py). `src_rows` is the number of deduplicated (FINAL) source rows merged.
 -- Source rows are only ever added, so a compacted row is exact exactly while the bucket still
 -- has `src_rows` source rows; readers use it only then and fall back to the source rows
 -- otherwise (late or new messages since compaction). Newest `version` wins.

@@ -1,7 +1,7 @@
 -- Per-bucket latency percentiles of the compacted rollups, computed once when a compacted row is
--- written instead of on every read. Each column is the sketch bucket index (pipeline/sketch.py)
+-- written instead of on every read. Each column is the sketch bucket index (pipeline/storage/sketch.py)
 -- holding rank max(1, ceil(q·n)) of the row's `latency_hist`, the rule of
--- `pipeline.sketch.quantiles`; 0 when the row has no requests. An index i stands for
+-- `pipeline.storage.sketch.quantiles`; 0 when the row has no requests. An index i stands for
 -- 2·γ^i / (γ + 1) milliseconds with γ = (1 + 0.01) / (1 − 0.01) (`sketch.bucket_value`), and
 -- -32768 for a latency of 0.
 -- MATERIALIZED: not returned by SELECT *, select them by name. Rows written before this migration

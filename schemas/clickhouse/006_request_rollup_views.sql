@@ -6,7 +6,7 @@
 -- rollup rows with identical keys, which the ReplacingMergeTree tables collapse (read with FINAL).
 --
 -- `latency_hist` maps a sketch bucket index to a count. The index is the rule of
--- `pipeline.sketch.bucket_of`: -32768 for latencies ≤ 0.001 ms, else ceil(ln(v) / ln(γ)) with
+-- `pipeline.storage.sketch.bucket_of`: -32768 for latencies ≤ 0.001 ms, else ceil(ln(v) / ln(γ)) with
 -- γ = (1 + 0.01) / (1 − 0.01), ln(γ) = 0.020000666706669435; relative error ≤ 1 %.
 -- Failure classes: `error_kind` holds the normalised class ('' for a success; 4xx without a
 -- kind is 'client', 5xx 'server'), as written by the worker.

@@ -2,7 +2,7 @@
 -- rollups. Materialized views on the rollup tables (which the 006 views fill) add each insert's
 -- row count; merges never lower it. The metrics API compares it with a compacted row's
 -- `src_rows` to decide, per bucket, whether the compacted row is current (see
--- `query_api.metrics_store._split`): reading ~1,440 counters instead of counting every
+-- `query_api.endpoint_metrics.store._split`): reading ~1,440 counters instead of counting every
 -- per-message rollup row of a day.
 --
 -- Exactness only ever costs speed here: a count that is too high (a redelivered message's

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline import keys
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings, TopicNames
+from pipeline.cli.runtime import Runtime
+from pipeline.core.settings import Settings, TopicNames
+from pipeline.storage import keys
 from tests.integration.kafka_fixture import kafka_bootstrap  # noqa: F401
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.kafka_local import LocalKafka
+from pipeline.local.kafka import LocalKafka
 
 __all__ = ["JAR_CACHE", "broker_home", "kafka_bootstrap"]
 

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 
 # schemathesis' own strategies use `random`; Hypothesis deprecates that (a warning, not a bug here)
 pytestmark = pytest.mark.filterwarnings(

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 
 CUSTOM = "/v2/metrics/custom/timeseries"
 SERIES = "/v2/metrics/custom/series"

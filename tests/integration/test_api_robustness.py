@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 
 
 @pytest.fixture

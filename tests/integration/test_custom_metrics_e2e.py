@@ -12,9 +12,9 @@ import time
 
 from datadog.dogstatsd import DogStatsd
 
-from pipeline import sketch
-from pipeline.metrics_client import MetricsClient
-from pipeline.producer import Producer
+from pipeline.sdk.metrics_client import MetricsClient
+from pipeline.sdk.producer import Producer
+from pipeline.storage import sketch
 from tests.integration.test_dead_letters import read_dlq
 from tests.promtool import check_metrics
 

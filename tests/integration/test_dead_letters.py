@@ -8,7 +8,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.promtool import check_metrics
 
 

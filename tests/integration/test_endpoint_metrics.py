@@ -16,7 +16,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.integration.conftest import FakeClock
 from tests.promtool import check_metrics
 
@@ -492,8 +492,8 @@ def close(a, b, path="doc"):
 async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     """Compacted rollups change nothing; a redelivery of every message changes nothing; a late
     event in an already compacted bucket is counted (its bucket falls back to source rows)."""
-    from pipeline import compaction
-    from pipeline.runtime import Runtime
+    from pipeline.cli.runtime import Runtime
+    from pipeline.ingest import compaction
 
     stack, _, key, requests, _ = loaded
     cache = stack.rt.api_app.state.endpoint_metrics.cache

@@ -9,7 +9,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.integration.conftest import FakeClock
 from tests.promtool import check_metrics
 

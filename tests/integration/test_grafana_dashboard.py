@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import sketch
-from pipeline.aggregation import SinkBatch
-from pipeline.decode import EventChecker
-from pipeline.storage import ClickHouseStore, migrate
+from pipeline.ingest.decode import EventChecker
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.storage import sketch
+from pipeline.storage.clickhouse import ClickHouseStore, migrate
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/vitals.json"
 BASE = (int(time.time()) // 3600 - 2) * 3600  # whole hour, inside every retention

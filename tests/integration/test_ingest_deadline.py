@@ -13,7 +13,7 @@ import time
 
 import orjson
 
-from pipeline.kafka_local import LocalKafka
+from pipeline.local.kafka import LocalKafka
 from tests.integration.kafka_fixture import JAR_CACHE
 from tests.integration.task_events_helpers import add_batch, count, log, scalar, wait_count
 

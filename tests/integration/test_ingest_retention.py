@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from pipeline.retention import DAY_MS, Retention
+from pipeline.storage.retention import DAY_MS, Retention
 from tests.integration.task_events_helpers import add_batch, call, count, wait_count
 
 NOW_MS = int(time.time()) * 1000
@@ -132,7 +132,7 @@ async def test_vitals_publish_reports_events_past_retention(stack_factory, tmp_p
            "VITALS_TOPIC_PREFIX": s.topics.prefix, "VITALS_DATA_DIR": str(tmp_path)}
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", "from pipeline.cli import main; raise SystemExit(main())",
+        [sys.executable, "-c", "from pipeline.cli.main import main; raise SystemExit(main())",
          "publish", "--topic", "requests"],
         input=lines, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr

@@ -11,8 +11,8 @@ import time
 
 import orjson
 
-from pipeline.sink import Message, Sink
-from pipeline.telemetry import Telemetry
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.sink import Message, Sink
 
 
 def request(i: int, ts: float) -> dict:

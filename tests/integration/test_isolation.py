@@ -12,7 +12,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from pipeline.storage import migrate
+from pipeline.storage.clickhouse import migrate
 from tests.integration.test_dead_letters import good, read_dlq
 from tests.promtool import check_metrics
 

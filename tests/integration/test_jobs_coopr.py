@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 
 T0 = int(time.time()) // 60 * 60 - 3600
 

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.kafka_local import KafkaRuntimeError, LocalKafka, ensure_topics
+from pipeline.local.kafka import KafkaRuntimeError, LocalKafka, ensure_topics
 from tests.integration.kafka_fixture import JAR_CACHE, broker_home
 
 pytestmark = pytest.mark.kafka

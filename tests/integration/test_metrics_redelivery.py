@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-from pipeline.sink import Message, Sink
+from pipeline.ingest.sink import Message, Sink
 
 
 async def test_redelivered_messages_count_once(stack_factory):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from pipeline.retention import Retention
-from pipeline.storage import ClickHouseStore, migrate
+from pipeline.storage.clickhouse import ClickHouseStore, migrate
+from pipeline.storage.retention import Retention
 
 
 def engines(store: ClickHouseStore) -> dict[str, str]:

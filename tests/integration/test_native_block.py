@@ -1,4 +1,5 @@
-"""`requests_raw` rows go to ClickHouse as a Native block built by `pipeline.native`: its column
+"""`requests_raw` rows go to ClickHouse as a Native block built by `pipeline.storage.native`: its
+column
 types are the table's, and ClickHouse reads back exactly the values clickhouse-connect's own
 column insert stores, edge values included."""
 
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.aggregation import REQUESTS_RAW_TYPES, TABLE_COLUMNS, SinkBatch
-from pipeline.native import NativeBlock
-from pipeline.storage import ClickHouseStore, migrate
+from pipeline.ingest.rows.requests import REQUESTS_RAW_TYPES, TABLE_COLUMNS, SinkBatch
+from pipeline.storage.clickhouse import ClickHouseStore, migrate
+from pipeline.storage.native import NativeBlock
 
 NAMES = TABLE_COLUMNS["requests_raw"]
 

@@ -35,9 +35,9 @@ from pipeline import (
     SyncProducer,
     TopicNotFound,
 )
-from pipeline.kafka_local import BrokerInfo, LocalKafka, ensure_topics
-from pipeline.producer import reset_log_limits
-from pipeline.settings import TopicNames
+from pipeline.core.settings import TopicNames
+from pipeline.local.kafka import BrokerInfo, LocalKafka, ensure_topics
+from pipeline.sdk.producer import reset_log_limits
 from tests.integration.kafka_fixture import JAR_CACHE
 
 pytestmark = pytest.mark.kafka
@@ -478,7 +478,7 @@ async def test_broker_going_away_mid_stream(
 
 def test_metrics_client_counts_what_it_drops() -> None:
     """Fire-and-forget by design: nothing raises or blocks, and every drop is counted."""
-    from pipeline.metrics_client import MetricsClient
+    from pipeline.sdk.metrics_client import MetricsClient
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))

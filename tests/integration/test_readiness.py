@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from pipeline.kafka_local import LocalKafka
+from pipeline.local.kafka import LocalKafka
 from tests.integration.kafka_fixture import JAR_CACHE
 
 

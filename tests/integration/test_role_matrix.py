@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import orjson
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.integration.task_events_helpers import log, scalar, wait_count
 from tests.integration.test_task_events_media import image, plot
 

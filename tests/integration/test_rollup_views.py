@@ -1,5 +1,6 @@
 """The request rollups ClickHouse computes from raw inserts (006_request_rollup_views.sql): exact
-sums per 1 s / 1 min / 1 h bucket, failure classes, the latency sketch of `pipeline.sketch`, and
+sums per 1 s / 1 min / 1 h bucket, failure classes, the latency sketch of
+`pipeline.storage.sketch`, and
 identical rows for a redelivered message."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import sketch
-from pipeline.aggregation import ROLLUP_FIELDS, SinkBatch
-from pipeline.storage import ClickHouseStore, migrate
+from pipeline.ingest.rows.requests import ROLLUP_FIELDS, SinkBatch
+from pipeline.storage import sketch
+from pipeline.storage.clickhouse import ClickHouseStore, migrate
 
 _KEY = ("tenant", "endpoint_id", "autogroup_id", "bucket", "src_partition", "src_offset")
 

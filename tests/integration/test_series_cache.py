@@ -1,4 +1,5 @@
-"""The endpoint-metrics series through the per-bucket cache (query_api/series_cache.py) on the
+"""The endpoint-metrics series through the per-bucket cache
+(query_api/endpoint_metrics/series_cache.py) on the
 embedded ClickHouse: exact against the events written, re-reading exactly the buckets that
 changed (new messages, late messages into compacted buckets), and exact but never cached for a
 bucket holding a redelivered message."""
@@ -11,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from pipeline import compaction, sketch
-from pipeline.aggregation import SinkBatch
-from pipeline.storage import AsyncStore, migrate
-from query_api import metrics_store as ms
-from query_api.series_cache import SeriesCache
-from query_api.stats import Scope
+from pipeline.ingest import compaction
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.storage import sketch
+from pipeline.storage.clickhouse import AsyncStore, migrate
+from query_api.endpoint_metrics import store as ms
+from query_api.endpoint_metrics.series_cache import SeriesCache
+from query_api.vast.stats import Scope
 
 BASE = 1_800_000_000 - 1_800_000_000 % 3600  # an hour start, seconds
 SCOPE = Scope("t", 1)

@@ -23,12 +23,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 import schemas
-from pipeline.decode import decode_envelope
-from pipeline.settings import Settings
-from pipeline.sink import Message, Sink
-from pipeline.storage import AsyncStore, migrate
-from pipeline.telemetry import Telemetry
-from pipeline.topics import KINDS
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.decode import decode_envelope
+from pipeline.ingest.sink import Message, Sink
+from pipeline.ingest.topics import KINDS
+from pipeline.storage.clickhouse import AsyncStore, migrate
 
 NOW = time.time()
 

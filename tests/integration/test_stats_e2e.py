@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.integration.conftest import FakeClock
 
 # The latest full hour + 20 min 34.5 s: recent, so within the tables' retention (TTL).
@@ -179,7 +179,7 @@ async def test_redelivery_does_not_double_count(loaded):
     """A second consumer group re-reads every message into the same tables: nothing changes."""
     stack, key, requests, _ = loaded
     before = (await stack.http.post("/get_endpoint_stats/", json={"id": 11, "api_key": key})).json()
-    from pipeline.runtime import Runtime
+    from pipeline.cli.runtime import Runtime
     replay = Runtime(stack.settings.with_(consumer_group=stack.settings.consumer_group + "-replay"),
                      api=False, clock=FakeClock(NOW))
     await replay.start()

@@ -21,7 +21,7 @@ def test_vitals_statsd_subcommand(kafka_bootstrap, tmp_path):
            "VITALS_STATSD_PORT": "0", "VITALS_STATSD_TENANT": "acme",
            "VITALS_DATA_DIR": str(tmp_path), "VITALS_STATSD_FLUSH_S": "60"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from pipeline.cli import main; raise SystemExit(main())",
+        [sys.executable, "-c", "from pipeline.cli.main import main; raise SystemExit(main())",
          "statsd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         port = None

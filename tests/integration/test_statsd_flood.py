@@ -7,11 +7,11 @@ import asyncio
 import socket
 import uuid
 
-from pipeline.kafka_local import ensure_topics
-from pipeline.producer import Producer
-from pipeline.settings import Settings, TopicNames
-from pipeline.statsd_listener import StatsdListener
-from pipeline.telemetry import Telemetry
+from pipeline.core.settings import Settings, TopicNames
+from pipeline.core.telemetry import Telemetry
+from pipeline.local.kafka import ensure_topics
+from pipeline.sdk.producer import Producer
+from pipeline.statsd.listener import StatsdListener
 from tests.integration.test_statsd_cli import read_events
 
 

@@ -6,9 +6,9 @@ import base64
 
 import orjson
 
-from pipeline.aggregation import SinkBatch
-from pipeline.producer import Producer
-from pipeline.task_events import add_task_events, metric_event_id
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.ingest.rows.task_events import add_task_events, metric_event_id
+from pipeline.sdk.producer import Producer
 from tests.integration.task_events_helpers import (
     BASE_MS,
     add_batch,

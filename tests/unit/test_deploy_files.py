@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.cli import build_parser
-from pipeline.kafka_local import java_major
-from pipeline.settings import Settings
+from pipeline.cli.main import build_parser
+from pipeline.core.settings import Settings
+from pipeline.local.kafka import java_major
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -117,7 +117,7 @@ def test_missing_or_old_java_is_one_line_and_exit_2(tmp_path: Path, java: str | 
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("VITALS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     assert main(["kafka", "start"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,0 +1,1 @@
+"""ClickHouse rows of decoded events, one module per topic kind. Pure."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.aggregation import SinkBatch
+from pipeline.ingest.rows.requests import SinkBatch
 
 __all__ = ["NODE_COLUMNS", "TASK_COLUMNS", "build"]
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 
-from pipeline import sketch
-from pipeline.aggregation import SinkBatch
-from pipeline.statsd import HISTOGRAM_KINDS, MAX_NAME, MAX_TAG_LEN, MAX_TAGS
-from pipeline.storage import AsyncStore
-from pipeline.telemetry import Telemetry
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.statsd.parse import HISTOGRAM_KINDS, MAX_NAME, MAX_TAG_LEN, MAX_TAGS
+from pipeline.storage import sketch
+from pipeline.storage.clickhouse import AsyncStore
 
 __all__ = ["METRICS_COLUMNS", "SERIES_COLUMNS", "SeriesGate", "build", "series_key"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from msgspec import UNSET
 
-from pipeline.native import NativeBlock, NativeColumns, StringEncoder, string_bytes
+from pipeline.storage.native import NativeBlock, NativeColumns, StringEncoder, string_bytes
 
 __all__ = ["REQUESTS_RAW_TYPES", "ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "RegistryCache",
            "SinkBatch",

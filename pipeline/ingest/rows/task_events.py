@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.aggregation import SinkBatch
+from pipeline.ingest.rows.requests import SinkBatch
 from schemas import SchemaViolation
 
 __all__ = [

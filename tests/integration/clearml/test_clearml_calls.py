@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from pipeline import keys
+from pipeline.storage import keys
 from query_api.clearml import store as clearml_store
 
 

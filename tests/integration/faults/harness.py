@@ -1,6 +1,6 @@
 """Fault-test harness: a deterministic workload, and `vitals up` run as a real subprocess.
 
-`VitalsProcess` starts `python -m pipeline.cli up` (worker + API in one process, embedded
+`VitalsProcess` starts `python -m pipeline.cli.main up` (worker + API in one process, embedded
 ClickHouse in its data dir) against the session's broker. A killed process releases the engine's
 lock on its data dir; the next `start()` reopens it. ClickHouse is read only through the running
 process's `POST /sql` route with the superadmin key `vitals up` writes to `<data dir>/admin.key`.
@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import orjson
 
-from pipeline.producer import Producer
-from pipeline.settings import TopicNames
+from pipeline.core.settings import TopicNames
+from pipeline.sdk.producer import Producer
 from tests.integration.faults.ledger import (
     KindReport,
     Ledger,
@@ -126,7 +126,7 @@ class VitalsProcess:
             env["VITALS_FAULT"] = fault
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", "up"], cwd=REPO, env=env,
+                [sys.executable, "-m", "pipeline.cli.main", "up"], cwd=REPO, env=env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         url_file, key_file = self.data_dir / "api.url", self.data_dir / "admin.key"

@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 
-from pipeline import sketch
-from pipeline.aggregation import classify
-from pipeline.decode import normalise_ts_ms
-from pipeline.settings import TopicNames
+from pipeline.core.settings import TopicNames
+from pipeline.ingest.decode import normalise_ts_ms
+from pipeline.ingest.rows.requests import classify
+from pipeline.storage import sketch
 
 Sql = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
@@ -177,7 +177,7 @@ def same_totals(got: dict[Any, dict[str, Any]], want: dict[Any, dict[str, Any]])
 
 def timeseries_truth(events: list[dict[str, Any]], *, tenant: str, endpoint_id: int,
                      metric: str, points: list[int], window_s: int) -> list[float | None]:
-    """The value `/get_endpoint_stats/` must give at each point (see query_api.stats)."""
+    """The value `/get_endpoint_stats/` must give at each point (see query_api.vast.stats)."""
     mine = [e for e in events if e.get("tenant", "default") == tenant
             and e["endpoint_id"] == endpoint_id]
     out: list[float | None] = []

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pipeline.kafka_local import LocalKafka
-from pipeline.producer import Producer
+from pipeline.local.kafka import LocalKafka
+from pipeline.sdk.producer import Producer
 from tests.integration.faults.harness import InProcess, assert_exact, workload
 from tests.integration.faults.ledger import Ledger
 from tests.integration.kafka_fixture import JAR_CACHE

@@ -10,9 +10,9 @@ import time
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.settings import Settings
-from pipeline.telemetry import Telemetry
-from pipeline.worker import create_worker_app
+from pipeline.core.settings import Settings
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.worker import create_worker_app
 from tests.integration.faults.harness import VitalsProcess, assert_exact, names, publish, workload
 from tests.integration.faults.ledger import Ledger, distinct_stored
 

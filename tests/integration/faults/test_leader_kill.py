@@ -12,10 +12,10 @@ import uuid
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.kafka_local import LocalKafkaCluster, ensure_topics
-from pipeline.producer import Producer
-from pipeline.settings import TopicNames
-from pipeline.topics import KINDS
+from pipeline.core.settings import TopicNames
+from pipeline.ingest.topics import KINDS
+from pipeline.local.kafka import LocalKafkaCluster, ensure_topics
+from pipeline.sdk.producer import Producer
 from tests.integration.faults.harness import InProcess, assert_exact, workload
 from tests.integration.faults.ledger import Ledger
 from tests.integration.kafka_fixture import JAR_CACHE

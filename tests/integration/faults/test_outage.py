@@ -15,9 +15,9 @@ import signal
 import time
 from pathlib import Path
 
-from pipeline.kafka_local import LocalKafka
-from pipeline.producer import Producer
-from pipeline.producer_errors import DeliveryFailed, ProducerError
+from pipeline.local.kafka import LocalKafka
+from pipeline.sdk.producer import Producer
+from pipeline.sdk.producer_errors import DeliveryFailed, ProducerError
 from tests.integration.faults.harness import VitalsProcess, assert_exact, names, workload
 from tests.integration.faults.ledger import LEDGER_KINDS, Ledger, distinct_stored, stored_ids
 from tests.integration.kafka_fixture import JAR_CACHE

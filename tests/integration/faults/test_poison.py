@@ -10,9 +10,9 @@ import time
 import orjson
 import pytest
 
-from pipeline import topics as topic_registry
-from pipeline.aggregation import SinkBatch
-from pipeline.producer import Producer
+from pipeline.ingest import topics as topic_registry
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.sdk.producer import Producer
 from tests.integration.test_dead_letters import good, read_dlq
 from tests.promtool import check_metrics
 

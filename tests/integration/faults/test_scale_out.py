@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pipeline.telemetry import Telemetry
-from pipeline.worker import create_worker_app
+from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.worker import create_worker_app
 from tests.integration.faults.harness import InProcess, assert_exact, publish, workload
 from tests.integration.faults.ledger import Ledger
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.kafka_local import LocalKafka, free_port
+from pipeline.local.kafka import LocalKafka, free_port
 from tests.integration.faults.harness import (
     TENANT,
     VitalsProcess,
@@ -57,7 +57,7 @@ def spawn(vp: VitalsProcess) -> None:
     vp.data_dir.mkdir(parents=True, exist_ok=True)
     vp.runs += 1
     with open(vp.log_path, "wb") as log:
-        vp.proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"],
+        vp.proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "up"],
                                    cwd=vp.env["PYTHONPATH"], env=vp.env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -101,7 +101,7 @@ async def test_signals_stop_vitals_up_and_the_broker_it_started(tmp_path):
         crashed = vp.proc.pid
         vp.proc.kill()
         await vp.wait_exit(10)
-        status = subprocess.run([sys.executable, "-m", "pipeline.cli", "kafka", "status"],
+        status = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "kafka", "status"],
                                 cwd=vp.env["PYTHONPATH"], env=vp.env, capture_output=True,
                                 text=True, timeout=60)
         assert status.returncode == 0 and f"left over from a `vitals up` (pid {crashed})" in \

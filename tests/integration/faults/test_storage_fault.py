@@ -11,10 +11,10 @@ import time
 import pytest
 from clickhouse_connect.driver import exceptions as dbx
 
-from pipeline.errors import StorageFault
-from pipeline.producer import Producer
-from pipeline.runtime import Runtime
-from pipeline.storage import translate
+from pipeline.cli.runtime import Runtime
+from pipeline.core.errors import StorageFault
+from pipeline.sdk.producer import Producer
+from pipeline.storage.clickhouse import translate
 
 
 async def test_an_unknown_storage_error_is_surfaced_and_fails_the_worker(settings):

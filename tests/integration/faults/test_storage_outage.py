@@ -9,8 +9,8 @@ import time
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.errors import StorageUnavailable
-from pipeline.producer import Producer
+from pipeline.core.errors import StorageUnavailable
+from pipeline.sdk.producer import Producer
 from tests.integration.faults.ledger import Ledger, check_ledger
 
 N = 2500  # one event per message: enough messages to fill a 1000-message stream buffer

@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.integration.task_events_helpers import add_batch, scalar, wait_count
 
 README = Path(__file__).resolve().parents[3] / "README.md"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from pipeline import AsyncClient, Client
-from pipeline.producer import Producer
 from pipeline.sdk import BadRequest, ConnectionFailed, NotFound, Unauthorized
+from pipeline.sdk.producer import Producer
 from tests.integration.task_events_helpers import BASE_MS, add_batch, log, scalar, wait_count
 
 EP = 7

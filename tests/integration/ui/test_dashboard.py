@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from tests.integration.conftest import FakeClock
 from tests.integration.ui.conftest import Watch, watch
 

@@ -9,8 +9,8 @@ import math
 import pytest
 from starlette.datastructures import QueryParams
 
+from query_api.endpoint_metrics.params import DECLARED
 from query_api.errors import ApiError, bad_param
-from query_api.metrics_params import DECLARED
 from query_api.params import get_int, get_number
 from query_api.query_params import MAX_UNIX_S, QueryParam, declare
 

@@ -10,14 +10,14 @@ import orjson
 import pytest
 
 import schemas
-from pipeline.aggregation import SinkBatch
-from pipeline.decode import (
+from pipeline.ingest.decode import (
     EVENT_TYPES,
     EventChecker,
     _decode_fast,
     decode_envelope,
     decode_structs,
 )
+from pipeline.ingest.rows.requests import SinkBatch
 
 NOW_MS = 1_800_000_000_000
 

@@ -9,10 +9,10 @@ import socket
 
 import pytest
 
-from pipeline.health import Health
-from pipeline.log_limit import RateLimitedLog, RateLimitFilter, Throttle
-from pipeline.readiness import ReadinessMonitor, StallWatch, probe_broker, readiness_document
-from pipeline.telemetry import Telemetry
+from pipeline.cli.readiness import ReadinessMonitor, StallWatch, probe_broker, readiness_document
+from pipeline.core.health import Health
+from pipeline.core.log_limit import RateLimitedLog, RateLimitFilter, Throttle
+from pipeline.core.telemetry import Telemetry
 
 
 class Clock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings, SettingsError, TopicNames
+from pipeline.core.settings import Settings, SettingsError, TopicNames
 
 
 def test_defaults_are_embedded() -> None:

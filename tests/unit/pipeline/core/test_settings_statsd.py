@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.settings import Settings, SettingsError
+from pipeline.core.settings import Settings, SettingsError
 
 
 def test_statsd_defaults_and_overrides():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pipeline.admission import Admission, Verdict
-from pipeline.errors import InvalidEvent
-from pipeline.retention import DAY_MS, Retention
-from pipeline.settings import Settings
-from pipeline.task_events import request_log_id
+from pipeline.core.errors import InvalidEvent
+from pipeline.core.settings import Settings
+from pipeline.ingest.admission import Admission, Verdict
+from pipeline.ingest.rows.task_events import request_log_id
+from pipeline.storage.retention import DAY_MS, Retention
 
 NOW_S = 1_760_000_000
 NOW_MS = NOW_S * 1000

@@ -6,7 +6,7 @@ import hashlib
 
 import orjson
 
-from pipeline.dead_letter import MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, MAX_RECORD_BYTES, dead_letter
+from pipeline.ingest.dlq import MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, MAX_RECORD_BYTES, dead_letter
 
 
 def test_huge_key_and_payload_are_cut_with_sizes_and_digests():

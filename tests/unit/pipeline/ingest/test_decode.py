@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pipeline.decode import EventChecker, decode_envelope, normalise_ts_ms
+from pipeline.ingest.decode import EventChecker, decode_envelope, normalise_ts_ms
 from schemas import SchemaViolation
 
 NOW_MS = 1_800_000_000_000

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.aggregation import SinkBatch
-from pipeline.dlq_alert import DlqAlarm
-from pipeline.faults import FaultInjector, FaultSpec, parse_fault
-from pipeline.settings import Settings, SettingsError
+from pipeline.core.faults import FaultInjector, FaultSpec, parse_fault
+from pipeline.core.settings import Settings, SettingsError
+from pipeline.ingest.dlq_alert import DlqAlarm
+from pipeline.ingest.rows.requests import SinkBatch
 
 
 def test_parse_fault():

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pipeline.errors import StorageRefused, StorageUnavailable
-from pipeline.isolate import is_store_wide, refused_leaves
+from pipeline.core.errors import StorageRefused, StorageUnavailable
+from pipeline.ingest.isolate import is_store_wide, refused_leaves
 
 
 class FakeStore:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.demo import run_demo
-from pipeline.producer_errors import BufferFull
+from pipeline.local.demo import run_demo
+from pipeline.sdk.producer_errors import BufferFull
 
 
 class Clock:

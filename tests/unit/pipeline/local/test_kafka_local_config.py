@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.kafka_local import (
+from pipeline.local.kafka import (
     KafkaRuntimeError,
     Ports,
     choose_ports,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pipeline.envelopes import Envelope, EnvelopeBuffer
+from pipeline.sdk.envelopes import Envelope, EnvelopeBuffer
 
 
 def test_closes_at_max_events_and_keeps_keys_apart() -> None:

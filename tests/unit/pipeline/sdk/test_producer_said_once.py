@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from pipeline.producer_kafka import SDK_LOGGERS, SaidOnce
+from pipeline.sdk.producer_kafka import SDK_LOGGERS, SaidOnce
 
 
 class Clock:

@@ -7,11 +7,11 @@ import socket
 
 import pytest
 
-from pipeline import sketch
-from pipeline.aggregation import SinkBatch
-from pipeline.custom_metrics import SeriesGate, build, series_key
-from pipeline.metrics_client import MetricsClient, format_line
-from pipeline.statsd import Aggregator, MalformedLine, parse_line, split_lines
+from pipeline.ingest.rows.metrics import SeriesGate, build, series_key
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.sdk.metrics_client import MetricsClient, format_line
+from pipeline.statsd.parse import Aggregator, MalformedLine, parse_line, split_lines
+from pipeline.storage import sketch
 
 
 def test_parse_full_line():

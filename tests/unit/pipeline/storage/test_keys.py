@@ -1,8 +1,8 @@
-"""API key format, hashing and role ranks (pure parts of pipeline/keys.py)."""
+"""API key format, hashing and role ranks (pure parts of pipeline/storage/keys.py)."""
 
 from __future__ import annotations
 
-from pipeline import keys
+from pipeline.storage import keys
 
 
 def test_parse_key() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 
-from pipeline import keys
+from pipeline.storage import keys
 
 
 class OneKeyStore:

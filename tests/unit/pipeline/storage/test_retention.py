@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import retention
-from pipeline.decode import decode_envelope
-from pipeline.retention import CONSUMER_GRACE_MS, DAY_MS, TTL_TABLES, Retention
-from pipeline.settings import NO_AGE_LIMIT_MS, Settings, SettingsError
-from pipeline.topics import KINDS
+from pipeline.core.settings import NO_AGE_LIMIT_MS, Settings, SettingsError
+from pipeline.ingest.decode import decode_envelope
+from pipeline.ingest.topics import KINDS
+from pipeline.storage import retention
+from pipeline.storage.retention import CONSUMER_GRACE_MS, DAY_MS, TTL_TABLES, Retention
 
 
 def test_defaults_keep_task_history_and_expire_telemetry() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 
-from pipeline import sketch
+from pipeline.storage import sketch
 
 
 def exact_quantile(values: list[float], q: float) -> float:

@@ -7,8 +7,8 @@ import inspect
 import pytest
 from clickhouse_connect.driver import exceptions as dbx
 
-from pipeline.errors import StorageFault, StorageRefused, StorageUnavailable
-from pipeline.storage import TRANSIENT_CODES, translate
+from pipeline.core.errors import StorageFault, StorageRefused, StorageUnavailable
+from pipeline.storage.clickhouse import TRANSIENT_CODES, translate
 
 #: The expected Vitals class of each driver class, raised with a non-transient code.
 EXPECTED = {

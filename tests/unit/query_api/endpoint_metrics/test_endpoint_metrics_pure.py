@@ -10,16 +10,16 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import sketch
-from pipeline.settings import Settings, SettingsError
-from query_api import formats
-from query_api.endpoint_metrics import Pricing, Sums, iso, latency_trend
+from pipeline.core.settings import Settings, SettingsError
+from pipeline.storage import sketch
+from query_api.endpoint_metrics import formats
+from query_api.endpoint_metrics.costs import Budget as BudgetInput
+from query_api.endpoint_metrics.costs import budget, month_bounds, suggestions
+from query_api.endpoint_metrics.params import parse_query, window_for
+from query_api.endpoint_metrics.scaling import Session, scaling, sessions_from_gaps
+from query_api.endpoint_metrics.sections import Pricing, Sums, iso, latency_trend
 from query_api.errors import ApiError
-from query_api.metrics_costs import Budget as BudgetInput
-from query_api.metrics_costs import budget, month_bounds, suggestions
-from query_api.metrics_params import parse_query, window_for
 from query_api.ratelimit import RateLimiter, TtlCache
-from query_api.scaling import Session, scaling, sessions_from_gaps
 from tests.promtool import check_metrics
 
 LIMITS = Settings().metrics_max_range
@@ -171,7 +171,7 @@ def test_trend_and_budget_and_rules():
 
 
 def test_target_instances_follow_the_vast_autoscaler_rule():
-    from query_api.scaling import VastRule, target_instances
+    from query_api.endpoint_metrics.scaling import VastRule, target_instances
     # 3 workers of 10 units/s each; load 25 units/s at 90% target utilisation → 27.8 → 3
     assert target_instances(25.0, 30.0, 3) == 3
     assert target_instances(28.0, 30.0, 3) == 4  # 31.1 units/s of capacity wanted

@@ -1,11 +1,12 @@
-"""query_api.formats: the Prometheus writer's output passes the real `promtool check metrics`
+"""query_api.endpoint_metrics.formats: the Prometheus writer's output passes the real `promtool
+check metrics`
 with every family present, and CSV headers the metrics routes build are unique."""
 
 from __future__ import annotations
 
 import pytest
 
-from query_api import formats
+from query_api.endpoint_metrics import formats
 from tests.promtool import check_metrics
 
 DOC = {

@@ -1,8 +1,8 @@
-"""query_api.metrics_insights: each insight fires from its rule, and only then."""
+"""query_api.endpoint_metrics.insights: each insight fires from its rule, and only then."""
 
 from __future__ import annotations
 
-from query_api.metrics_insights import RULES, insights, recommendations
+from query_api.endpoint_metrics.insights import RULES, insights, recommendations
 
 
 def _doc(**over):

@@ -1,4 +1,5 @@
-"""The per-bucket series cache (query_api/series_cache.py) and the RowBinary bucket parser:
+"""The per-bucket series cache (query_api/endpoint_metrics/series_cache.py) and the RowBinary
+bucket parser:
 which buckets a call must re-read, exact window sums and histograms whether the window is
 rebuilt or moved incrementally, pruning, LRU bounds."""
 
@@ -9,10 +10,10 @@ import struct
 
 import numpy as np
 
-from pipeline import sketch
-from query_api.endpoint_metrics import SUM_COLUMNS
-from query_api.metrics_store import _FIXED, parse_buckets
-from query_api.series_cache import Bucket, ScopeSeries, SeriesCache
+from pipeline.storage import sketch
+from query_api.endpoint_metrics.sections import SUM_COLUMNS
+from query_api.endpoint_metrics.series_cache import Bucket, ScopeSeries, SeriesCache
+from query_api.endpoint_metrics.store import _FIXED, parse_buckets
 
 _N = len(SUM_COLUMNS)
 

@@ -4,7 +4,13 @@ tests/integration/test_rollup_views.py."""
 
 from __future__ import annotations
 
-from pipeline.aggregation import ROLLUP_FIELDS, TABLE_COLUMNS, RegistryCache, SinkBatch, classify
+from pipeline.ingest.rows.requests import (
+    ROLLUP_FIELDS,
+    TABLE_COLUMNS,
+    RegistryCache,
+    SinkBatch,
+    classify,
+)
 
 
 def ev(ts_ms: int, **over: object) -> dict:

@@ -9,20 +9,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.aggregation import SinkBatch
-from pipeline.decode import decode_envelope
-from pipeline.task_events import (
+from pipeline.ingest.decode import decode_envelope
+from pipeline.ingest.rows.requests import SinkBatch
+from pipeline.ingest.rows.task_events import (
     LOG_COLUMNS,
     METRIC_COLUMNS,
     add_task_events,
     log_event_id,
     metric_event_id,
 )
-from query_api import histogram
+from query_api.clearml import histogram
+from query_api.clearml.scroll import ScrollCodec, ScrollIdInvalid, load_secret
+from query_api.clearml.task_events_store import Page
+from query_api.clearml.task_log import compile_format
 from query_api.errors import ApiError
-from query_api.scroll import ScrollCodec, ScrollIdInvalid, load_secret
-from query_api.task_events_db import Page
-from query_api.task_log import compile_format
 
 NOW = int(time.time() * 1000)
 
