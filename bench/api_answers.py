@@ -294,8 +294,6 @@ async def _record(home: Path, bootstrap: str, out: Path) -> None:
         r = await http.post("/events.add_batch", content=body,
                             headers={**auth, "Content-Type": "application/json-lines"})
         assert r.status_code == 200, r.text
-        r = await http.put("/v2/endpoints/11/pricing", headers=auth,
-                           json={"gpuHourlyRate": 2.5, "currency": "USD"})
         db = settings.clickhouse_database
         await _wait(store, f"SELECT (SELECT sum(requests) FROM {db}.requests_1h FINAL), "
                            f"(SELECT count() FROM {db}.heartbeats_raw FINAL)",
@@ -308,6 +306,10 @@ async def _record(home: Path, bootstrap: str, out: Path) -> None:
                     (len(task_events()) - 20,))
         await _wait(store, f"SELECT count() FROM {db}.task_log_events FINAL", (20,))
         await _wait_metrics(store, db, len(metric_events))
+        # pricing needs the endpoint known (registered by its first stored request)
+        r = await http.put("/v2/endpoints/11/pricing", headers=auth,
+                           json={"gpuHourlyRate": 2.5, "currency": "USD"})
+        assert r.status_code == 200, r.text
         await asyncio.sleep(1.0)
         answers: list[dict[str, Any]] = []
         for family, method, path, body_ in calls():
