@@ -304,7 +304,8 @@ def _state_files(settings: Settings) -> tuple[Path, Path]:
 
 
 def _local_kafka(settings: Settings) -> LocalKafka:
-    return LocalKafka(settings.data_dir / "kafka", cache_dir=Path.home() / ".cache" / "vitals")
+    return LocalKafka(settings.data_dir / "kafka", cache_dir=Path.home() / ".cache" / "vitals",
+                      preferred_port=settings.kafka_port or None)
 
 
 def _bootstrap(settings: Settings) -> str:
