@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline import cli_status
 from pipeline.decode import EVENT_TYPES
 from pipeline.errors import InvalidEvent, StorageError, StoreLocked
 from pipeline.kafka_local import KafkaRuntimeError, LocalKafka
@@ -196,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply the ClickHouse migrations").set_defaults(
         handler=_cmd_migrate
     )
+
+    sub.add_parser(
+        "status", help="broker, API, key file, consumer lag and readiness of `vitals up`"
+    ).set_defaults(handler=lambda s, a: cli_status.run(s))
 
     kafka = sub.add_parser("kafka", help="manage the local Kafka broker in the data dir")
     kafka.add_argument("action", choices=("start", "stop", "status"))
