@@ -41,6 +41,7 @@ from pipeline.aggregation import RegistryCache
 from pipeline.errors import StorageFault
 from pipeline.faults import FaultInjector
 from pipeline.health import Health
+from pipeline.log_limit import DemoteFilter
 from pipeline.settings import Settings
 from pipeline.sink import Message, Prepared, Sink
 from pipeline.storage import AsyncStore
@@ -119,6 +120,7 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
     the sink (or the readiness monitor) is left in place by the rebalance signals."""
     if not settings.kafka_bootstrap:
         raise ValueError("create_worker_app needs settings.kafka_bootstrap")
+    DemoteFilter.install()  # faust's timer-overlap and slow-processing walls: DEBUG
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     datadir = settings.data_dir / "faust" / settings.consumer_group  # faust's default is the cwd
     datadir.mkdir(parents=True, exist_ok=True)
