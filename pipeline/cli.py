@@ -124,7 +124,8 @@ def format_progress(p: Any) -> str:
     label = "avg" if p.done else "now"
     return (
         f"demo: {p.events:,} events sent ({p.requests:,} requests, {p.heartbeats:,} "
-        f"heartbeats) in {p.elapsed_s:,.0f} s, {label} {p.rate:,.0f} events/s"
+        f"heartbeats, {p.task_events:,} training events) in {p.elapsed_s:,.0f} s, "
+        f"{label} {p.rate:,.0f} events/s"
     )
 
 
@@ -610,7 +611,8 @@ async def _start_demo(
     closers.append(producer.close)
     print(
         f"demo: {rate:g} requests/s on {endpoints} endpoints (ids 1-{endpoints}) plus "
-        f"worker heartbeats every 5 s, to {settings.kafka_bootstrap}",
+        f"worker heartbeats every 5 s, and training task demo-train, to "
+        f"{settings.kafka_bootstrap}",
         flush=True,
     )
     return asyncio.create_task(
@@ -862,7 +864,7 @@ def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = _bootstrap(settings)
-    _ensure_topics(settings, bootstrap, ["requests", "heartbeats"])
+    _ensure_topics(settings, bootstrap, ["requests", "heartbeats", "task-events"])
     return asyncio.run(_demo(settings.with_(kafka_bootstrap=bootstrap), args))
 
 
