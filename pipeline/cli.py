@@ -528,6 +528,8 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             if owned:
                 kafka.claim(os.getpid())
             note = f"pid {info.pid}" if owned else "started by `vitals kafka start`; left running"
+            if found is None and settings.kafka_port and info.port != settings.kafka_port:
+                note += f"; port {settings.kafka_port} (VITALS_KAFKA_PORT) was taken"
             print(f"Kafka: {info.bootstrap} ({note}; log {info.log_file})", flush=True)
             settings = settings.with_(kafka_bootstrap=info.bootstrap)
         code = shutdown_run(_up(settings, args, url_file, key_file, shutdown))
