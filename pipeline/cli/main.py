@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.cli import status as cli_status
 from pipeline.cli.gc_tuning import freeze_startup_heap
 from pipeline.cli.shutdown import Shutdown
 from pipeline.cli.shutdown import run as shutdown_run
@@ -124,7 +125,8 @@ def format_progress(p: Any) -> str:
     label = "avg" if p.done else "now"
     return (
         f"demo: {p.events:,} events sent ({p.requests:,} requests, {p.heartbeats:,} "
-        f"heartbeats) in {p.elapsed_s:,.0f} s, {label} {p.rate:,.0f} events/s"
+        f"heartbeats, {p.task_events:,} training events) in {p.elapsed_s:,.0f} s, "
+        f"{label} {p.rate:,.0f} events/s"
     )
 
 
@@ -197,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply the ClickHouse migrations").set_defaults(
         handler=_cmd_migrate
     )
+
+    sub.add_parser(
+        "status", help="broker, API, key file, consumer lag and readiness of `vitals up`"
+    ).set_defaults(handler=lambda s, a: cli_status.run(s))
 
     kafka = sub.add_parser("kafka", help="manage the local Kafka broker in the data dir")
     kafka.add_argument("action", choices=("start", "stop", "status"))
@@ -305,7 +311,8 @@ def _state_files(settings: Settings) -> tuple[Path, Path]:
 
 
 def _local_kafka(settings: Settings) -> LocalKafka:
-    return LocalKafka(settings.data_dir / "kafka", cache_dir=Path.home() / ".cache" / "vitals")
+    return LocalKafka(settings.data_dir / "kafka", cache_dir=Path.home() / ".cache" / "vitals",
+                      preferred_port=settings.kafka_port or None)
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -523,6 +530,8 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             if owned:
                 kafka.claim(os.getpid())
             note = f"pid {info.pid}" if owned else "started by `vitals kafka start`; left running"
+            if found is None and settings.kafka_port and info.port != settings.kafka_port:
+                note += f"; port {settings.kafka_port} (VITALS_KAFKA_PORT) was taken"
             print(f"Kafka: {info.bootstrap} ({note}; log {info.log_file})", flush=True)
             settings = settings.with_(kafka_bootstrap=info.bootstrap)
         code = shutdown_run(_up(settings, args, url_file, key_file, shutdown))
@@ -606,7 +615,8 @@ async def _start_demo(
     closers.append(producer.close)
     print(
         f"demo: {rate:g} requests/s on {endpoints} endpoints (ids 1-{endpoints}) plus "
-        f"worker heartbeats every 5 s, to {settings.kafka_bootstrap}",
+        f"worker heartbeats every 5 s, and training task demo-train, to "
+        f"{settings.kafka_bootstrap}",
         flush=True,
     )
     return asyncio.create_task(
@@ -857,7 +867,7 @@ def _cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = _bootstrap(settings)
-    _ensure_topics(settings, bootstrap, ["requests", "heartbeats"])
+    _ensure_topics(settings, bootstrap, ["requests", "heartbeats", "task-events"])
     return asyncio.run(_demo(settings.with_(kafka_bootstrap=bootstrap), args))
 
 

@@ -7,6 +7,8 @@ Two shapes, both pure apart from the logger they write to, with the clock inject
 - `RateLimitFilter`: a `logging.Filter` for third-party loggers (aiokafka, faust) that log every
   failed reconnect; per logger family and level one record passes per `every_s`, the next one
   that passes says how many were dropped.
+- `DemoteFilter`: third-party chatter that tells an operator nothing Vitals does not say better
+  is logged at DEBUG instead of its own level (`THIRD_PARTY_NOISE`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["RateLimitFilter", "RateLimitedLog", "Throttle"]
+__all__ = ["THIRD_PARTY_NOISE", "DemoteFilter", "RateLimitFilter", "RateLimitedLog", "Throttle"]
 
 
 class Throttle:
@@ -106,3 +108,49 @@ class RateLimitFilter(logging.Filter):
         for handler in handlers:
             if not any(isinstance(f, cls) for f in handler.filters):
                 handler.addFilter(shared)
+
+
+#: (logger name, text in the unformatted message) of the third-party records `DemoteFilter`
+#: logs at DEBUG:
+#: - mode's "Timer <name> is overlapping": a faust housekeeping timer (commit, livelock check)
+#:   took longer than its interval, as every timer does while the broker is away or the machine
+#:   is busy; it repeats for each timer and says nothing an operator can act on.
+#: - faust's slow-processing walls ("Has not committed ... at all since worker start", "Has not
+#:   committed ... (last commit ...)", "Stream stopped processing, or is slow ...", each with a
+#:   dozen lines of possible explanations): faust's consumer thread logs them per partition after
+#:   an outage, while the worker only waits for the broker or for storage. Vitals reports the
+#:   same condition itself: `/readyz` and `vitals_ready` mark an agent "stalled" when it has lag
+#:   and its committed offsets do not move, with one rate-limited log line (pipeline/readiness.py).
+THIRD_PARTY_NOISE: tuple[tuple[str, str], ...] = (
+    ("mode.timers", "is overlapping"),
+    ("faust.transport.drivers.aiokafka", "Has not committed"),
+    ("faust.transport.drivers.aiokafka", "There are multiple possible explanations"),
+)
+
+
+class DemoteFilter(logging.Filter):
+    """A logger filter that logs the records of `noise` (logger name, message text) at DEBUG: the
+    record is re-levelled and passes only where that logger is enabled for DEBUG. Records of
+    other loggers, and other records of these loggers, pass unchanged."""
+
+    def __init__(self, noise: tuple[tuple[str, str], ...] = THIRD_PARTY_NOISE) -> None:
+        super().__init__()
+        self.noise = noise
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return True
+        text = str(record.msg)
+        if not any(record.name == name and needle in text for name, needle in self.noise):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+    @classmethod
+    def install(cls) -> None:
+        """One filter on each noisy logger, however often it is called."""
+        shared = cls()
+        for name in dict.fromkeys(name for name, _ in shared.noise):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, cls) for f in logger.filters):
+                logger.addFilter(shared)

@@ -63,6 +63,8 @@ class Settings:
     Environment variables (all optional):
 
     - `KAFKA_BOOTSTRAP`: broker list; unset means `vitals up` starts a local broker.
+    - `VITALS_KAFKA_PORT`: port of that local broker (default 9092) when it is free, else a
+      free loopback port; 0 always takes a free one. `vitals up` prints the address it got.
     - `CLICKHOUSE_DSN`: `chdb://<path>` (embedded, default `chdb://<data dir>/clickhouse`)
       or `http(s)://user:pass@host:port`.
     - `CLICKHOUSE_DATABASE`: database holding the Vitals tables (default `vitals`).
@@ -129,6 +131,7 @@ class Settings:
     """
 
     kafka_bootstrap: str | None = None
+    kafka_port: int = 9092
     clickhouse_dsn: str | None = None
     clickhouse_database: str = "vitals"
     data_dir: Path = Path(".data")
@@ -227,6 +230,9 @@ class Settings:
         statsd_port = None if statsd_raw == "off" else num("VITALS_STATSD_PORT", 8125)
         if statsd_port is not None and statsd_port > 65535:
             raise SettingsError(f"VITALS_STATSD_PORT={statsd_port} must be <= 65535 or off")
+        kafka_port = num("VITALS_KAFKA_PORT", d.kafka_port)
+        if kafka_port > 65535:
+            raise SettingsError(f"VITALS_KAFKA_PORT={kafka_port} must be <= 65535")
         ratio = flt("VITALS_DLQ_ALERT_RATIO", d.dlq_alert_ratio)
         if ratio > 1:
             raise SettingsError(f"VITALS_DLQ_ALERT_RATIO={ratio} must be <= 1")
@@ -242,6 +248,7 @@ class Settings:
                 raise SettingsError(f"VITALS_FAULT={env['VITALS_FAULT']!r}: {exc}") from None
         return cls(
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or None,
+            kafka_port=kafka_port,
             clickhouse_dsn=dsn,
             clickhouse_database=env.get("CLICKHOUSE_DATABASE") or d.clickhouse_database,
             data_dir=Path(env.get("VITALS_DATA_DIR") or d.data_dir),

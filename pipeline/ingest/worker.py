@@ -40,6 +40,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from pipeline.core.errors import StorageFault
 from pipeline.core.faults import FaultInjector
 from pipeline.core.health import Health
+from pipeline.core.log_limit import DemoteFilter
 from pipeline.core.settings import Settings
 from pipeline.core.telemetry import Telemetry
 from pipeline.ingest.rows.requests import RegistryCache
@@ -119,6 +120,7 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
     the sink (or the readiness monitor) is left in place by the rebalance signals."""
     if not settings.kafka_bootstrap:
         raise ValueError("create_worker_app needs settings.kafka_bootstrap")
+    DemoteFilter.install()  # faust's timer-overlap and slow-processing walls: DEBUG
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     datadir = settings.data_dir / "faust" / settings.consumer_group  # faust's default is the cwd
     datadir.mkdir(parents=True, exist_ok=True)

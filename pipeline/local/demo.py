@@ -7,7 +7,9 @@ the same events. It models a small fleet: endpoints (`demo-llm`, `demo-embed`, .
 `max_perf` and the load they served since their previous beat) every `heartbeat_s` seconds;
 requests follow a per-endpoint log-normal latency with a realistic failure mix: client errors,
 5xx, timeouts and occasional cold starts. Every event carries `ts = clock()` and validates
-against `schemas/request.json` or `schemas/heartbeat.json`.
+against `schemas/request.json` or `schemas/heartbeat.json`. Beside the fleet, a training task
+(`TRAIN_TASK`, "demo-train") reports an iteration every `train_every_s` seconds: loss (train and
+val) and accuracy (val) scalars and a log line, on topic `task-events`.
 
 `run_demo` is the thin async shell that paces the generator to a target request rate through
 anything with the `EventSink` shape (the `Producer`). While Kafka is away the producer's bounded
@@ -31,7 +33,11 @@ from pipeline.sdk.producer_errors import ProducerError
 
 log = logging.getLogger("vitals.demo")
 
+#: The training task the demo reports (ClearML task events of tenant "default").
+TRAIN_TASK = "demo-train"
+
 __all__ = [
+    "TRAIN_TASK",
     "DemoEndpoint",
     "DemoProgress",
     "DemoTraffic",
@@ -114,6 +120,7 @@ class DemoTraffic:
         endpoints: int = 3,
         tenant: str = "default",
         heartbeat_s: float = 5.0,
+        train_every_s: float = 2.0,
     ) -> None:
         if endpoints < 1:
             raise ValueError(f"endpoints must be >= 1, got {endpoints}")
@@ -121,6 +128,9 @@ class DemoTraffic:
         self.rng = rng
         self.tenant = tenant
         self.heartbeat_s = heartbeat_s
+        self.train_every_s = train_every_s
+        self.train_iter = 0
+        self._next_train: float | None = None
         self.endpoints: list[DemoEndpoint] = []
         for i in range(1, endpoints + 1):
             profile = _PROFILES[(i - 1) % len(_PROFILES)]
@@ -213,10 +223,37 @@ class DemoTraffic:
         return out
 
     def events(self, requests: int) -> list[tuple[str, dict[str, Any]]]:
-        """Due heartbeats, then `requests` request events, as (topic kind, event) pairs."""
+        """Due heartbeats and training events, then `requests` request events, as (topic
+        kind, event) pairs."""
         out: list[tuple[str, dict[str, Any]]] = [("heartbeats", h) for h in self.heartbeats_due()]
+        out += [("task-events", e) for e in self.training_due()]
         out += [("requests", self.request()) for _ in range(requests)]
         return out
+
+    def training_due(self) -> list[dict[str, Any]]:
+        """The next iteration of the training task when one is due at `clock()` (the first at
+        the first call): loss train/val, accuracy val and a log line, all stamped now."""
+        now = self.clock()
+        if self._next_train is not None and now < self._next_train:
+            return []
+        self._next_train = now + self.train_every_s
+        i, self.train_iter = self.train_iter, self.train_iter + 1
+        loss = round(2.0 / (1.0 + 0.05 * i) * self.rng.uniform(0.95, 1.05), 4)
+        val = round(loss * self.rng.uniform(1.02, 1.15), 4)
+        accuracy = round(min(0.99, 0.5 + 0.49 * (1.0 - 1.0 / (1.0 + 0.03 * i))), 4)
+        ms = int(now * 1000)
+        base = {"tenant": self.tenant, "task": TRAIN_TASK, "iter": i, "timestamp": ms}
+        return [
+            {**base, "type": "training_stats_scalar", "metric": "loss", "variant": "train",
+             "value": loss},
+            {**base, "type": "training_stats_scalar", "metric": "loss", "variant": "val",
+             "value": val},
+            {**base, "type": "training_stats_scalar", "metric": "accuracy", "variant": "val",
+             "value": accuracy},
+            {"tenant": self.tenant, "task": TRAIN_TASK, "timestamp": ms, "type": "log",
+             "level": "info", "worker": "demo-gpu-0",
+             "msg": f"iter {i}: loss={loss} val_loss={val} accuracy={accuracy}"},
+        ]
 
     def _heartbeat(self, ep: DemoEndpoint, w: DemoWorker, now: float) -> dict[str, Any]:
         rng = self.rng
@@ -268,10 +305,11 @@ class DemoProgress:
     elapsed_s: float
     rate: float  # events/s over the last progress interval
     done: bool = False
+    task_events: int = 0
 
     @property
     def events(self) -> int:
-        return self.requests + self.heartbeats
+        return self.requests + self.heartbeats + self.task_events
 
 
 async def run_demo(
@@ -301,16 +339,17 @@ async def run_demo(
     if traffic is None:
         traffic = DemoTraffic(clock=clock, rng=random.Random(seed), endpoints=endpoints)
     start = clock()
-    scheduled = requests = heartbeats = dropped = 0
+    scheduled = requests = heartbeats = tasks = dropped = 0
     said = RateLimitedLog(log, every_s=60.0)
     last_t, last_events = start, 0
     burst_cap = max(1, math.ceil(rate))
 
     def totals(done: bool) -> DemoProgress:
         elapsed = clock() - start
-        events = requests + heartbeats
+        events = requests + heartbeats + tasks
         return DemoProgress(
-            requests, heartbeats, elapsed, events / elapsed if elapsed > 0 else 0.0, done=done
+            requests, heartbeats, elapsed, events / elapsed if elapsed > 0 else 0.0, done=done,
+            task_events=tasks,
         )
 
     try:
@@ -331,16 +370,19 @@ async def run_demo(
                     break  # the rest of this tick goes too: the producer already waited
                 if kind == "requests":
                     requests += 1
-                else:
+                elif kind == "heartbeats":
                     heartbeats += 1
+                else:
+                    tasks += 1
             scheduled = target
             if finished:
                 break
             if progress is not None and now - last_t >= progress_every_s:
-                events = requests + heartbeats
+                events = requests + heartbeats + tasks
                 progress(
                     DemoProgress(
-                        requests, heartbeats, elapsed, (events - last_events) / (now - last_t)
+                        requests, heartbeats, elapsed, (events - last_events) / (now - last_t),
+                        task_events=tasks,
                     )
                 )
                 last_t, last_events = now, events

@@ -192,24 +192,31 @@ def choose_ports(
     previous: Ports | None,
     is_free: Callable[[int], bool],
     allocate: Callable[[], int],
+    preferred: int | None = None,
 ) -> Ports:
     """Pick the broker's ports.
 
-    The broker port is `requested` if given (not checked here), else the previous port if it is
+    The broker port is `requested` if given (not checked here), else `preferred` if it is free
+    (the fixed address `vitals up` prints, VITALS_KAFKA_PORT), else the previous port if it is
     still free (so a restarted broker keeps its bootstrap address), else a fresh one from
-    `allocate`. The controller port follows the same reuse rule and never equals the broker port.
+    `allocate`. The controller port follows the previous port's reuse rule and never equals the
+    broker port (nor `preferred`, which a later start may want back).
     """
     if requested is not None:
         broker = requested
+    elif preferred is not None and is_free(preferred):
+        broker = preferred
     elif previous is not None and is_free(previous.broker):
         broker = previous.broker
     else:
         broker = allocate()
-    if previous is not None and previous.controller != broker and is_free(previous.controller):
+    taken = {broker, preferred}
+    if previous is not None and previous.controller not in taken \
+            and is_free(previous.controller):
         return Ports(broker, previous.controller)
     for _ in range(100):
         controller = allocate()
-        if controller != broker:
+        if controller not in taken:
             return Ports(broker, controller)
     raise KafkaRuntimeError(f"could not find a controller port different from {broker}")
 
@@ -437,9 +444,13 @@ class LocalKafka:
         cache_dir: Path | None = None,
         progress: Callable[[str], None] = print,
         node: ClusterNode | None = None,
+        preferred_port: int | None = None,
     ) -> None:
         self.home = home.absolute()
         self.port = port if node is None else node.ports.broker
+        #: Taken when free at a (re)start, else another free port (`choose_ports`); `port`
+        #: instead insists on its port.
+        self.preferred_port = preferred_port if node is None else None
         #: This broker as one node of a cluster (fixed ports, shared voters and cluster id).
         self.node = node
         self.cache_dir = cache_dir if cache_dir is not None else self.home.parent / "cache"
@@ -460,8 +471,9 @@ class LocalKafka:
         Idempotent: if the pid file names a live broker of this home, waits (up to `timeout`) for it
         to answer and returns its info. Otherwise formats storage on first use, spawns the JVM and
         waits until an aiokafka metadata request lists the broker. `timeout` covers the broker, not
-        the one-time Maven jar download. Ports: the constructor's `port`, else the previous ports if
-        still free, else fresh ones; a lost bind race is retried once with fresh ports. On failure
+        the one-time Maven jar download. Ports: the constructor's `port`, else its `preferred_port`
+        if free, else the previous ports if still free, else fresh ones; a lost bind race is
+        retried once with fresh ports. On failure
         raises KafkaRuntimeError with the log's tail, and leaves no process running.
         """
         self.home.mkdir(parents=True, exist_ok=True)
@@ -484,6 +496,7 @@ class LocalKafka:
                     previous=ports if attempt == 0 else None,
                     is_free=_port_free,
                     allocate=free_port,
+                    preferred=self.preferred_port if attempt == 0 else None,
                 )
                 try:
                     return self._spawn(lib, ports, timeout)

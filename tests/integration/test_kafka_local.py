@@ -171,3 +171,19 @@ async def test_stop_then_restart_keeps_port_and_data(tmp_path: Path) -> None:
         assert sorted(v for _, _, v in got) == sorted(f"v{i}".encode() for i in range(10))
     finally:
         await asyncio.to_thread(kafka.stop)
+
+
+def test_preferred_port_in_use_falls_back_to_a_free_one(tmp_path: Path) -> None:
+    """`vitals up` prefers VITALS_KAFKA_PORT (9092); when something listens there the broker
+    takes a free loopback port instead of failing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        kafka = LocalKafka(tmp_path / "broker", preferred_port=port, cache_dir=JAR_CACHE)
+        try:
+            info = kafka.start(timeout=120.0)
+            assert info.port != port and info.bootstrap == f"127.0.0.1:{info.port}"
+            assert kafka.status() == info
+        finally:
+            kafka.stop()

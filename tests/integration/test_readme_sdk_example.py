@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def ten_lines() -> str:
     section = README.read_text().split("## Ten lines", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
+    match = re.search(r"```python[^\n]*\n(.*?)```", section, re.S)
     assert match is not None, "README: no python block under 'Ten lines'"
     return match.group(1)
 

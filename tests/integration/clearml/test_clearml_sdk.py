@@ -36,8 +36,8 @@ DOC = Path(__file__).parents[3] / "docs" / "task-events.md"
 def doc_example() -> tuple[str, str]:
     """The shell and Python examples of docs/task-events.md's SDK section."""
     text = DOC.read_text().split("## The ClearML SDK, unchanged", 1)[1]
-    shell = text.split("```bash\n", 1)[1].split("```", 1)[0]
-    python = text.split("```python\n", 1)[1].split("```", 1)[0]
+    shell = text.split("```bash", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    python = text.split("```python", 1)[1].split("\n", 1)[1].split("```", 1)[0]
     return shell, python
 
 

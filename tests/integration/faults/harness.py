@@ -94,7 +94,7 @@ class VitalsProcess:
         self.database = database
         self.env = {
             **os.environ, "KAFKA_BOOTSTRAP": bootstrap, "VITALS_DATA_DIR": str(data_dir),
-            "VITALS_API_PORT": "0", "VITALS_TOPIC_PREFIX": topics.prefix,
+            "VITALS_API_PORT": "0", "VITALS_KAFKA_PORT": "0", "VITALS_TOPIC_PREFIX": topics.prefix,
             "VITALS_CONSUMER_GROUP": group, "CLICKHOUSE_DATABASE": database,
             "VITALS_TOPIC_PARTITIONS": str(partitions), "VITALS_BATCH_MAX_MESSAGES": "4",
             "VITALS_BATCH_MAX_SECONDS": "0.05", "VITALS_SESSION_TIMEOUT_S": "6",

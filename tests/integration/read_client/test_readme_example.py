@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 def readme_example() -> str:
     text = README.read_text("utf-8")
     section = text[text.index("## Reading from Python"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    return re.search(r"```python[^\n]*\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
 
 
 async def test_the_readme_read_example_runs(stack_factory, tmp_path):
@@ -32,7 +32,7 @@ async def test_the_readme_read_example_runs(stack_factory, tmp_path):
              "latency_ms": 100.0 + i} for i in range(6)])
     await stack.wait_requests(6)
     key = await stack.key("default", "admin")
-    await add_batch(stack, key, [scalar("my-task", i, 0.25 * i) for i in range(3)])
+    await add_batch(stack, key, [scalar("demo-train", i, 0.25 * i) for i in range(3)])
     await wait_count(stack, "task_metric_events", 3)
     (tmp_path / ".data").mkdir()
     (tmp_path / ".data" / "admin.key").write_text(key + "\n")

@@ -5,10 +5,14 @@ its tenant; empty tenants get the empty states. Screenshots go to `.artifacts/ui
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
+import sys
 import time
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -175,7 +179,8 @@ async def row_cells(w: Watch, table: str, key_col: str, key_text: str) -> dict[s
 
 
 async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
-    stack = await stack_factory(clock=FakeClock(NOW))
+    clock = FakeClock(NOW)
+    stack = await stack_factory(clock=clock)
     keys = await publish(stack)
     base = stack.rt.api_url
 
@@ -397,5 +402,27 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
         await e.open(route, page_name=name)
         await e.shot(f"13-empty-{name}")
         assert says in await e.text("[data-empty]")
+    # the endpoints page's example, run as shown, brings its endpoint in on the next refresh.
+    # It stamps the event with the real time (`date +%s`): the stack's clock, held at NOW so
+    # far, moves to the present, or the worker would dead-letter the event as being from the
+    # future once this test runs more than VITALS_MAX_FUTURE_S after the module was imported
+    # (in a full suite run, `vitals publish` checks against the real clock and said "sent 1")
+    clock.t = time.time()
+    await e.open("/endpoints", page_name="endpoints")
+    example = await e.text("[data-empty] pre")
+    command = example.split("\n#")[0]
+    env = {**os.environ, "KAFKA_BOOTSTRAP": stack.settings.kafka_bootstrap,
+           "VITALS_TOPIC_PREFIX": stack.settings.topics.prefix,
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = await asyncio.create_subprocess_exec("bash", "-c", command, env=env,
+                                                stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    assert (proc.returncode, out.decode()) == (0, "sent 1, rejected 0\n")
+    await e.page.wait_for_selector("#endpoints-table a[data-endpoint='1']", timeout=30_000)
+    assert await e.text("#endpoints-table td[data-col=name]") == "my-llm"
+    r = await stack.http.post("/get_endpoint_stats/", json={"id": 1},
+                              headers={"Authorization": f"Bearer {keys['empty']}"})
+    assert (r.status_code, r.json()["totreqs"], r.json()["endpoint"]) == (200, 1, "my-llm")
     assert e.console_errors == [] and e.external == []
     await e.context.close()

@@ -14,6 +14,9 @@ def test_defaults_are_embedded() -> None:
     assert s.kafka_bootstrap is None and s.embedded
     assert s.dsn == f"chdb://{(Path('.data') / 'clickhouse').resolve()}"
     assert s.stats_window_s == 60 and s.liveness_timeout_s == 60
+    assert s.kafka_port == 9092
+    assert Settings.from_env({"VITALS_KAFKA_PORT": "19092"}).kafka_port == 19092
+    assert Settings.from_env({"VITALS_KAFKA_PORT": "0"}).kafka_port == 0  # any free port
 
 
 def test_values_are_read_and_typed() -> None:
@@ -30,6 +33,8 @@ def test_values_are_read_and_typed() -> None:
     ({"VITALS_STATS_WINDOW_S": "0"}, "VITALS_STATS_WINDOW_S=0 must be >= 1"),
     ({"CLICKHOUSE_DSN": "mysql://x"}, "allowed schemes are chdb://, http://, https://"),
     ({"VITALS_BATCH_MAX_SECONDS": "-1"}, "VITALS_BATCH_MAX_SECONDS=-1.0 must be > 0"),
+    ({"VITALS_KAFKA_PORT": "70000"}, "VITALS_KAFKA_PORT=70000 must be <= 65535"),
+    ({"VITALS_KAFKA_PORT": "kafka"}, "VITALS_KAFKA_PORT='kafka' is not an integer"),
 ])
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(SettingsError, match=None) as info:

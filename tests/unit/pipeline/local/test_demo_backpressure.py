@@ -4,6 +4,7 @@ minute; the demo goes on and sends again once Kafka takes events (never ends `vi
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import pytest
@@ -50,3 +51,25 @@ async def test_demo_drops_while_kafka_is_away_and_resumes(caplog: pytest.LogCapt
     assert len(lines) == 1 and "dropping them until it does" in lines[0]
     assert final.requests == sink.sent.count("requests")
     assert 150 <= final.requests <= 201  # the last ~10 s at 20 requests/s, none of the outage
+
+
+def test_the_demo_reports_a_training_task_every_two_seconds() -> None:
+    from pipeline.admission import Admission
+    from pipeline.demo import TRAIN_TASK, DemoTraffic
+    from pipeline.settings import Settings
+
+    now = [1_800_000_000.0]
+    traffic = DemoTraffic(clock=lambda: now[0], rng=random.Random(1))
+    first = [e for kind, e in traffic.events(0) if kind == "task-events"]
+    assert [(e["type"], e.get("metric"), e.get("variant"), e.get("iter")) for e in first] == [
+        ("training_stats_scalar", "loss", "train", 0), ("training_stats_scalar", "loss", "val", 0),
+        ("training_stats_scalar", "accuracy", "val", 0), ("log", None, None, None)]
+    assert {(e["task"], e["tenant"], e["timestamp"]) for e in first} == {
+        (TRAIN_TASK, "default", 1_800_000_000_000)}
+    now[0] += 1.9
+    assert traffic.training_due() == []
+    now[0] += 0.1
+    assert [e.get("iter") for e in traffic.training_due()] == [1, 1, 1, None]
+    admit = Admission.of(Settings(), "task-events", now[0])
+    for event in first:
+        admit.check(event)  # as the worker would store it

@@ -130,3 +130,20 @@ def test_new_cluster_id_is_kafka_uuid_format() -> None:
         assert len(cid) == 22
         assert not cid.startswith("-")
         assert len(base64.urlsafe_b64decode(cid + "==")) == 16
+
+
+def test_choose_ports_takes_the_preferred_port_when_free() -> None:
+    ports = choose_ports(requested=None, previous=Ports(41000, 41001), is_free=lambda p: True,
+                         allocate=iter([42000]).__next__, preferred=9092)
+    assert ports == Ports(9092, 41001)
+
+
+def test_choose_ports_falls_back_from_a_taken_preferred_port() -> None:
+    busy = {9092}
+    ports = choose_ports(requested=None, previous=Ports(41000, 9092),
+                         is_free=lambda p: p not in busy,
+                         allocate=iter([9092, 43000, 43001]).__next__, preferred=9092)
+    assert ports == Ports(41000, 43000)  # the previous port; the controller never takes 9092
+    ports = choose_ports(requested=None, previous=None, is_free=lambda p: p not in busy,
+                         allocate=iter([44000, 44001]).__next__, preferred=9092)
+    assert ports == Ports(44000, 44001)
