@@ -54,9 +54,9 @@ async def test_demo_drops_while_kafka_is_away_and_resumes(caplog: pytest.LogCapt
 
 
 def test_the_demo_reports_a_training_task_every_two_seconds() -> None:
+    from pipeline.core.settings import Settings
     from pipeline.ingest.admission import Admission
     from pipeline.local.demo import TRAIN_TASK, DemoTraffic
-    from pipeline.core.settings import Settings
 
     now = [1_800_000_000.0]
     traffic = DemoTraffic(clock=lambda: now[0], rng=random.Random(1))
