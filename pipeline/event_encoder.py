@@ -10,12 +10,12 @@ event the fast path declines). No I/O and no shared mutable state: callable from
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from pipeline.decode import check_encoded
+from pipeline.decode import accepts_all, check_encoded
 from pipeline.errors import InvalidEvent
 from pipeline.producer_errors import EventTooLarge
 from pipeline.settings import TopicNames
@@ -63,3 +63,55 @@ class EventEncoder:
             raise EventTooLarge(len(data) + 2, self.max_message_bytes)
         topic, key_field = route
         return topic, str(event.get(key_field, "")).encode(), data
+
+    def pack(self, kind: str, events: Sequence[dict[str, Any]], max_events: int,
+             max_bytes: int) -> list[tuple[str, bytes, bytes, int]] | None:
+        """The events as whole envelopes, (topic, key, JSON array, event count), each at most
+        `max_events` events and `max_bytes` bytes, in order per key; encoded and checked one
+        envelope per C call. None unless the worker's fast path accepts every event: the caller
+        then takes them one by one (`prepare`), which names the first bad one."""
+        route = self._routes.get(kind)
+        if route is None or not events:
+            return None
+        topic, key_field = route
+        # grouped by the key field's value itself (no str() per event); two values that print
+        # alike (1 and "1") would split one key's order over two groups: then no packing
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        for e in events:
+            if type(e) is not dict:
+                return None
+            v = e.get(key_field, "")
+            group = groups.get(v)
+            if group is None:
+                if type(v) is not int and type(v) is not str:
+                    return None
+                groups[v] = [e]
+            else:
+                group.append(e)
+        by_key = {str(v).encode(): group for v, group in groups.items()}
+        if len(by_key) != len(groups):
+            return None
+        now_ms = int(self.clock() * 1000)
+        out: list[tuple[str, bytes, bytes, int]] = []
+        for key, group in by_key.items():
+            for i in range(0, len(group), max_events):
+                if not self._pack(kind, topic, key, group[i:i + max_events], max_bytes, now_ms,
+                                  out):
+                    return None
+        return out
+
+    def _pack(self, kind: str, topic: str, key: bytes, chunk: list[dict[str, Any]],
+              max_bytes: int, now_ms: int, out: list[tuple[str, bytes, bytes, int]]) -> bool:
+        try:
+            value = _encode(chunk)
+        except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
+            return False
+        if len(value) > max_bytes:  # halve until it fits; one event alone: `prepare` decides
+            half = len(chunk) // 2
+            return half > 0 and all(self._pack(kind, topic, key, part, max_bytes, now_ms, out)
+                                    for part in (chunk[:half], chunk[half:]))
+        if self.validate and not accepts_all(kind, value, len(chunk), now_ms=now_ms,
+                                             max_future_ms=self.max_future_ms):
+            return False
+        out.append((topic, key, value, len(chunk)))
+        return True

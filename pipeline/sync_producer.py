@@ -75,8 +75,15 @@ class SyncProducer:
             self._run(p.send_prepared(topic, key, data, now))
 
     def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
-        for event in events:
-            self.send(kind, event)
+        """`Producer.send_many`: packed in the calling thread, one hand-over to the loop."""
+        p = self._producer
+        batch = events if isinstance(events, list) else list(events)
+        packed = p.pack(kind, batch)
+        if packed is None:
+            for event in batch:
+                self.send(kind, event)
+        else:
+            self._run(p.send_packed(packed, time.monotonic()))
 
     def flush(self) -> None:
         self._run(self._producer.flush())

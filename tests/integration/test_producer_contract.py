@@ -475,6 +475,54 @@ async def test_sync_sends_from_many_threads_arrive_once_each_in_order(
             assert order == list(range(endpoint, per_thread, 2))
 
 
+@pytest.mark.parametrize("flavor", FLAVORS)
+async def test_send_many_packs_delivers_and_reports_each_event(
+        flavor: str, kafka_bootstrap: str, topics: TopicNames) -> None:
+    """send_many of valid events goes out as packed envelopes: every event delivered once, in
+    order per key, and `on_delivery` still gets each event's own bytes. With a bad event in the
+    batch it is event by event: the events before it are delivered, it raises, none after."""
+    from aiokafka import AIOKafkaConsumer
+
+    reports = Reports()
+    delivered: list[bytes] = []
+
+    def on_delivery(topic: str, events: list[bytes], error: BaseException | None) -> None:
+        reports(topic, events, error)
+        delivered.extend(events)
+
+    client = await Client(flavor, kafka_bootstrap, topics, on_delivery=on_delivery).start()
+    good = [{**request(i, endpoint=i % 3), "id": f"g{i}"} for i in range(3000)]
+    await client._call("send_many", "requests", good)
+    mixed = [{**request(i, endpoint=9), "id": f"m{i}"} for i in range(10)]
+    mixed[4]["status"] = "oops"
+    with pytest.raises(InvalidEvent, match="status"):
+        await client._call("send_many", "requests", mixed)
+    await client.flush()
+    assert await client.close() == 0
+    assert reports.delivered == 3004 and not reports.failed
+    assert sorted(orjson.loads(b)["id"] for b in delivered) == sorted(
+        [e["id"] for e in good] + [f"m{i}" for i in range(4)])
+
+    consumer = AIOKafkaConsumer(topics.requests, bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen: list[dict[str, Any]] = []
+    try:
+        while len(seen) < 3004:
+            batch = await consumer.getmany(timeout_ms=2000)
+            assert batch, f"only {len(seen)} events arrived"
+            for records in batch.values():
+                for r in records:
+                    seen += orjson.loads(r.value)
+    finally:
+        await consumer.stop()
+    assert len(seen) == 3004
+    for endpoint in (0, 1, 2):
+        assert [e["id"] for e in seen if e["endpoint_id"] == endpoint] == [
+            e["id"] for e in good if e["endpoint_id"] == endpoint]
+    assert [e["id"] for e in seen if e["endpoint_id"] == 9] == ["m0", "m1", "m2", "m3"]
+
+
 async def test_broker_going_away_mid_stream(
         private_broker: PrivateBroker, lines: Lines) -> None:
     """Runs last: it stops the private broker. Both flavors on the same outage; 5 keys, so 5
