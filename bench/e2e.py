@@ -90,6 +90,7 @@ class Throughput:
     dead_letters: int = 0
     cpu: CpuDelta | None = None
     timed_out: bool = False
+    rss_peak_mib: float = 0.0  # this process: the worker and its embedded ClickHouse
 
     @property
     def events_per_s(self) -> float:
@@ -187,6 +188,7 @@ async def throughput(bootstrap: str, dsn: str, topics: TopicNames, events: int,
             now = time.perf_counter()
             res.poll_ms_max = max(res.poll_ms_max, (now - q0) * 1000)
             res.visible, res.total_s = total, now - t0
+            res.rss_peak_mib = max(res.rss_peak_mib, _rss_mib())
             if total and first is None:
                 first = (now, total)
             if total >= events:
@@ -220,6 +222,14 @@ async def throughput(bootstrap: str, dsn: str, topics: TopicNames, events: int,
     finally:
         await _drop(rt)
         await rt.stop()
+
+
+def _rss_mib() -> float:
+    """This process's resident set (VmRSS), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _cprofile_report(main: cProfile.Profile, ch: cProfile.Profile, top: int = 30) -> str:

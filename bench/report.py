@@ -36,6 +36,8 @@ Figures:
   faust worker, fresh consumer group and database) to the first poll (every 0.25 s) of
   `SELECT sum(requests) FROM <db>.requests_1s FINAL` that returns N. Includes worker start-up and
   group join (*start s*). **e2e / ceiling** is its ratio to the ceiling.
+- **peak RSS**: the largest resident set of the bench process (the worker and its embedded
+  ClickHouse engine, sampled at every poll) during the run; from 2026-12-02.
 - **steady**: events/s between the first poll that saw rows and the last poll (excludes start-up).
 - **inserts, mean insert ms, insert busy**: ClickHouse insert calls of the sink (one per table per
   flush), their mean duration and the share of the e2e wall time spent waiting on them.
@@ -94,8 +96,8 @@ def render(out: dict[str, Any], command: str) -> str:
         f"| consume + decode + aggregate | {_n(ceil['aggregate']['events_per_s'])} events/s |",
         "",
         "| batch msgs:s | e2e events/s | e2e / ceiling | steady events/s | start s | total s "
-        "| inserts | mean insert ms | insert busy | dead letters | cores |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| inserts | mean insert ms | insert busy | dead letters | cores | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in out["throughput"]:
         mean_ms = r.insert_s / r.inserts * 1000 if r.inserts else None
@@ -104,7 +106,8 @@ def render(out: dict[str, Any], command: str) -> str:
         lines.append(
             f"| {r.config} | **{_n(r.events_per_s)}**{flag} | {r.events_per_s / ceiling:.2f} | "
             f"{_n(r.steady_events_per_s)} | {r.start_s:.2f} | {r.total_s:.2f} | {r.inserts} | "
-            f"{_n(mean_ms)} | {busy:.0%} | {r.dead_letters} | {_cores(r.cpu)} |")
+            f"{_n(mean_ms)} | {busy:.0%} | {r.dead_letters} | {_cores(r.cpu)} | "
+            f"{r.rss_peak_mib:,.0f} |")
     if out["latency"]:
         lines += [
             "",

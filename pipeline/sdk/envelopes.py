@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 __all__ = ["Envelope", "EnvelopeBuffer"]
 
 
@@ -18,7 +20,8 @@ __all__ = ["Envelope", "EnvelopeBuffer"]
 class Envelope:
     """Events bound for one (topic, key); `born` is when its first event was accepted.
 
-    A `raw` envelope holds one message value sent as is (`keyless`: sent without a key).
+    A `raw` envelope holds one message value sent as is (`keyless`: sent without a key). A
+    `packed` one holds `count` events already encoded as one JSON array (`Envelope.of_packed`).
     """
 
     topic: str
@@ -29,17 +32,34 @@ class Envelope:
     items: list[bytes] = field(default_factory=list)
     nbytes: int = 2  # "[" and "]"
     payload: int = 0  # the items' bytes alone
+    count: int = 0  # events
+    packed: bytes | None = None
+
+    @classmethod
+    def of_packed(cls, topic: str, key: bytes, born: float, value: bytes,
+                  count: int) -> Envelope:
+        return cls(topic, key, born, nbytes=len(value), payload=len(value), count=count,
+                   packed=value)
 
     def add(self, data: bytes) -> None:
         self.nbytes += len(data) + (1 if self.items else 0)
         self.payload += len(data)
+        self.count += 1
         self.items.append(data)
+
+    def event_bytes(self) -> list[bytes]:
+        """Each event's JSON bytes (split from the array of a packed envelope on demand)."""
+        if self.packed is None:
+            return self.items
+        return [bytes(r) for r in msgspec.json.decode(self.packed, type=list[msgspec.Raw])]
 
     def size_with(self, data: bytes) -> int:
         """Bytes of the message value if `data` were added."""
         return self.nbytes + len(data) + (1 if self.items else 0)
 
     def value(self) -> bytes:
+        if self.packed is not None:
+            return self.packed
         if self.raw:
             return self.items[0]
         return b"[" + b",".join(self.items) + b"]"

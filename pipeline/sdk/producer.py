@@ -46,18 +46,16 @@ import asyncio
 import collections
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-import orjson
-
-from pipeline.core.errors import InvalidEvent
 from pipeline.core.settings import TopicNames
-from pipeline.ingest.decode import EventChecker
 from pipeline.ingest.topics import KINDS, MAX_MESSAGE_BYTES
 from pipeline.sdk.envelopes import Envelope, EnvelopeBuffer
+from pipeline.sdk.event_encoder import EventEncoder
 from pipeline.sdk.producer_errors import (
     BufferFull,
     DeliveryFailed,
@@ -68,7 +66,6 @@ from pipeline.sdk.producer_errors import (
     TopicNotFound,
 )
 from pipeline.sdk.producer_kafka import SAID_ONCE, KafkaLink
-from schemas import SchemaViolation
 
 __all__ = ["DeliveryReport", "Producer", "event_key", "reset_log_limits"]
 
@@ -89,6 +86,16 @@ def reset_log_limits() -> None:
 def event_key(kind: str, event: dict[str, Any]) -> bytes:
     """The Kafka message key of `event` on topic kind `kind` (see `TopicKind.key_field`)."""
     return str(event.get(KINDS[kind].key_field, "")).encode()
+
+
+class _Staged:
+    """Events other threads prepared, for the producer's loop to take (`Producer.stage`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[tuple[str, bytes, bytes, float]] = []
+        self.events = 0
+        self.nbytes = 0
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
@@ -128,6 +135,8 @@ class Producer:
         self.bootstrap = bootstrap
         self.on_delivery = on_delivery
         self.topics = topics or TopicNames()
+        self._encoder = EventEncoder(self.topics, validate=validate, max_future_s=max_future_s,
+                                     max_message_bytes=max_message_bytes, clock=clock)
         self.max_events = max_events
         self.max_bytes = min(max_bytes, max_message_bytes)
         self.linger_s = linger_s
@@ -162,6 +171,8 @@ class Producer:
         # envelope -> how many flush() calls are waiting for it
         self._watched: collections.Counter[Envelope] = collections.Counter()
         self._emitter: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop  # the loop start() ran on
+        self._staged = _Staged()
         self._closing = False
         self.close_error: DeliveryFailed | None = None
         self.sent_events = 0          # handed to the Kafka client
@@ -173,6 +184,7 @@ class Producer:
 
     async def start(self) -> None:
         """Connect; raises `BrokerUnavailable` if no broker answers within metadata_timeout_s."""
+        self._loop = asyncio.get_running_loop()
         await self._kafka.start(self.metadata_timeout_s)
         self._emitter = asyncio.create_task(self._emit_loop(), name="vitals-producer-emit")
 
@@ -196,6 +208,7 @@ class Producer:
         """
         if self._emitter is None:
             raise ProducerClosed("flush() before start() or after close()")
+        self.take_staged()
         self._ready.extend(self._buffer.take_all())
         self._wake.set()
         failed, self._unsurfaced = self._unsurfaced, FailureTally()
@@ -230,9 +243,10 @@ class Producer:
         """Flush, stop the Kafka client, and return how many events were not delivered (those
         the final flush() raised for; also kept in `close_error` and logged once). Returns
         within 2 × delivery_timeout_s + 1 s; never raises a delivery failure itself."""
-        if self._closing:
-            return 0
-        self._closing = True
+        with self._staged.lock:
+            if self._closing:
+                return 0
+            self._closing = True
         error: DeliveryFailed | None = None
         try:
             if self._emitter is not None:
@@ -256,36 +270,125 @@ class Producer:
 
     def check(self, kind: str, event: dict[str, Any]) -> None:
         """Raise InvalidEvent if the pipeline would dead-letter this event."""
-        if kind not in KINDS:
-            raise InvalidEvent(f"unknown topic kind {kind!r}; allowed: {', '.join(KINDS)}")
-        checker = EventChecker(kind, now_ms=int(self.clock() * 1000),
-                               max_future_ms=self.max_future_ms)
-        try:
-            checker(event)
-        except SchemaViolation as exc:
-            raise InvalidEvent(str(exc)) from None
+        self.prepare(kind, event)
+
+    def prepare(self, kind: str, event: dict[str, Any]) -> tuple[str, bytes, bytes]:
+        """One event checked and encoded: (topic, message key, JSON bytes), or raises
+        InvalidEvent / EventTooLarge (`pipeline.sdk.event_encoder`). Touches no producer state:
+        callable from any thread (`SyncProducer` runs it in the caller's)."""
+        return self._encoder.prepare(kind, event)
 
     async def send(self, kind: str, event: dict[str, Any]) -> None:
         """Accept one event for delivery, or raise why not (see the module docstring)."""
         if self._emitter is None or self._closing:
             raise ProducerClosed("send() before start() or after close()")
-        if self.validate:
-            self.check(kind, event)
-        data = orjson.dumps(event)
-        if len(data) + 2 > self.max_message_bytes:
-            raise EventTooLarge(len(data) + 2, self.max_message_bytes)
-        topic = self.topics.topic(kind)
+        topic, key, data = self.prepare(kind, event)
+        if not self.offer(topic, key, data, time.monotonic()):
+            await self.send_prepared(topic, key, data, time.monotonic())
+
+    async def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
+        """`send` for each event, faster: when every event passes the worker's fast path they
+        are packed into envelopes one C call each (`EventEncoder.pack`), else sent one by one
+        (raising at the first bad event, the ones before it accepted). An exception while
+        packed envelopes are being handed over (`BufferFull`, `ProducerClosed`) leaves the
+        envelopes before it accepted: a prefix of the events per key."""
+        batch = events if isinstance(events, list) else list(events)
+        packed = self.pack(kind, batch)
+        if packed is None:
+            for e in batch:
+                await self.send(kind, e)
+        else:
+            await self.send_packed(packed, time.monotonic())
+
+    def pack(self, kind: str, events: list[dict[str, Any]],
+             ) -> list[tuple[str, bytes, bytes, int]] | None:
+        """Envelopes of these events, or None (see `EventEncoder.pack`); any thread."""
+        return self._encoder.pack(kind, events, min(self.max_events, self.buffer_max_events),
+                                  self.max_bytes)
+
+    async def send_packed(self, packed: list[tuple[str, bytes, bytes, int]], now: float) -> None:
+        """Take envelopes from `pack`, in order, waiting for metadata and room (bounded)."""
+        if self._emitter is None or self._closing:
+            raise ProducerClosed("send() before start() or after close()")
+        self.take_staged()
+        for topic, key, value, count in packed:
+            await self._ensure_topic(topic)
+            await self._reserve(len(value), count)
+            before = self._buffer.take(topic, key)  # events sent earlier with this key go first
+            if before is not None:
+                self._ready.append(before)
+            env = Envelope.of_packed(topic, key, now, value, count)
+            self._unreported[env] = self._loop.create_future()
+            self._ready.append(env)
+            self._wake.set()
+
+    def offer(self, topic: str, key: bytes, data: bytes, now: float) -> bool:
+        """Take a prepared event at once if nothing needs waiting for (the topic is known, the
+        buffer has room, nothing is staged by another thread); False: use `send_prepared`."""
+        if (topic not in self._known_topics or self._staged.events
+                or self._held_events + 1 > self.buffer_max_events
+                or self._held_bytes + len(data) > self.buffer_max_bytes):
+            return False
+        self._held_events += 1
+        self._held_bytes += len(data)
+        self._add(topic, key, data, now)
+        return True
+
+    async def send_prepared(self, topic: str, key: bytes, data: bytes, now: float) -> None:
+        """Take a prepared event, waiting for the topic's metadata and for room (bounded)."""
+        if self._emitter is None or self._closing:
+            raise ProducerClosed("send() before start() or after close()")
+        self.take_staged()
         await self._ensure_topic(topic)
         await self._reserve(len(data))
-        env, closed = self._buffer.add(topic, event_key(kind, event), data, time.monotonic())
-        self._track(env)
+        self._add(topic, key, data, now)
+
+    def _add(self, topic: str, key: bytes, data: bytes, now: float) -> None:
+        env, closed = self._buffer.add(topic, key, data, now)
+        if env not in self._unreported:
+            self._unreported[env] = self._loop.create_future()
         if closed is not None:
             self._ready.append(closed)
             self._wake.set()
 
-    async def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
-        for e in events:
-            await self.send(kind, e)
+    # ------------------------------------------------------------------ other threads
+
+    @property
+    def closing(self) -> bool:
+        """close() has begun (or the producer never started)."""
+        return self._emitter is None or self._closing
+
+    def stage(self, topic: str, key: bytes, data: bytes, now: float) -> bool:
+        """From another thread (`SyncProducer`): hold a prepared event for this loop to take,
+        if the topic is known and the held plus staged events fit the buffer limits; False:
+        the caller goes through `send_prepared` on the loop. Staged events are taken in order,
+        before anything `send_prepared`, `flush` or `close` does."""
+        st = self._staged
+        with st.lock:
+            if (self._closing or topic not in self._known_topics
+                    or self._held_events + st.events + 1 > self.buffer_max_events
+                    or self._held_bytes + st.nbytes + len(data) > self.buffer_max_bytes):
+                return False
+            first = not st.items
+            st.items.append((topic, key, data, now))
+            st.events += 1
+            st.nbytes += len(data)
+        if first:
+            self._loop.call_soon_threadsafe(self.take_staged)
+        return True
+
+    def take_staged(self) -> None:
+        """Move the events other threads staged into the buffer (on the loop's thread)."""
+        st = self._staged
+        if not st.events:
+            return
+        with st.lock:
+            items, st.items = st.items, []
+            self._held_events += st.events
+            self._held_bytes += st.nbytes
+            st.events = st.nbytes = 0
+        for topic, key, data, now in items:
+            self._add(topic, key, data, now)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Publish one message value as is (no validation, no batching); for tools and tests.
@@ -296,6 +399,7 @@ class Producer:
             raise ProducerClosed("send_raw() before start() or after close()")
         if len(value) > min(MAX_MESSAGE_BYTES, self.buffer_max_bytes):
             raise EventTooLarge(len(value), min(MAX_MESSAGE_BYTES, self.buffer_max_bytes))
+        self.take_staged()
         await self._ensure_topic(topic)
         await self._reserve(len(value))
         k = key or b""
@@ -304,13 +408,9 @@ class Producer:
             self._ready.append(before)
         env = Envelope(topic, k, time.monotonic(), raw=True, keyless=key is None)
         env.add(value)
-        self._track(env)
+        self._unreported[env] = self._loop.create_future()
         self._ready.append(env)
         self._wake.set()
-
-    def _track(self, env: Envelope) -> None:
-        if env not in self._unreported:
-            self._unreported[env] = asyncio.get_running_loop().create_future()
 
     async def _ensure_topic(self, topic: str) -> None:
         if topic in self._known_topics:
@@ -333,11 +433,12 @@ class Producer:
         self._known_topics.add(topic)
         self._missing_topics.pop(topic, None)
 
-    async def _reserve(self, nbytes: int) -> None:
-        """Count one event against the buffer limits, waiting up to buffer_timeout_s for room."""
+    async def _reserve(self, nbytes: int, events: int = 1) -> None:
+        """Count events against the buffer limits, waiting up to buffer_timeout_s for room."""
         def fits() -> bool:
-            return (self._held_events + 1 <= self.buffer_max_events
-                    and self._held_bytes + nbytes <= self.buffer_max_bytes)
+            st = self._staged
+            return (self._held_events + st.events + events <= self.buffer_max_events
+                    and self._held_bytes + st.nbytes + nbytes <= self.buffer_max_bytes)
 
         if not fits():
             self._wake.set()  # send what lingers: it frees room sooner
@@ -350,7 +451,7 @@ class Producer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
                         await self._space.wait()
-        self._held_events += 1
+        self._held_events += events
         self._held_bytes += nbytes
 
     # ------------------------------------------------------------------ delivery
@@ -383,7 +484,7 @@ class Producer:
         except Exception as exc:  # translated by type; an unknown one is reported, not lost
             self._report(env, self._failed(env, exc))
             return
-        self.sent_events += len(env.items)
+        self.sent_events += env.count
         self.sent_messages += 1
         self._in_kafka.add(fut)
         expiry = asyncio.get_running_loop().call_later(
@@ -398,10 +499,10 @@ class Producer:
         fut.add_done_callback(answered)
 
     def _timed_out(self, env: Envelope) -> DeliveryFailed:
-        return self._kafka.timed_out(env.topic, len(env.items), self.delivery_timeout_s)
+        return self._kafka.timed_out(env.topic, env.count, self.delivery_timeout_s)
 
     def _failed(self, env: Envelope, exc: BaseException) -> DeliveryFailed:
-        return self._kafka.failure(exc, env.topic, len(env.items), len(env.value()),
+        return self._kafka.failure(exc, env.topic, env.count, len(env.value()),
                                    self.delivery_timeout_s)
 
     def _report(self, env: Envelope, error: DeliveryFailed | None) -> None:
@@ -409,13 +510,13 @@ class Producer:
         done = self._unreported.pop(env, None)
         if done is None:
             return
-        self._held_events -= len(env.items)
+        self._held_events -= env.count
         self._held_bytes -= env.payload
         self._space.set()
         if error is None:
-            self.delivered_events += len(env.items)
+            self.delivered_events += env.count
         else:
-            self.undelivered_events += len(env.items)
+            self.undelivered_events += env.count
             if env not in self._watched:
                 self._unsurfaced.add(error)
             if isinstance(error, DeliveryTimeout):
@@ -425,7 +526,7 @@ class Producer:
         done.set_result(error)
         if self.on_delivery is not None:
             try:
-                self.on_delivery(env.topic, env.items, error)
+                self.on_delivery(env.topic, env.event_bytes(), error)
             except Exception as exc:
                 log.error("on_delivery callback raised %r (ignored)", exc)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -63,10 +64,27 @@ class SyncProducer:
             self._loop.close()
 
     def send(self, kind: str, event: dict[str, Any]) -> None:
-        self._run(self._producer.send(kind, event))
+        """Check and encode the event in the calling thread, then hand it to the loop thread
+        without waiting for it when the topic is known and the buffer has room (one wake-up of
+        the loop per run of such sends); otherwise wait on the loop as `Producer.send` does."""
+        p = self._producer
+        if p.closing:
+            raise ProducerClosed("send() after close()")
+        topic, key, data = p.prepare(kind, event)
+        now = time.monotonic()
+        if not p.stage(topic, key, data, now):
+            self._run(p.send_prepared(topic, key, data, now))
 
     def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
-        self._run(self._producer.send_many(kind, events))
+        """`Producer.send_many`: packed in the calling thread, one hand-over to the loop."""
+        p = self._producer
+        batch = events if isinstance(events, list) else list(events)
+        packed = p.pack(kind, batch)
+        if packed is None:
+            for event in batch:
+                self.send(kind, event)
+        else:
+            self._run(p.send_packed(packed, time.monotonic()))
 
     def flush(self) -> None:
         self._run(self._producer.flush())

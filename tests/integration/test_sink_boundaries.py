@@ -16,6 +16,7 @@ import math
 import time
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given
@@ -23,11 +24,14 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 import schemas
-from pipeline.core.settings import Settings
+from pipeline.core.errors import InvalidEvent
+from pipeline.core.settings import Settings, TopicNames
 from pipeline.core.telemetry import Telemetry
 from pipeline.ingest.decode import decode_envelope
 from pipeline.ingest.sink import Message, Sink
 from pipeline.ingest.topics import KINDS
+from pipeline.sdk.event_encoder import EventEncoder
+from pipeline.sdk.producer_errors import EventTooLarge
 from pipeline.storage.clickhouse import AsyncStore, migrate
 
 NOW = time.time()
@@ -222,3 +226,38 @@ def events_for_cached(kind: str) -> list[str]:
     if kind not in _CACHE:
         _CACHE[kind] = events_for(kind)
     return _CACHE[kind]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_producer_decides_every_boundary_event_as_the_worker_does(kind, settings):
+    """`Producer.prepare` (the SDK's check, on the bytes it sends) accepts exactly the events
+    the worker accepts from those bytes, and refuses the others with the worker's reason.
+    (The retention is the worker's alone: the producer does not know the worker's settings.)"""
+    encoder = EventEncoder(TopicNames(), clock=lambda: NOW,
+                           max_message_bytes=settings.max_message_bytes)
+    now_ms = int(NOW * 1000)
+    checked = 0
+    for text in events_for_cached(kind):
+        if not is_json(text):
+            continue
+        event = json.loads(text)
+        try:
+            _, _, data = encoder.prepare(kind, event)
+        except InvalidEvent as exc:
+            producer_says: str | None = str(exc)
+            data = msgspec.json.encode(event)
+        except EventTooLarge:  # sent as an envelope, the worker refuses it by its size too
+            data = b"[" + msgspec.json.encode(event) + b"]"
+            producer_says = f"message of {len(data)} bytes exceeds the " \
+                            f"{settings.max_message_bytes}-byte limit"
+        else:
+            producer_says = None
+        worker = decode_envelope(data, kind, **{**limits(settings, kind, now_ms),
+                                                "max_age_ms": None})
+        worker_says = worker.rejects[0].reason if worker.rejects else None
+        if worker_says is not None and worker_says.startswith("message of "):
+            assert producer_says is not None, text  # oversized: refused, maybe for more
+        else:
+            assert producer_says == worker_says, text
+        checked += 1
+    assert checked > 100
