@@ -74,6 +74,9 @@ log = logging.getLogger("vitals.producer")
 #: (topic, the envelope's events as JSON bytes, None if acknowledged else the error)
 DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
 
+#: `send_many` packs and hands over this many events at a time.
+SLICE_EVENTS = 10_000
+
 #: How long after a `TopicNotFound` further sends to that topic fail without asking again.
 _MISSING_TOPIC_MEMORY_S = 5.0
 
@@ -285,20 +288,28 @@ class Producer:
         topic, key, data = self.prepare(kind, event)
         if not self.offer(topic, key, data, time.monotonic()):
             await self.send_prepared(topic, key, data, time.monotonic())
+        elif self._ready:  # an envelope closed: let the loop hand it to Kafka meanwhile
+            await asyncio.sleep(0)
 
     async def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
         """`send` for each event, faster: when every event passes the worker's fast path they
         are packed into envelopes one C call each (`EventEncoder.pack`), else sent one by one
         (raising at the first bad event, the ones before it accepted). An exception while
         packed envelopes are being handed over (`BufferFull`, `ProducerClosed`) leaves the
-        envelopes before it accepted: a prefix of the events per key."""
+        envelopes before it accepted: a prefix of the events per key.
+
+        Events are taken a slice at a time (`SLICE_EVENTS`), so Kafka sends one slice while
+        the next is packed."""
         batch = events if isinstance(events, list) else list(events)
-        packed = self.pack(kind, batch)
-        if packed is None:
-            for e in batch:
-                await self.send(kind, e)
-        else:
-            await self.send_packed(packed, time.monotonic())
+        for i in range(0, len(batch), SLICE_EVENTS):
+            part = batch[i:i + SLICE_EVENTS]
+            packed = self.pack(kind, part)
+            if packed is None:
+                for e in part:
+                    await self.send(kind, e)
+            else:
+                await self.send_packed(packed, time.monotonic())
+                await asyncio.sleep(0)
 
     def pack(self, kind: str, events: list[dict[str, Any]],
              ) -> list[tuple[str, bytes, bytes, int]] | None:
