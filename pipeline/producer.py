@@ -74,6 +74,10 @@ log = logging.getLogger("vitals.producer")
 #: (topic, the envelope's events as JSON bytes, None if acknowledged else the error)
 DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
 
+#: Staged events (`Producer.stage`) wake the loop when this many wait; fewer wait for the emit
+#: loop's next turn (at most `linger_s`).
+_STAGE_WAKE_EVENTS = 256
+
 #: `send_many` packs and hands over this many events at a time.
 SLICE_EVENTS = 10_000
 
@@ -96,7 +100,8 @@ class _Staged:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.items: list[tuple[str, bytes, bytes, float]] = []
+        # (topic, key) -> (when its first event was staged, the events' JSON bytes)
+        self.groups: dict[tuple[str, bytes], tuple[float, list[bytes]]] = {}
         self.events = 0
         self.nbytes = 0
 
@@ -380,11 +385,15 @@ class Producer:
                     or self._held_events + st.events + 1 > self.buffer_max_events
                     or self._held_bytes + st.nbytes + len(data) > self.buffer_max_bytes):
                 return False
-            first = not st.items
-            st.items.append((topic, key, data, now))
+            wake = st.events == _STAGE_WAKE_EVENTS  # else the emit loop takes them (linger_s)
+            group = st.groups.get((topic, key))
+            if group is None:
+                st.groups[(topic, key)] = (now, [data])
+            else:
+                group[1].append(data)
             st.events += 1
             st.nbytes += len(data)
-        if first:
+        if wake:
             self._loop.call_soon_threadsafe(self.take_staged)
         return True
 
@@ -394,12 +403,18 @@ class Producer:
         if not st.events:
             return
         with st.lock:
-            items, st.items = st.items, []
+            groups, st.groups = st.groups, {}
             self._held_events += st.events
             self._held_bytes += st.nbytes
             st.events = st.nbytes = 0
-        for topic, key, data, now in items:
-            self._add(topic, key, data, now)
+        for (topic, key), (born, items) in groups.items():
+            # born: when the first of them was staged (their deadline is never later)
+            opened, closed = self._buffer.extend(topic, key, items, born)
+            for env in opened:
+                self._unreported[env] = self._loop.create_future()
+            if closed:
+                self._ready.extend(closed)
+                self._wake.set()
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Publish one message value as is (no validation, no batching); for tools and tests.
@@ -474,6 +489,7 @@ class Producer:
                 async with asyncio.timeout(self.linger_s):
                     await self._wake.wait()
             self._wake.clear()
+            self.take_staged()
             self._ready.extend(self._buffer.take_due(time.monotonic() - self.linger_s))
             while self._ready:
                 env = self._ready.popleft()
