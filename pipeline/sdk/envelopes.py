@@ -88,6 +88,22 @@ class EnvelopeBuffer:
         env.add(data)
         return env, closed
 
+    def extend(self, topic: str, key: bytes, items: list[bytes],
+               now: float) -> tuple[list[Envelope], list[Envelope]]:
+        """`add` for each of `items` in order; returns (the envelopes opened, those closed)."""
+        opened: list[Envelope] = []
+        closed: list[Envelope] = []
+        env = self._open.get((topic, key))
+        max_events, max_bytes = self.max_events, self.max_bytes
+        for data in items:
+            if env is None or len(env.items) >= max_events or env.size_with(data) > max_bytes:
+                if env is not None:
+                    closed.append(env)
+                env = self._open[(topic, key)] = Envelope(topic, key, now)
+                opened.append(env)
+            env.add(data)
+        return opened, closed
+
     def take_due(self, opened_before: float) -> list[Envelope]:
         """Close and return the envelopes opened before `opened_before`, oldest first."""
         due = sorted((e for e in self._open.values() if e.born < opened_before),

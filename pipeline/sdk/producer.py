@@ -74,6 +74,13 @@ log = logging.getLogger("vitals.producer")
 #: (topic, the envelope's events as JSON bytes, None if acknowledged else the error)
 DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
 
+#: Staged events (`Producer.stage`) wake the loop when this many wait; fewer wait for the emit
+#: loop's next turn (at most `linger_s`).
+_STAGE_WAKE_EVENTS = 256
+
+#: `send_many` packs and hands over this many events at a time.
+SLICE_EVENTS = 10_000
+
 #: How long after a `TopicNotFound` further sends to that topic fail without asking again.
 _MISSING_TOPIC_MEMORY_S = 5.0
 
@@ -93,7 +100,8 @@ class _Staged:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.items: list[tuple[str, bytes, bytes, float]] = []
+        # (topic, key) -> (when its first event was staged, the events' JSON bytes)
+        self.groups: dict[tuple[str, bytes], tuple[float, list[bytes]]] = {}
         self.events = 0
         self.nbytes = 0
 
@@ -285,20 +293,28 @@ class Producer:
         topic, key, data = self.prepare(kind, event)
         if not self.offer(topic, key, data, time.monotonic()):
             await self.send_prepared(topic, key, data, time.monotonic())
+        elif self._ready:  # an envelope closed: let the loop hand it to Kafka meanwhile
+            await asyncio.sleep(0)
 
     async def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
         """`send` for each event, faster: when every event passes the worker's fast path they
         are packed into envelopes one C call each (`EventEncoder.pack`), else sent one by one
         (raising at the first bad event, the ones before it accepted). An exception while
         packed envelopes are being handed over (`BufferFull`, `ProducerClosed`) leaves the
-        envelopes before it accepted: a prefix of the events per key."""
+        envelopes before it accepted: a prefix of the events per key.
+
+        Events are taken a slice at a time (`SLICE_EVENTS`), so Kafka sends one slice while
+        the next is packed."""
         batch = events if isinstance(events, list) else list(events)
-        packed = self.pack(kind, batch)
-        if packed is None:
-            for e in batch:
-                await self.send(kind, e)
-        else:
-            await self.send_packed(packed, time.monotonic())
+        for i in range(0, len(batch), SLICE_EVENTS):
+            part = batch[i:i + SLICE_EVENTS]
+            packed = self.pack(kind, part)
+            if packed is None:
+                for e in part:
+                    await self.send(kind, e)
+            else:
+                await self.send_packed(packed, time.monotonic())
+                await asyncio.sleep(0)
 
     def pack(self, kind: str, events: list[dict[str, Any]],
              ) -> list[tuple[str, bytes, bytes, int]] | None:
@@ -369,11 +385,15 @@ class Producer:
                     or self._held_events + st.events + 1 > self.buffer_max_events
                     or self._held_bytes + st.nbytes + len(data) > self.buffer_max_bytes):
                 return False
-            first = not st.items
-            st.items.append((topic, key, data, now))
+            wake = st.events == _STAGE_WAKE_EVENTS  # else the emit loop takes them (linger_s)
+            group = st.groups.get((topic, key))
+            if group is None:
+                st.groups[(topic, key)] = (now, [data])
+            else:
+                group[1].append(data)
             st.events += 1
             st.nbytes += len(data)
-        if first:
+        if wake:
             self._loop.call_soon_threadsafe(self.take_staged)
         return True
 
@@ -383,12 +403,18 @@ class Producer:
         if not st.events:
             return
         with st.lock:
-            items, st.items = st.items, []
+            groups, st.groups = st.groups, {}
             self._held_events += st.events
             self._held_bytes += st.nbytes
             st.events = st.nbytes = 0
-        for topic, key, data, now in items:
-            self._add(topic, key, data, now)
+        for (topic, key), (born, items) in groups.items():
+            # born: when the first of them was staged (their deadline is never later)
+            opened, closed = self._buffer.extend(topic, key, items, born)
+            for env in opened:
+                self._unreported[env] = self._loop.create_future()
+            if closed:
+                self._ready.extend(closed)
+                self._wake.set()
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Publish one message value as is (no validation, no batching); for tools and tests.
@@ -463,6 +489,7 @@ class Producer:
                 async with asyncio.timeout(self.linger_s):
                     await self._wake.wait()
             self._wake.clear()
+            self.take_staged()
             self._ready.extend(self._buffer.take_due(time.monotonic() - self.linger_s))
             while self._ready:
                 env = self._ready.popleft()

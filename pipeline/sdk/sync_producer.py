@@ -9,6 +9,7 @@ run on a private event loop thread; every call returns or raises within the boun
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Coroutine, Iterable
@@ -16,7 +17,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from pipeline.core.settings import TopicNames
-from pipeline.sdk.producer import Producer
+from pipeline.sdk.producer import SLICE_EVENTS, Producer
 from pipeline.sdk.producer_errors import DeliveryFailed, ProducerClosed
 
 __all__ = ["SyncProducer"]
@@ -52,10 +53,13 @@ class SyncProducer:
         return self._producer
 
     def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return self._submit(coro).result()
+
+    def _submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
         if self._loop.is_closed():
             coro.close()
             raise ProducerClosed("the producer is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -76,15 +80,26 @@ class SyncProducer:
             self._run(p.send_prepared(topic, key, data, now))
 
     def send_many(self, kind: str, events: Iterable[dict[str, Any]]) -> None:
-        """`Producer.send_many`: packed in the calling thread, one hand-over to the loop."""
+        """`Producer.send_many`: each slice packed in the calling thread while the loop thread
+        hands the previous one to Kafka."""
         p = self._producer
         batch = events if isinstance(events, list) else list(events)
-        packed = p.pack(kind, batch)
-        if packed is None:
-            for event in batch:
-                self.send(kind, event)
-        else:
-            self._run(p.send_packed(packed, time.monotonic()))
+        pending: concurrent.futures.Future[None] | None = None
+        try:
+            for i in range(0, len(batch), SLICE_EVENTS):
+                part = batch[i:i + SLICE_EVENTS]
+                packed = p.pack(kind, part)
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if packed is None:
+                    for event in part:
+                        self.send(kind, event)
+                else:
+                    pending = self._submit(p.send_packed(packed, time.monotonic()))
+        finally:
+            if pending is not None:
+                pending.result()
 
     def flush(self) -> None:
         self._run(self._producer.flush())

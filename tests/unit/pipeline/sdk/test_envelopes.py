@@ -49,3 +49,13 @@ def test_raw_envelope_is_its_value() -> None:
 def test_rejects_nonsense_limits() -> None:
     with pytest.raises(ValueError):
         EnvelopeBuffer(0, 100)
+
+
+def test_extend_builds_the_envelopes_that_add_builds() -> None:
+    items = [b"x" * n for n in (5, 9, 30, 2, 2, 2, 2, 50, 1, 1)]
+    one, many = EnvelopeBuffer(3, 40), EnvelopeBuffer(3, 40)
+    closed_one = [c for c in (one.add("t", b"k", d, 0.0)[1] for d in items) if c is not None]
+    opened, closed_many = many.extend("t", b"k", items, 0.0)
+    assert [e.items for e in closed_many] == [e.items for e in closed_one]
+    assert [e.items for e in one.take_all()] == [e.items for e in many.take_all()]
+    assert len(opened) == len(closed_many) + 1
