@@ -155,7 +155,7 @@ class Runtime:
         store = self.store
         self.monitor = ReadinessMonitor(
             self.health,
-            storage=None if store is None else (lambda: store.rows("SELECT 1")),
+            storage=None if store is None else store.probe,
             bootstrap=self.settings.kafka_bootstrap,
             worker=lambda: self.worker_app,
             clock=self.clock, telemetry=self.telemetry)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from query_api import (
     routes_admin,
@@ -23,6 +20,7 @@ from query_api.context import ApiContext
 from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
+from query_api.shedding import LoadShedder, RequestTiming
 from query_api.vast_worker import routes as vast_worker_routes
 
 __all__ = ["create_app"]
@@ -39,19 +37,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_handlers(app)
+    # Outermost last: ClearmlEnvelope → LoadShedder → RequestTiming → BodyLimit → routes.
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def _timing(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        ctx.telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
-                              route=path)
-        return response
-
-    app.add_middleware(ClearmlEnvelope)  # outermost of ours: wraps BodyLimit's 413 too
+    app.add_middleware(RequestTiming, telemetry=ctx.telemetry)
+    app.add_middleware(LoadShedder, max_inflight=ctx.settings.api_max_inflight,
+                       telemetry=ctx.telemetry)
+    app.add_middleware(ClearmlEnvelope)  # outermost of ours: wraps the 413 and 503 too
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_custom_metrics.router)

@@ -12,6 +12,7 @@ from pipeline.settings import Settings
 from pipeline.storage import AsyncStore
 from pipeline.telemetry import Telemetry
 from query_api.auth import Authenticator
+from query_api.read_cache import ReadCache
 
 __all__ = ["ApiContext"]
 
@@ -30,3 +31,11 @@ class ApiContext:
     lag: Callable[[], Mapping[str, int]] = dict
     #: Publishes HTTP-ingested events to Kafka (None when the process has no broker).
     producer: Producer | None = None
+    #: Shared reads (`query_api.read_cache`): identical reads answered once, answers reused
+    #: for at most `settings.read_cache_ms` and never across a write of `store`.
+    reads: ReadCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        store = self.store
+        self.reads = ReadCache(self.settings.read_cache_ms / 1000, lambda: store.writes,
+                               telemetry=self.telemetry)
