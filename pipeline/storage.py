@@ -253,11 +253,8 @@ class ClickHouseStore:
 class AsyncStore:
     """Runs `Store` calls off the event loop, on a pool of threads (one engine session or
     server connection each; the embedded engine releases the GIL while a query runs).
-
-    `writes` counts the writes this store completed (`insert`, `command`, `call`): a read
-    that starts after it was read sees every one of them, which is what the query API's shared
-    reads key on. `probe()` runs `SELECT 1` on a lane of its own, so readiness never waits
-    behind queued queries."""
+    `probe()` runs `SELECT 1` on a lane of its own, so readiness never waits behind queued
+    queries."""
 
     def __init__(self, factory: Callable[[], Store], database: str, *, threads: int = 1) -> None:
         self._factory = factory
@@ -266,7 +263,6 @@ class AsyncStore:
         self._probe_pool = ThreadPoolExecutor(max_workers=1,
                                               thread_name_prefix="clickhouse-probe")
         self.database = database
-        self.writes = 0
 
     @classmethod
     def open(cls, dsn: str, database: str) -> AsyncStore:
@@ -284,16 +280,9 @@ class AsyncStore:
             self._local.store = store
         return store
 
-    async def _read(self, fn: Callable[[Store], T]) -> T:
+    async def call(self, fn: Callable[[Store], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(self._store()))
-
-    async def call(self, fn: Callable[[Store], T]) -> T:
-        """Run `fn` on a pool thread's store; counted as a write (it may write)."""
-        try:
-            return await self._read(fn)
-        finally:
-            self.writes += 1
 
     async def probe(self) -> None:
         """`SELECT 1` on the probe lane (its own thread and session)."""
@@ -306,17 +295,17 @@ class AsyncStore:
 
     async def rows(self, sql: str, params: dict[str, Any] | None = None,
                    settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self._read(lambda s: s.rows(sql, params, settings))
+        return await self.call(lambda s: s.rows(sql, params, settings))
 
     async def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         await self.call(lambda s: s.command(sql, params))
 
     async def raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
                   settings: dict[str, Any] | None = None) -> bytes:
-        return await self._read(lambda s: s.raw(sql, fmt, params, settings))
+        return await self.call(lambda s: s.raw(sql, fmt, params, settings))
 
     async def readonly_raw(self, sql: str, fmt: str) -> bytes:
-        return await self._read(lambda s: s.readonly_raw(sql, fmt))
+        return await self.call(lambda s: s.readonly_raw(sql, fmt))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

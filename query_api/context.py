@@ -32,10 +32,8 @@ class ApiContext:
     #: Publishes HTTP-ingested events to Kafka (None when the process has no broker).
     producer: Producer | None = None
     #: Shared reads (`query_api.read_cache`): identical reads answered once, answers reused
-    #: for at most `settings.read_cache_ms` and never across a write of `store`.
+    #: for at most `settings.read_cache_ms`.
     reads: ReadCache = field(init=False)
 
     def __post_init__(self) -> None:
-        store = self.store
-        self.reads = ReadCache(self.settings.read_cache_ms / 1000, lambda: store.writes,
-                               telemetry=self.telemetry)
+        self.reads = ReadCache(self.settings.read_cache_ms / 1000, telemetry=self.telemetry)

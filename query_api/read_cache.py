@@ -1,25 +1,22 @@
 """Shared reads: identical concurrent reads answered once, and an answer reused while fresh.
 
-An answer is keyed by everything it depends on (the read's kind, the tenant and scope, every
-parameter) plus the store's write count when its computation started (`AsyncStore.writes`).
-It serves a later call only when all of these hold:
+An answer is keyed by everything it depends on: the read's kind, the tenant and scope, and every
+parameter. It serves a later call with the same key only when both hold:
 
-- the same key: same tenant, scope and parameters, and no write completed by this process's
-  store since the computation started (in `vitals up`, the worker's inserts go through that
-  store, so an answer never misses an event the process had stored before the call);
-- it was computed at most `fresh_s` ago (monotonic time): the bound for writes this process
-  does not see (workers of another process writing to a ClickHouse server);
+- its computation started at most `fresh_s` ago (monotonic time): no answer is older than that,
+  whoever wrote to ClickHouse meanwhile;
 - for a read at an instant (current-mode stats): the call's instant lies in
   [computed instant, computed instant + `fresh_s`] on the injected clock, so an answer is never
-  served for an instant before the one it was computed for, nor more than `fresh_s` after it.
+  served for an instant before the one it was computed for, nor more than `fresh_s` after it
+  (a test that moves its clock gets a fresh computation).
 
-A call that finds an identical computation in flight (same key, and an instant it may serve)
-awaits that one instead of starting another. Errors are never kept: each waiter of a failed
-computation gets the error, and the next call computes again. A computation continues if its
-first caller goes away (a client that disconnects), for the others that wait on it.
+A call that finds an identical computation in flight that it may be served from (same rules)
+awaits that one instead of starting another, so N identical concurrent calls cost one. Errors are
+never kept: each waiter of a failed computation gets the error, and the next call computes again
+(so an unknown endpoint that appears is found at once). A computation continues if its first
+caller goes away (a client that disconnects), for the others waiting on it.
 
-`fresh_s` = 0 turns reuse off; identical concurrent reads are still answered once (by the same
-rule: no write completed since the computation started).
+`fresh_s` = 0 turns sharing off: every call computes its own answer.
 """
 
 from __future__ import annotations
@@ -40,18 +37,15 @@ T = TypeVar("T")
 
 @dataclass
 class _Entry:
-    generation: int
     instant: float | None
     started: float  # monotonic
     task: asyncio.Future[Any]
 
 
 class ReadCache:
-    def __init__(self, fresh_s: float, generation: Callable[[], int], *,
-                 telemetry: Telemetry | None = None,
+    def __init__(self, fresh_s: float, *, telemetry: Telemetry | None = None,
                  monotonic: Callable[[], float] = time.monotonic, size: int = 4096) -> None:
         self.fresh_s = fresh_s
-        self._generation = generation
         self._telemetry = telemetry
         self._monotonic = monotonic
         self._size = size
@@ -61,17 +55,13 @@ class ReadCache:
         if self._telemetry is not None:
             self._telemetry.inc("vitals_api_read_cache_total", cache=cache, outcome=outcome)
 
-    def _usable(self, e: _Entry, generation: int, instant: float | None, now: float) -> bool:
-        if e.generation != generation:
+    def _usable(self, e: _Entry, instant: float | None, now: float) -> bool:
+        if now - e.started > self.fresh_s:
             return False
         if instant is not None and (e.instant is None
                                     or not 0 <= instant - e.instant <= self.fresh_s):
             return False
-        if not e.task.done():
-            return True  # in flight: started after every write counted in `generation`
-        if e.task.cancelled() or e.task.exception() is not None:
-            return False
-        return now - e.started <= self.fresh_s
+        return not e.task.done() or not (e.task.cancelled() or e.task.exception() is not None)
 
     async def get(self, cache: str, key: Hashable, compute: Callable[[], Awaitable[T]], *,
                   instant: float | None = None) -> T:
@@ -79,16 +69,17 @@ class ReadCache:
         with identical calls as the module docstring says. `cache` names the kind of read in
         `/metrics` (`vitals_api_read_cache_total{cache}`)."""
         full = (cache, key)
-        generation = self._generation()
         now = self._monotonic()
         e = self._entries.get(full)
-        if e is not None and self._usable(e, generation, instant, now):
+        if e is not None and self._usable(e, instant, now):
             self._count(cache, "joined" if not e.task.done() else "hit")
             self._entries.move_to_end(full)
             result: T = await asyncio.shield(e.task)
             return result
+        if self.fresh_s <= 0:
+            return await compute()
         task = asyncio.ensure_future(compute())
-        self._entries[full] = _Entry(generation, instant, now, task)
+        self._entries[full] = _Entry(instant, now, task)
         self._entries.move_to_end(full)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -141,9 +141,12 @@ async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
     c = st.cache.get(ck)
     cached = c is not None
     if c is None:
-        c = await build_document(ctx.store, scope, name, q, ctx.clock(),
-                                 ctx.settings.liveness_timeout_s, st.series,
-                                 ctx.settings.stats_window_s)
+        now = ctx.clock()
+        c = await ctx.reads.get(
+            "endpoint_metrics", ck,
+            lambda: build_document(ctx.store, scope, name, q, now,
+                                   ctx.settings.liveness_timeout_s, st.series,
+                                   ctx.settings.stats_window_s), instant=now)
         st.cache.put(ck, c, cache_ttl(ctx, q))
     if name:
         c.doc["endpoint"] = name
