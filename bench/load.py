@@ -5,8 +5,12 @@ starts `vitals up --demo` in a fresh data dir (its own broker unless `KAFKA_BOOT
 demo traffic ingesting beside the API, as an operator runs it) and measures once the demo's
 endpoint 1 answers stats; ``--url URL --key KEY`` targets a running API instead.
 
-Each client is one HTTP/1.1 keep-alive connection sending its next request as soon as the
-previous answer is read (a closed loop), cycling through the mix by its weights. The client is
+Each client is one HTTP/1.1 keep-alive connection cycling through the mix by its weights. By
+default it sends its next request as soon as the previous answer is read (closed loop: the
+figure is the most the API serves; by Little's law the mean latency is then clients ÷
+requests/s). With `--rate R` the clients are paced (open loop, like pollers and dashboards):
+R requests/s in all, each client at R ÷ clients, latency counted from when each request was
+due. The client is
 a small asyncio HTTP reader (no HTTP library), so the load generator's own CPU stays a small
 share of the two cores it shares with the API. It prints requests/s, status counts and
 p50/p99/max latency per route, and the CPU the API process used (`--url`: when `--pid` names
@@ -97,14 +101,25 @@ class Tally:
 
 
 async def _client(host: str, port: int, key: str, endpoint: int, cycle: list[str],
-                  offset: int, stop_at: float, tally: Tally, timeout_s: float) -> None:
+                  offset: int, stop_at: float, tally: Tally, timeout_s: float,
+                  interval: float | None = None) -> None:
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     i = offset
+    due = time.perf_counter() + (interval * offset / 50 % interval if interval else 0)
     while time.perf_counter() < stop_at:
         route = cycle[i % len(cycle)]
         i += 1
         raw = _request(route, f"{host}:{port}", key, endpoint)
-        started = time.perf_counter()
+        if interval is not None:
+            # paced: latency counts from when the request was due, so a late answer that
+            # delays the next request is charged to it too (no coordinated omission)
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = due
+            due += interval
+        else:
+            started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):
                 if conn is None:
@@ -155,8 +170,16 @@ def _machine_busy() -> tuple[float, float]:
     return sum(vals) - idle, sum(vals)
 
 
+async def idle_cores(pid: int, seconds: float) -> float:
+    """Cores the API process uses without read load (its worker ingesting the demo)."""
+    cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    return (_cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+
+
 async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[str, int],
-              endpoint: int, pid: int | None, timeout_s: float) -> dict[str, object]:
+              endpoint: int, pid: int | None, timeout_s: float,
+              idle: float | None = None, rate: float | None = None) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     cycle = _cycle(mix)
@@ -167,13 +190,14 @@ async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[st
     started = time.perf_counter()
     stop_at = started + duration
     await asyncio.gather(*(
-        _client(host, port, key, endpoint, cycle, n, stop_at, tally, timeout_s)
+        _client(host, port, key, endpoint, cycle, n, stop_at, tally, timeout_s,
+                clients / rate if rate else None)
         for n in range(clients)))
     wall = time.perf_counter() - started
     busy1, total1 = _machine_busy()
     total = sum(len(v) for v in tally.latencies.values())
     out: dict[str, object] = {
-        "clients": clients, "seconds": round(wall, 1), "requests": total,
+        "clients": clients, "offered_per_s": rate, "seconds": round(wall, 1), "requests": total,
         "requests_per_s": round(total / duration),
         "ok_per_s": round(sum(c[s] for c in tally.statuses.values() for s in c
                               if s.startswith("2")) / duration),
@@ -188,7 +212,11 @@ async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[st
                                     * (os.cpu_count() or 1), 2),
     }
     if pid and cpu0 is not None:
-        out["api_process_cores"] = round((_cpu_seconds(pid) - cpu0) / wall, 2)
+        cores = (_cpu_seconds(pid) - cpu0) / wall
+        out["api_process_cores"] = round(cores, 2)
+        if idle is not None and total:
+            out["idle_cores"] = round(idle, 2)
+            out["cpu_ms_per_request"] = round((cores - idle) * wall / total * 1000, 3)
     return out
 
 
@@ -203,11 +231,16 @@ def _parse_mix(text: str) -> dict[str, int]:
 
 
 def _print(result: dict[str, object]) -> None:
-    print(f"clients {result['clients']}, {result['seconds']} s: "
+    paced = (f"paced at {result['offered_per_s']:g} requests/s offered"
+             if result["offered_per_s"] else "closed loop")
+    print(f"clients {result['clients']} ({paced}), {result['seconds']} s: "
           f"{result['requests_per_s']} requests/s ({result['ok_per_s']} 2xx/s); "
           f"API process {result.get('api_process_cores', '?')} cores, load generator "
           f"{result['load_generator_cores']} cores, machine {result['machine_busy_cores']} "
-          f"cores busy")
+          f"cores busy"
+          + (f"; API CPU per request {result['cpu_ms_per_request']} ms (idle "
+             f"{result['idle_cores']} cores subtracted)" if "cpu_ms_per_request" in result
+             else ""))
     print("| route | requests | statuses | p50 ms | p99 ms | max ms |")
     print("| --- | --- | --- | --- | --- | --- |")
     routes = result["routes"]
@@ -261,6 +294,10 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--clients", type=int, nargs="+", default=[50],
                     help="concurrent keep-alive clients; several values: one run each")
+    ap.add_argument("--rate", type=float,
+                    help="paced (open loop): requests/s offered in all, spread evenly over the "
+                         "clients (default: closed loop, each client sends again as soon as "
+                         "it has its answer)")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per run")
     ap.add_argument("--mix", default="stats=1,series=1,metrics=1,healthz=1",
                     help=f"route=weight,… over {', '.join(ROUTES)}")
@@ -270,6 +307,9 @@ async def main() -> None:
     ap.add_argument("--pid", type=int, help="the API process of --url, for its CPU figure")
     ap.add_argument("--warmup", type=float, default=10.0,
                     help="seconds of demo traffic before the first run (started stack)")
+    ap.add_argument("--idle", type=float, default=5.0,
+                    help="seconds measuring the API process's CPU without read load, "
+                         "subtracted for the CPU-per-request figure (0: skip)")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="setting for the started stack (repeatable)")
@@ -293,9 +333,11 @@ async def main() -> None:
         await _wait_ready(url, key, args.endpoint, time.monotonic() + 120)
         if proc is not None:
             await asyncio.sleep(args.warmup)
+        idle = await idle_cores(pid, args.idle) if pid and args.idle > 0 else None
         for clients in args.clients:
             result = await run(url, key, clients=clients, duration=args.duration, mix=mix,
-                               endpoint=args.endpoint, pid=pid, timeout_s=args.timeout)
+                               endpoint=args.endpoint, pid=pid, timeout_s=args.timeout,
+                               idle=idle, rate=args.rate)
             _print(result)
             if args.json:
                 print(orjson.dumps(result).decode())

@@ -165,7 +165,7 @@ class Settings:
     metrics_max_range: tuple[tuple[str, int], ...] = (
         ("1m", 6 * 3600), ("5m", 24 * 3600), ("15m", 7 * 86400), ("1h", 30 * 86400))
     compact_interval_s: int = 30
-    read_cache_ms: int = 250
+    read_cache_ms: int = 1000
     api_max_inflight: int = 64
 
     @property

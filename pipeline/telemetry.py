@@ -83,8 +83,9 @@ _HELP: dict[str, tuple[str, str]] = {
     "vitals_api_inflight": ("gauge", "Query API requests in flight (health, readiness and "
                             "/metrics not counted)"),
     "vitals_api_read_cache_total": ("counter", "Shared reads of the query API, by cache and "
-                                    "outcome: computed, hit (a fresh answer), joined (an "
-                                    "identical read in flight)"),
+                                    "outcome: computed (a caller waited), hit (a fresh "
+                                    "answer), joined (an identical read in flight), refreshed "
+                                    "(recomputed in the background, nobody waiting)"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

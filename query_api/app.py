@@ -20,7 +20,7 @@ from query_api.context import ApiContext
 from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
-from query_api.shedding import LoadShedder, RequestTiming
+from query_api.shedding import Liveness, LoadShedder, RequestTiming
 from query_api.vast_worker import routes as vast_worker_routes
 
 __all__ = ["create_app"]
@@ -34,23 +34,29 @@ def create_app(ctx: ApiContext) -> FastAPI:
         "Errors are JSON: {error, message, details}.",
         docs_url=None,  # /docs and /redoc: query_api.ui, on vendored assets (no CDN)
         redoc_url=None,
+        # Vitals' own telemetry is /metrics; FastAPI's OpenTelemetry hooks would cost every
+        # request a provider lookup
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     install_handlers(app)
-    # Outermost last: ClearmlEnvelope → LoadShedder → RequestTiming → BodyLimit → routes.
+    # Outermost last: Liveness → ClearmlEnvelope → LoadShedder → RequestTiming → BodyLimit
+    # → routes.
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
     app.add_middleware(RequestTiming, telemetry=ctx.telemetry)
     app.add_middleware(LoadShedder, max_inflight=ctx.settings.api_max_inflight,
                        telemetry=ctx.telemetry)
-    app.add_middleware(ClearmlEnvelope)  # outermost of ours: wraps the 413 and 503 too
+    app.add_middleware(ClearmlEnvelope)  # wraps the 413 and 503 too
+    app.add_middleware(Liveness, telemetry=ctx.telemetry)
+    # The router scans routes in this order: the most polled first (stats, probes, metrics).
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_metrics.router)
     app.include_router(routes_custom_metrics.router)
     app.include_router(routes_coopr.router)
     app.include_router(routes_events.router)
     app.include_router(clearml_events.router)
     app.include_router(clearml_routes.router)
-    app.include_router(routes_metrics.router)
     app.include_router(vast_worker_routes.router)
     app.include_router(ui.router)
     document_errors(app)

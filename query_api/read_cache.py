@@ -11,10 +11,16 @@ parameter. It serves a later call with the same key only when both hold:
   (a test that moves its clock gets a fresh computation).
 
 A call that finds an identical computation in flight that it may be served from (same rules)
-awaits that one instead of starting another, so N identical concurrent calls cost one. Errors are
-never kept: each waiter of a failed computation gets the error, and the next call computes again
-(so an unknown endpoint that appears is found at once). A computation continues if its first
-caller goes away (a client that disconnects), for the others waiting on it.
+awaits that one instead of starting another, so N identical concurrent calls cost one.
+
+Refresh ahead: a call served an answer older than half the bound starts its replacement in the
+background (for the call's own instant), so a read that keeps being asked for is recomputed about
+twice per bound and its callers do not wait on ClickHouse; a read nobody asks for expires. The
+bound still holds for every answer served (its age counts from the start of its computation).
+
+Errors are never kept: each waiter of a failed computation gets the error, and the next call
+computes again (so an unknown endpoint that appears is found at once). A computation continues
+if its first caller goes away (a client that disconnects), for the others waiting on it.
 
 `fresh_s` = 0 turns sharing off: every call computes its own answer.
 """
@@ -40,6 +46,7 @@ class _Entry:
     instant: float | None
     started: float  # monotonic
     task: asyncio.Future[Any]
+    refreshing: bool = False
 
 
 class ReadCache:
@@ -74,6 +81,8 @@ class ReadCache:
         if e is not None and self._usable(e, instant, now):
             self._count(cache, "joined" if not e.task.done() else "hit")
             self._entries.move_to_end(full)
+            if e.task.done() and not e.refreshing and now - e.started > self.fresh_s / 2:
+                self._refresh(cache, full, e, compute, instant, now)
             result: T = await asyncio.shield(e.task)
             return result
         if self.fresh_s <= 0:
@@ -86,6 +95,25 @@ class ReadCache:
         self._count(cache, "computed")
         task.add_done_callback(_consume)
         return await asyncio.shield(task)
+
+
+    def _refresh(self, cache: str, full: Hashable, old: _Entry,
+                 compute: Callable[[], Awaitable[Any]], instant: float | None,
+                 now: float) -> None:
+        """Compute `full` again in the background; the answer replaces `old` when it lands
+        (a failure leaves `old` to expire)."""
+        old.refreshing = True
+        self._count(cache, "refreshed")
+        task = asyncio.ensure_future(compute())
+
+        def landed(t: asyncio.Future[Any]) -> None:
+            old.refreshing = False
+            if t.cancelled() or t.exception() is not None:
+                return
+            if self._entries.get(full) in (old, None):
+                self._entries[full] = _Entry(instant, now, t)
+
+        task.add_done_callback(landed)
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

@@ -138,7 +138,7 @@ async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
     endpoint is still being resolved) is set on the document whenever given."""
     ck = (scope.tenant, scope.endpoint_id, q.timeframe, q.granularity, q.sections,
           q.aggregation)
-    c = st.cache.get(ck)
+    c: Computed | None = st.cache.get(ck)
     cached = c is not None
     if c is None:
         now = ctx.clock()

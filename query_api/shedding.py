@@ -1,4 +1,4 @@
-"""Load shedding and request timing, as plain ASGI middleware (no per-request task or stream).
+"""Load shedding, liveness and request timing, as plain ASGI middleware (no per-request task).
 
 `LoadShedder` bounds the requests in flight: when `max_inflight` are already being served, a
 new one is answered at once with 503 OVERLOADED and `Retry-After: 1` (counted in
@@ -8,6 +8,10 @@ than waiting seconds. `/healthz`, `/readyz` and `/metrics` are never shed nor co
 must answer whatever the load. The limit is `VITALS_API_MAX_INFLIGHT` (per API process).
 
 `RequestTiming` observes each request's latency into `vitals_api_request_seconds{route}`.
+
+`Liveness` answers `GET /healthz` before routing (the route stays declared for OpenAPI): the
+probe says the process and its event loop run, and costs the loop a few microseconds, however
+many routes the router scans.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pipeline.telemetry import Telemetry
 from query_api.errors import ApiError
 
-__all__ = ["EXEMPT_PATHS", "LoadShedder", "RequestTiming"]
+__all__ = ["EXEMPT_PATHS", "Liveness", "LoadShedder", "RequestTiming"]
 
 #: Paths served whatever the load (probes and the metrics scrape).
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -71,6 +75,29 @@ class RequestTiming:
             self._telemetry.observe("vitals_api_request_seconds",
                                     time.perf_counter() - started,
                                     route=getattr(route, "path", "unmatched"))
+
+
+_ALIVE = b'{"status":"ok"}'
+_ALIVE_HEADERS = [(b"content-length", str(len(_ALIVE)).encode()),
+                  (b"content-type", b"application/json")]
+
+
+class Liveness:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self._telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/healthz" \
+                or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        await send({"type": "http.response.start", "status": 200, "headers": _ALIVE_HEADERS})
+        await send({"type": "http.response.body",
+                    "body": _ALIVE if scope["method"] == "GET" else b""})
+        self._telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
+                                route="/healthz")
 
 
 async def _send_error(send: Send, error: ApiError) -> None:

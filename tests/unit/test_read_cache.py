@@ -59,11 +59,38 @@ async def test_answer_reused_within_bound_then_recomputed():
     r.gate.set()
     cache = ReadCache(0.25, telemetry=tel, monotonic=clock)
     assert await cache.get("s", "k", r.read("k")) == ("k", 1)
-    clock.t += 0.25
+    clock.t += 0.125
+    assert await cache.get("s", "k", r.read("k")) == ("k", 1)  # young: reused as is
+    clock.t += 0.125
     assert await cache.get("s", "k", r.read("k")) == ("k", 1)  # at the bound: reused
     clock.t += 0.001
-    assert await cache.get("s", "k", r.read("k")) == ("k", 2)  # past it: computed again
-    assert _counts(tel, "s") == {"computed": 2, "joined": 0, "hit": 1}
+    assert await cache.get("s", "k", r.read("k")) == ("k", 3)  # past it: computed again
+    # (the call at the bound started a refresh, "k" 2, that had not landed yet)
+    assert _counts(tel, "s") == {"computed": 2, "joined": 0, "hit": 2}
+    assert tel.value("vitals_api_read_cache_total", cache="s", outcome="refreshed") == 1
+
+
+async def test_refresh_ahead_replaces_the_answer_without_making_callers_wait():
+    clock, tel, r = Clock(), Telemetry(), Counting()
+    cache = ReadCache(1.0, telemetry=tel, monotonic=clock)
+    first = asyncio.create_task(cache.get("s", "k", r.read("k"), instant=10.0))
+    await asyncio.sleep(0)
+    r.gate.set()
+    assert await first == ("k", 1)
+    r.gate.clear()  # the refresh will hang until released
+    clock.t += 0.6  # past half the bound
+    assert await cache.get("s", "k", r.read("k"), instant=10.6) == ("k", 1)  # not waiting
+    assert await cache.get("s", "k", r.read("k"), instant=10.7) == ("k", 1)  # one refresh
+    await asyncio.sleep(0)
+    assert len(r.calls) == 2
+    r.gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    clock.t += 0.1
+    # the refreshed answer was computed for instant 10.6: never served for an earlier one
+    assert await cache.get("s", "k", r.read("k"), instant=10.65) == ("k", 2)
+    assert await cache.get("s", "k", r.read("k"), instant=10.5) == ("k", 3)
+    assert _counts(tel, "s") == {"computed": 2, "joined": 0, "hit": 3}
 
 
 async def test_instant_reads_never_served_for_an_earlier_or_far_instant():
