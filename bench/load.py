@@ -252,21 +252,22 @@ def _print(result: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-async def _wait_ready(url: str, key: str, endpoint: int, deadline: float) -> None:
+async def _wait_ready(url: str, key: str, endpoint: int, deadline: float,
+                      route: str = "stats") -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
             reader, writer = await asyncio.open_connection(host, port)
             try:
-                writer.write(_request("stats", f"{host}:{port}", key, endpoint))
+                writer.write(_request(route, f"{host}:{port}", key, endpoint))
                 status, _ = await _read_answer(reader)
             finally:
                 writer.close()
             if status == 200:
                 return
         await asyncio.sleep(0.5)
-    raise SystemExit("the API did not answer stats for the endpoint in time")
+    raise SystemExit(f"the API did not answer {route} in time")
 
 
 def _start_stack(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes],
@@ -330,7 +331,9 @@ async def main() -> None:
             pid = proc.pid
             print(f"started vitals up --demo (pid {pid}) at {url}"
                   + (f" with {' '.join(args.env)}" if args.env else ""))
-        await _wait_ready(url, key, args.endpoint, time.monotonic() + 120)
+        # a started stack is measured once the demo's endpoint answers stats
+        await _wait_ready(url, key, args.endpoint, time.monotonic() + 120,
+                          "healthz" if args.url else "stats")
         if proc is not None:
             await asyncio.sleep(args.warmup)
         idle = await idle_cores(pid, args.idle) if pid and args.idle > 0 else None
