@@ -22,6 +22,8 @@ Errors are never kept: each waiter of a failed computation gets the error, and t
 computes again (so an unknown endpoint that appears is found at once). A computation continues
 if its first caller goes away (a client that disconnects), for the others waiting on it.
 
+`reuse=False` (a read that has a cache of its own, e.g. the endpoint-metrics documents) only
+joins identical computations in flight; a finished answer is not served again from here.
 `fresh_s` = 0 turns sharing off: every call computes its own answer.
 """
 
@@ -62,8 +64,8 @@ class ReadCache:
         if self._telemetry is not None:
             self._telemetry.inc("vitals_api_read_cache_total", cache=cache, outcome=outcome)
 
-    def _usable(self, e: _Entry, instant: float | None, now: float) -> bool:
-        if now - e.started > self.fresh_s:
+    def _usable(self, e: _Entry, instant: float | None, now: float, reuse: bool) -> bool:
+        if now - e.started > self.fresh_s or (not reuse and e.task.done()):
             return False
         if instant is not None and (e.instant is None
                                     or not 0 <= instant - e.instant <= self.fresh_s):
@@ -71,14 +73,14 @@ class ReadCache:
         return not e.task.done() or not (e.task.cancelled() or e.task.exception() is not None)
 
     async def get(self, cache: str, key: Hashable, compute: Callable[[], Awaitable[T]], *,
-                  instant: float | None = None) -> T:
+                  instant: float | None = None, reuse: bool = True) -> T:
         """The answer of `compute()` for `key` (at `instant`, for reads at an instant): shared
         with identical calls as the module docstring says. `cache` names the kind of read in
         `/metrics` (`vitals_api_read_cache_total{cache}`)."""
         full = (cache, key)
         now = self._monotonic()
         e = self._entries.get(full)
-        if e is not None and self._usable(e, instant, now):
+        if e is not None and self._usable(e, instant, now, reuse):
             self._count(cache, "joined" if not e.task.done() else "hit")
             self._entries.move_to_end(full)
             if e.task.done() and not e.refreshing and now - e.started > self.fresh_s / 2:

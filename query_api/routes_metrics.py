@@ -146,7 +146,7 @@ async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
             "endpoint_metrics", ck,
             lambda: build_document(ctx.store, scope, name, q, now,
                                    ctx.settings.liveness_timeout_s, st.series,
-                                   ctx.settings.stats_window_s), instant=now)
+                                   ctx.settings.stats_window_s), instant=now, reuse=False)
         st.cache.put(ck, c, cache_ttl(ctx, q))
     if name:
         c.doc["endpoint"] = name

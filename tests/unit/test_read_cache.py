@@ -153,3 +153,13 @@ async def test_zero_bound_shares_nothing():
     cache = ReadCache(0, monotonic=clock)
     answers = await asyncio.gather(*(cache.get("s", "k", r.read("k")) for _ in range(3)))
     assert sorted(answers) == [("k", 1), ("k", 2), ("k", 3)]
+
+
+async def test_without_reuse_only_computations_in_flight_are_shared():
+    clock, r = Clock(), Counting()
+    cache = ReadCache(1.0, monotonic=clock)
+    pending = asyncio.gather(*(cache.get("s", "k", r.read("k"), reuse=False) for _ in range(3)))
+    await asyncio.sleep(0)
+    r.gate.set()
+    assert await pending == [("k", 1)] * 3
+    assert await cache.get("s", "k", r.read("k"), reuse=False) == ("k", 2)
