@@ -93,12 +93,12 @@ async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
     ident = _endpoint_id(ref)
     if ident is not None:
         return await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None,
-                                        reads=ctx.reads)
+                                      reads=ctx.reads)
     if not ref or len(ref) > 128:
         raise bad_param("endpointId", ref[:50], "endpointId must be an id or an endpoint name "
                         "of 1-128 characters")
     return await resolve_endpoint(ctx.store, key, endpoint_id=None, name=ref,
-                                        reads=ctx.reads)
+                                  reads=ctx.reads)
 
 
 async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
@@ -119,7 +119,7 @@ async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
     early.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
         scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None,
-                                        reads=ctx.reads)
+                                             reads=ctx.reads)
     except BaseException:
         early.cancel()
         raise
