@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from query_api import ui
 from query_api.clearml import event_routes as routes_events
@@ -22,6 +19,7 @@ from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
 from query_api.ops import routes as routes_admin
+from query_api.shedding import Liveness, LoadShedder, RequestTiming
 from query_api.ui import routes as ui_routes
 from query_api.vast import routes as routes_stats
 from query_api.vast_worker import routes as vast_worker_routes
@@ -37,6 +35,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         "Errors are JSON: {error, message, details}.",
         docs_url=None,  # /docs and /redoc: query_api.ui, on vendored assets (no CDN)
         redoc_url=None,
+        # Vitals' own telemetry is /metrics; FastAPI's OpenTelemetry hooks would cost every
+        # request a provider lookup
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if ctx.scroll is None or ctx.clearml_token_secret is None:
         secret = load_secret(ctx.settings.secret, ctx.settings.data_dir)  # read once per app
@@ -47,27 +48,23 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.endpoint_metrics = routes_metrics.State(ctx)
     app.state.ui_overview = ui_routes.OverviewState(ctx)
     install_handlers(app)
+    # Outermost last: Liveness → ClearmlEnvelope → LoadShedder → RequestTiming → BodyLimit
+    # → routes.
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def _timing(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        ctx.telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
-                              route=path)
-        return response
-
-    app.add_middleware(ClearmlEnvelope)  # outermost of ours: wraps BodyLimit's 413 too
+    app.add_middleware(RequestTiming, telemetry=ctx.telemetry)
+    app.add_middleware(LoadShedder, max_inflight=ctx.settings.api_max_inflight,
+                       telemetry=ctx.telemetry)
+    app.add_middleware(ClearmlEnvelope)  # wraps the 413 and 503 too
+    app.add_middleware(Liveness, telemetry=ctx.telemetry)
+    # The router scans routes in this order: the most polled first (stats, probes, metrics).
     app.include_router(routes_stats.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_metrics.router)
     app.include_router(routes_custom_metrics.router)
     app.include_router(routes_coopr.router)
     app.include_router(routes_events.router)
     app.include_router(clearml_events.router)
     app.include_router(clearml_routes.router)
-    app.include_router(routes_metrics.router)
     app.include_router(vast_worker_routes.router)
     app.include_router(ui.router)
     document_errors(app)

@@ -17,6 +17,7 @@ from pipeline.storage.clickhouse import AsyncStore
 from pipeline.storage.keys import ApiKey
 from query_api.auth import Authenticator
 from query_api.clearml.scroll import ScrollCodec
+from query_api.read_cache import ReadCache
 
 __all__ = ["ApiContext"]
 
@@ -45,6 +46,10 @@ class ApiContext:
     clearml_write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Versions of the rows rewritten in place (ClearML tasks and projects), from `clock`.
     versions: RowVersions = field(init=False)
+    #: Shared reads (`query_api.read_cache`): identical reads answered once, answers reused
+    #: for at most `settings.read_cache_ms`.
+    reads: ReadCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.versions = RowVersions(self.clock)
+        self.reads = ReadCache(self.settings.read_cache_ms / 1000, telemetry=self.telemetry)

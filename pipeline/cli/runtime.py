@@ -135,7 +135,7 @@ class Runtime:
         store = self.store
         self.monitor = ReadinessMonitor(
             self.health,
-            storage=None if store is None else (lambda: store.rows("SELECT 1")),
+            storage=None if store is None else store.probe,
             bootstrap=self.settings.kafka_bootstrap,
             worker=lambda: self.worker_app,
             clock=self.clock, telemetry=self.telemetry)
@@ -206,12 +206,12 @@ class Runtime:
                          lag=lambda: self.monitor.lag if self.monitor is not None else {},
                          producer=self.producer)
         self.api_app = create_app(ctx)
-        from query_api.http_protocol import MAX_HEAD_BYTES, ApiH11Protocol
+        from query_api.http_protocol import MAX_HEAD_BYTES, PROTOCOL
 
         # Oversized request lines/heads get 414/431 JSON answers instead of a reset.
         config = uvicorn.Config(self.api_app, host=s.api_host, port=s.api_port,
                                 log_level="warning", lifespan="off", access_log=False,
-                                http=ApiH11Protocol,
+                                http=PROTOCOL,
                                 h11_max_incomplete_event_size=MAX_HEAD_BYTES)
         self._server = uvicorn.Server(config)
         # The runtime owns SIGINT/SIGTERM; uvicorn must not swap the handlers.

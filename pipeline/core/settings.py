@@ -170,6 +170,8 @@ class Settings:
     metrics_max_range: tuple[tuple[str, int], ...] = (
         ("1m", 6 * 3600), ("5m", 24 * 3600), ("15m", 7 * 86400), ("1h", 30 * 86400))
     compact_interval_s: int = 30
+    read_cache_ms: int = 1000
+    api_max_inflight: int = 64
 
     @property
     def dsn(self) -> str:
@@ -289,6 +291,8 @@ class Settings:
             metrics_max_range=_max_range(env.get("VITALS_METRICS_MAX_RANGE"),
                                          d.metrics_max_range),
             compact_interval_s=num("VITALS_COMPACT_INTERVAL_S", d.compact_interval_s),
+            read_cache_ms=num("VITALS_READ_CACHE_MS", d.read_cache_ms),
+            api_max_inflight=num("VITALS_API_MAX_INFLIGHT", d.api_max_inflight, 1),
         )
 
 

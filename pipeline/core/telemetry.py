@@ -40,6 +40,9 @@ MetricName = Literal[
     "vitals_messages_isolated_total",
     "vitals_dlq_produce_errors_total",
     "vitals_ready",
+    "vitals_api_shed_total",
+    "vitals_api_inflight",
+    "vitals_api_read_cache_total",
 ]
 
 _HELP: dict[str, tuple[str, str]] = {
@@ -78,6 +81,14 @@ _HELP: dict[str, tuple[str, str]] = {
                                         "record (retried), by topic"),
     "vitals_ready": ("gauge", "1 while a readiness check (storage, broker, agent:<topic>) is "
                      "ready, else 0; /readyz says why"),
+    "vitals_api_shed_total": ("counter", "Requests answered 503 OVERLOADED (with Retry-After) "
+                              "because VITALS_API_MAX_INFLIGHT requests were already in flight"),
+    "vitals_api_inflight": ("gauge", "Query API requests in flight (health, readiness and "
+                            "/metrics not counted)"),
+    "vitals_api_read_cache_total": ("counter", "Shared reads of the query API, by cache and "
+                                    "outcome: computed (a caller waited), hit (a fresh "
+                                    "answer), joined (an identical read in flight), refreshed "
+                                    "(recomputed in the background, nobody waiting)"),
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -252,12 +252,17 @@ class ClickHouseStore:
 
 
 class AsyncStore:
-    """Runs `Store` calls off the event loop; one thread for chdb, a pool for a server."""
+    """Runs `Store` calls off the event loop, on a pool of threads (one engine session or
+    server connection each; the embedded engine releases the GIL while a query runs).
+    `probe()` runs `SELECT 1` on a lane of its own, so readiness never waits behind queued
+    queries."""
 
     def __init__(self, factory: Callable[[], Store], database: str, *, threads: int = 1) -> None:
         self._factory = factory
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clickhouse")
+        self._probe_pool = ThreadPoolExecutor(max_workers=1,
+                                              thread_name_prefix="clickhouse-probe")
         self.database = database
 
     @classmethod
@@ -280,6 +285,11 @@ class AsyncStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(self._store()))
 
+    async def probe(self) -> None:
+        """`SELECT 1` on the probe lane (its own thread and session)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._probe_pool, lambda: self._store().rows("SELECT 1"))
+
     async def insert(self, table: str, columns: Sequence[Sequence[Any]] | NativeBlock,
                      names: Sequence[str]) -> None:
         await self.call(lambda s: s.insert(table, columns, names))
@@ -300,6 +310,7 @@ class AsyncStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._probe_pool.shutdown(wait=True)
 
 
 def _warm_driver() -> None:

@@ -95,11 +95,13 @@ async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
     ref = ref.strip()
     ident = _endpoint_id(ref)
     if ident is not None:
-        return await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None)
+        return await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None,
+                                      reads=ctx.reads)
     if not ref or len(ref) > 128:
         raise bad_param("endpointId", ref[:50], "endpointId must be an id or an endpoint name "
                         "of 1-128 characters")
-    return await resolve_endpoint(ctx.store, key, endpoint_id=None, name=ref)
+    return await resolve_endpoint(ctx.store, key, endpoint_id=None, name=ref,
+                                  reads=ctx.reads)
 
 
 async def _resolved_document(ctx: ApiContext, st: State, key: ApiKey, ref: str,
@@ -119,7 +121,8 @@ async def _resolved_document(ctx: ApiContext, st: State, key: ApiKey, ref: str,
     early = asyncio.create_task(_computed(ctx, st, guess, "", q))
     early.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
-        scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None)
+        scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None,
+                                             reads=ctx.reads)
     except BaseException:
         early.cancel()
         raise
@@ -138,12 +141,15 @@ async def _computed(ctx: ApiContext, st: State, scope: Scope, name: str,
     endpoint is still being resolved) is set on the document whenever given."""
     ck = (scope.tenant, scope.endpoint_id, q.timeframe, q.granularity, q.sections,
           q.aggregation)
-    c = st.cache.get(ck)
+    c: Computed | None = st.cache.get(ck)
     cached = c is not None
     if c is None:
-        c = await build_document(ctx.store, scope, name, q, ctx.clock(),
-                                 ctx.settings.liveness_timeout_s, st.series,
-                                 ctx.settings.stats_window_s)
+        now = ctx.clock()
+        c = await ctx.reads.get(
+            "endpoint_metrics", ck,
+            lambda: build_document(ctx.store, scope, name, q, now,
+                                   ctx.settings.liveness_timeout_s, st.series,
+                                   ctx.settings.stats_window_s), instant=now, reuse=False)
         st.cache.put(ck, c, cache_ttl(ctx, q))
     if name:
         c.doc["endpoint"] = name

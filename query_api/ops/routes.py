@@ -56,7 +56,7 @@ async def readyz(request: Request, ctx: Ctx) -> JsonResponse:
 async def _probe_storage(ctx: ApiContext) -> Check:
     try:
         async with asyncio.timeout(2.0):
-            await ctx.store.rows("SELECT 1")
+            await ctx.store.probe()
     except Exception as exc:  # any failure: not ready, with the reason
         return Check("storage", "down", f"ClickHouse does not answer ({type(exc).__name__})",
                      ctx.clock())

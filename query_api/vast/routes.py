@@ -53,8 +53,12 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: i
             if extra in body:
                 raise bad_param("metric_name", None,
                                 f"metric_name is required with {extra}", stats.METRICS)
-        out = await stats.current_stats(ctx.store, scope, now=ctx.clock(),
-                                        window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s)
+        now = ctx.clock()
+        out = await ctx.reads.get(
+            "stats", (scope, s.stats_window_s, s.liveness_timeout_s),
+            lambda: stats.current_stats(ctx.store, scope, now=now, window_s=s.stats_window_s,
+                                        liveness_s=s.liveness_timeout_s),
+            instant=now)
         return {**out, "endpoint": name, "id": ident}
     t1f = get_number(body, "t1", required=True, lo=0, hi=MAX_TS)
     t2f = get_number(body, "t2", required=True, lo=0, hi=MAX_TS)
@@ -69,8 +73,10 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: i
         raise bad_param("t2", t2f, f"t2: range {t1}..{t2} at step {step} s gives {npoints} "
                         f"points; at most {MAX_POINTS} (raise step or shorten the range)")
     points = sample_points(t1, t2, step)
-    values = await stats.timeseries(ctx.store, scope, metric, points, step=step,
-                                    window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s)
+    values = await ctx.reads.get(
+        "stats_series", (scope, metric, t1, t2, step, s.stats_window_s, s.liveness_timeout_s),
+        lambda: stats.timeseries(ctx.store, scope, metric, points, step=step,
+                                 window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s))
     return {"endpoint": name, "id": ident, metric: values, "range_len": len(values)}
 
 
@@ -83,7 +89,8 @@ async def get_endpoint_stats(request: Request, ctx: Ctx) -> JsonResponse:
     name = get_str(body, "endpoint", max_len=128)
     if ident is None and not name:
         raise bad_param("id", None, "one of id or endpoint is required")
-    scope, ep_name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=name)
+    scope, ep_name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=name,
+                                           reads=ctx.reads)
     return JsonResponse(await _respond(ctx, body, scope, scope.endpoint_id, ep_name))
 
 
@@ -94,5 +101,5 @@ async def get_autogroup_stats(request: Request, ctx: Ctx) -> JsonResponse:
     key = await ctx.auth.authenticate(request, body.get("api_key"))
     ident = get_int(body, "id", required=True, lo=0, hi=MAX_ID)
     assert ident is not None
-    scope, ep_name = await resolve_autogroup(ctx.store, key, ident)
+    scope, ep_name = await resolve_autogroup(ctx.store, key, ident, ctx.reads)
     return JsonResponse(await _respond(ctx, body, scope, ident, ep_name))

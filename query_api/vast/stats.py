@@ -14,6 +14,7 @@ Rollup rows are read with FINAL, so redelivered messages count once.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -102,16 +103,19 @@ async def current_load(store: AsyncStore, scope: Scope, *, now: float, window_s:
 async def current_stats(store: AsyncStore, scope: Scope, *, now: float, window_s: int,
                         liveness_s: int) -> dict[str, Any]:
     t = math.floor(now)
-    requests, successes, work = await _window_sums(store, scope, t - window_s, t)
-    work += await _reported_load(store, scope, t - window_s, t)
-    nworkers, capacity = await live_workers(store, scope, int(now * 1000), liveness_s)
+    (requests, successes, work), reported, (nworkers, capacity), total = await asyncio.gather(
+        _window_sums(store, scope, t - window_s, t),
+        _reported_load(store, scope, t - window_s, t),
+        live_workers(store, scope, int(now * 1000), liveness_s),
+        _total_requests(store, scope, None))
+    work += reported
     return {
         "capacity": capacity,
         "curload": work / window_s,
         "nworkers": nworkers,
         "reliable": successes / requests if requests else None,
         "reqrate": requests / window_s,
-        "totreqs": await _total_requests(store, scope, None),
+        "totreqs": total,
     }
 
 

@@ -3,6 +3,7 @@ and timeseries value is compared exactly with ground truth computed from the eve
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -191,3 +192,56 @@ async def test_redelivery_does_not_double_count(loaded):
     assert (await stack.rows("SELECT count() FROM {db}.requests_raw FINAL")) == [(len(requests),)]
     after = (await stack.http.post("/get_endpoint_stats/", json={"id": 11, "api_key": key})).json()
     assert after == before
+
+
+def current_truth(requests, heartbeats, t, *, ep=11):
+    return {"capacity": truth(requests, heartbeats, t, ep=ep, metric="capacity"),
+            "curload": truth(requests, heartbeats, int(t), ep=ep, metric="curload"),
+            "nworkers": int(truth(requests, heartbeats, t, ep=ep, metric="nworkers")),
+            "reliable": truth(requests, heartbeats, int(t), ep=ep, metric="reliable"),
+            "reqrate": truth(requests, heartbeats, int(t), ep=ep, metric="reqrate"),
+            "totreqs": sum(1 for e in requests if e["tenant"] == "acme"
+                           and e["endpoint_id"] == ep)}
+
+
+async def test_shared_reads_exact_per_scope_params_and_instant(loaded):
+    """Identical concurrent calls are computed once; each scope, tenant, parameter set and
+    instant gets its own exact answer (README: shared reads)."""
+    stack, key, requests, heartbeats = loaded
+    ctx = stack.rt.api_app.state.ctx
+    ctx.reads.fresh_s = 60.0  # a wide bound, so that the counts below do not depend on speed
+    other = await stack.key("other", "reader")
+    tel = stack.rt.telemetry
+
+    def computed(cache):
+        return tel.value("vitals_api_read_cache_total", cache=cache, outcome="computed")
+
+    async def stats(body, k=key):
+        r = await stack.http.post("/get_endpoint_stats/", json={**body, "api_key": k})
+        return r.status_code, r.json()
+
+    calls = [stats({"id": ep}) for ep in (11, 12) for _ in range(8)]
+    answers = await asyncio.gather(*calls, stats({"id": 99}, other), stats({"id": 11}, other))
+    for ep, got in ((11, answers[:8]), (12, answers[8:16])):
+        name = {11: "llm-a", 12: "llm-b"}[ep]
+        assert got == [(200, {**current_truth(requests, heartbeats, NOW, ep=ep),
+                              "endpoint": name, "id": ep})] * 8
+    assert answers[16][0] == 200 and answers[16][1]["totreqs"] == 50  # the other tenant's own
+    assert answers[17][0] == 403  # and never acme's endpoint, cached or not
+    assert computed("stats") == 3
+
+    series = [stats({"id": 11, "metric_name": "reqrate", "t1": T_NOW - 300, "t2": T_NOW,
+                     "step": step}) for step in (7, 7, 7, 30)]
+    got = await asyncio.gather(*series)
+    for (status, body), step in zip(got, (7, 7, 7, 30), strict=True):
+        assert status == 200
+        assert body["reqrate"] == [truth(requests, heartbeats, p, metric="reqrate")
+                                   for p in range(T_NOW - 300, T_NOW, step)]
+    assert computed("stats_series") == 2
+
+    # the clock moves: an earlier instant, or one past the bound, is computed for itself
+    for at in (NOW - 30.25, NOW + 90.75):
+        stack.rt.clock.t = at
+        assert await stats({"id": 11}) == (200, {**current_truth(requests, heartbeats, at),
+                                                 "endpoint": "llm-a", "id": 11})
+    assert computed("stats") == 5

@@ -28,6 +28,16 @@ def test_values_are_read_and_typed() -> None:
     assert s.stats_window_s == 30 and s.batch_max_seconds == 0.5
 
 
+def test_read_sharing_and_inflight_limit() -> None:
+    d = Settings.from_env({})
+    assert (d.read_cache_ms, d.api_max_inflight) == (1000, 64)
+    s = Settings.from_env({"VITALS_READ_CACHE_MS": "0", "VITALS_API_MAX_INFLIGHT": "200"})
+    assert (s.read_cache_ms, s.api_max_inflight) == (0, 200)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"VITALS_API_MAX_INFLIGHT": "0"})
+    assert "VITALS_API_MAX_INFLIGHT=0 must be >= 1" in str(info.value)
+
+
 @pytest.mark.parametrize("env,needle", [
     ({"VITALS_STATS_WINDOW_S": "abc"}, "VITALS_STATS_WINDOW_S='abc' is not an integer"),
     ({"VITALS_STATS_WINDOW_S": "0"}, "VITALS_STATS_WINDOW_S=0 must be >= 1"),
