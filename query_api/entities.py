@@ -1,13 +1,37 @@
-"""Resolve endpoint and autogroup references to a tenant-owned scope, or 401/403/404."""
+"""Which rows a query reads (`Scope`: a tenant's endpoint or autogroup), shared by every route
+family, and the resolution of endpoint and autogroup references to it, or 401/403/404."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from pipeline.storage.keys import ApiKey
 from query_api.errors import ApiError
-from query_api.vast.stats import Scope
 
-__all__ = ["resolve_autogroup", "resolve_endpoint"]
+__all__ = ["Scope", "resolve_autogroup", "resolve_endpoint"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which rows a query reads: one endpoint, or one autogroup of an endpoint."""
+
+    tenant: str
+    endpoint_id: int
+    autogroup_id: int | None = None
+
+    def where(self) -> str:
+        cond = "tenant = {tenant:String} AND endpoint_id = {ep:UInt64}"
+        if self.autogroup_id is not None:
+            cond += " AND autogroup_id = {ag:UInt64}"
+        return cond
+
+    def params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {"tenant": self.tenant, "ep": self.endpoint_id}
+        if self.autogroup_id is not None:
+            p["ag"] = self.autogroup_id
+        return p
 
 
 def _pick(key: ApiKey, tenants: list[str], what: str) -> str:

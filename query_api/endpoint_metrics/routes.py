@@ -26,13 +26,12 @@ from query_api.endpoint_metrics.sections import Pricing, iso
 from query_api.endpoint_metrics.series_cache import SeriesCache
 from query_api.endpoint_metrics.service import Computed, build_document, csv_table
 from query_api.endpoint_metrics.store import load_pricing, save_pricing
-from query_api.entities import resolve_endpoint
+from query_api.entities import Scope, resolve_endpoint
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_number, get_str, parse_json_body
 from query_api.query_params import declare
 from query_api.ratelimit import RateLimiter, TtlCache
 from query_api.responses import JsonResponse
-from query_api.vast.stats import Scope
 
 __all__ = ["MAX_BATCH", "router"]
 

@@ -21,7 +21,7 @@ from pipeline.storage.clickhouse import AsyncStore, Store
 from query_api.endpoint_metrics.scaling import Session, sessions_from_gaps
 from query_api.endpoint_metrics.sections import SUM_COLUMNS, Pricing, Resources, Sums
 from query_api.endpoint_metrics.series_cache import Bucket, ScopeSeries, SeriesCache
-from query_api.vast.stats import Scope
+from query_api.entities import Scope
 from query_api.windows import split_range
 
 __all__ = [

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
-from query_api.vast.stats import Scope
+from query_api.entities import Scope
 
 __all__ = ["MAX_ENDPOINTS", "EndpointRow", "dead_letters", "endpoints", "tasks", "workers"]
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from query_api.context import ApiContext
-from query_api.entities import resolve_autogroup, resolve_endpoint
+from query_api.entities import Scope, resolve_autogroup, resolve_endpoint
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
 from query_api.query_params import MAX_UNIX_S
@@ -43,7 +43,7 @@ _BODY_DOC = {
 }
 
 
-async def _respond(ctx: ApiContext, body: dict[str, Any], scope: stats.Scope, ident: int,
+async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: int,
                    name: str) -> dict[str, Any]:
     s = ctx.settings
     metric = get_choice(body, "metric_name", stats.METRICS)

@@ -15,36 +15,16 @@ Rollup rows are read with FINAL, so redelivered messages count once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
+from query_api.entities import Scope
 from query_api.windows import series_resolution, split_range
 
-__all__ = ["METRICS", "Scope", "current_load", "current_stats", "live_workers", "timeseries"]
+__all__ = ["METRICS", "current_load", "current_stats", "live_workers", "timeseries"]
 
 METRICS = ("nworkers", "totreqs", "curload", "capacity", "reliable", "reqrate")
 
-
-@dataclass(frozen=True)
-class Scope:
-    """Which rows a stats query reads: one endpoint, or one autogroup of an endpoint."""
-
-    tenant: str
-    endpoint_id: int
-    autogroup_id: int | None = None
-
-    def where(self) -> str:
-        cond = "tenant = {tenant:String} AND endpoint_id = {ep:UInt64}"
-        if self.autogroup_id is not None:
-            cond += " AND autogroup_id = {ag:UInt64}"
-        return cond
-
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"tenant": self.tenant, "ep": self.endpoint_id}
-        if self.autogroup_id is not None:
-            p["ag"] = self.autogroup_id
-        return p
 
 
 def _union(db: str, scope: Scope, pieces: list[tuple[str, int, int]], cols: str) -> str:

@@ -18,7 +18,7 @@ from pipeline.storage import sketch
 from pipeline.storage.clickhouse import AsyncStore, migrate
 from query_api.endpoint_metrics import store as ms
 from query_api.endpoint_metrics.series_cache import SeriesCache
-from query_api.vast.stats import Scope
+from query_api.entities import Scope
 
 BASE = 1_800_000_000 - 1_800_000_000 % 3600  # an hour start, seconds
 SCOPE = Scope("t", 1)
