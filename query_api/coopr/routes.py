@@ -18,12 +18,11 @@ tenant, a superadmin key (the reference's superadmin tenant) sees every tenant. 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from query_api.auth import authorize
-from query_api.context import ApiContext
+from query_api.coopr import store
+from query_api.deps import Caller, Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.query_params import MAX_UNIX_S, QueryParam, coopr_headers, declare
 from query_api.responses import JsonResponse
@@ -43,49 +42,18 @@ END = QueryParam("end", "integer", "range end, unix seconds (default: now)", min
 
 @router.get("/v2/metrics/queues", summary="Tasks queued and in progress per tenant (admin)",
             openapi_extra=declare(headers=coopr_headers()))
-async def queues(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
-    key = await ctx.auth.authenticate(request)
+async def queues(ctx: Ctx, key: Caller) -> JsonResponse:
     own = authorize(key, "admin")
-    everyone = key.role == "superadmin"
-    where = "" if everyone else "WHERE tenant = {tenant:String}"
-    rows = await ctx.store.rows(
-        f"SELECT tenant, countIf(state = 'queued'), countIf(state = 'started') FROM ("
-        f"SELECT tenant, task_id, argMax(state, (ts, src_partition, src_offset, src_index)) "
-        f"AS state FROM {ctx.store.database}.job_tasks FINAL {where} GROUP BY tenant, task_id"
-        f") GROUP BY tenant ORDER BY tenant", {"tenant": own})
+    rows = await store.queue_counts(ctx.store, None if key.role == "superadmin" else own)
     out: dict[str, dict[str, int]] = {own: {"inProgress": 0, "queued": 0, "total": 0}}
     for tenant, queued, started in rows:
-        out[tenant] = {"inProgress": int(started), "queued": int(queued),
-                       "total": int(started) + int(queued)}
+        out[tenant] = {"inProgress": started, "queued": queued, "total": started + queued}
     return JsonResponse(dict(sorted(out.items())))
-
-
-def _scope(key_role: str, own: str, tenant: str | None, user: str | None
-           ) -> tuple[str, str, dict[str, Any]]:
-    """(tenant condition, user condition, parameters). The user condition applies to the `up`
-    events that accrue time, never to the events that end them: a node's next event closes
-    its interval whoever sent it."""
-    params: dict[str, Any] = {}
-    tenant_cond = "1"
-    if key_role != "superadmin":
-        tenant_cond = "tenant = {tenant:String}"
-        params["tenant"] = own
-    elif tenant is not None:
-        tenant_cond = "tenant = {tenant:String}"
-        params["tenant"] = tenant
-    user_cond = "1"
-    if user is not None:
-        user_cond = "user = {user:String}"
-        params["user"] = user
-    return tenant_cond, user_cond, params
 
 
 @router.get("/v2/metrics/nodes/usage", summary="Node-seconds in a time range (admin)",
             openapi_extra=declare(TENANT, USER, START, END, headers=coopr_headers()))
-async def node_usage(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
-    key = await ctx.auth.authenticate(request)
+async def node_usage(request: Request, ctx: Ctx, key: Caller) -> JsonResponse:
     own = authorize(key, "admin")
     q = request.query_params
     tenant = TENANT.read_str(q)
@@ -98,32 +66,15 @@ async def node_usage(request: Request) -> JsonResponse:
     end = END.read_int(q)
     if end is None:
         end = min(int(ctx.clock()), MAX_UNIX_S)
-    tenant_cond, user_cond, params = _scope(key.role, own, tenant, user)
-    where = f"{tenant_cond} AND {user_cond}"
-    db = ctx.store.database
+    tenant_cond, user_cond, params = store.where(key.role, own, tenant, user)
     if start is None:
-        first = await ctx.store.rows(
-            f"SELECT (SELECT min(toUnixTimestamp(ts)) FROM {db}.job_tasks FINAL WHERE {where} "
-            f"AND state IN ('finished', 'failed')), (SELECT min(toUnixTimestamp(ts)) FROM "
-            f"{db}.job_nodes FINAL WHERE {where}), (SELECT count() FROM {db}.job_tasks FINAL "
-            f"WHERE {where} AND state IN ('finished', 'failed'))", params)
-        done_at, node_at, done = first[0]
+        done_at, node_at, done = await store.first_instants(
+            ctx.store, f"{tenant_cond} AND {user_cond}", params)
         start = int(done_at) if done else int(node_at) if node_at else end
         start = min(start, end)
     if end < start:
         raise bad_param("end", end, f"end must be >= start ({start})",
                         allowed_range=(start, MAX_UNIX_S))
-    rows = await ctx.store.rows(
-        f"SELECT sum(greatest(0, least(if(nxt < 0, {{end_ms:Int64}}, nxt), {{end_ms:Int64}}) "
-        f"- greatest(t, {{start_ms:Int64}}))) FROM ("
-        f"SELECT state, user, toUnixTimestamp64Milli(ts) AS t, "
-        f"leadInFrame(toUnixTimestamp64Milli(ts), 1, toInt64(-1)) OVER (PARTITION BY tenant, "
-        f"cluster, node_id ORDER BY ts, src_partition, src_offset, src_index ROWS BETWEEN "
-        f"CURRENT ROW AND 1 FOLLOWING) AS nxt "
-        f"FROM {db}.job_nodes FINAL WHERE {tenant_cond} "
-        f"AND ts < fromUnixTimestamp64Milli({{end_ms:Int64}}, 'UTC')) "
-        f"WHERE state = 'up' AND {user_cond}",
-        {**params, "start_ms": start * 1000, "end_ms": end * 1000})
-    ms = int(rows[0][0] or 0)
+    ms = await store.node_milliseconds(ctx.store, tenant_cond, user_cond, params, start, end)
     value: int | float = ms // 1000 if ms % 1000 == 0 else ms / 1000
     return JsonResponse({"start": start, "end": end, "data": [{"time": start, "value": value}]})

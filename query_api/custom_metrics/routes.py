@@ -27,6 +27,9 @@ from fastapi import APIRouter, Request
 from pipeline.storage import sketch
 from query_api.auth import authorize
 from query_api.context import ApiContext
+from query_api.custom_metrics import store
+from query_api.custom_metrics.store import MAX_ROWS
+from query_api.deps import Caller, Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.query_params import MAX_UNIX_S, QueryParam, declare
 from query_api.responses import JsonResponse
@@ -40,7 +43,6 @@ AGGREGATIONS = ("sum", "count", "rate", "avg", "min", "max", "last", "p50", "p95
 KINDS = ("c", "g", "h", "ms", "d")  # schemas/metric.json
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 MAX_TAG_FILTERS = 16
-MAX_ROWS = 200_000
 MAX_GROUPS = 500
 
 
@@ -103,9 +105,7 @@ def _value(agg: str, step: int, count: float, total: float, lo: float, hi: float
 @router.get("/v2/metrics/custom/timeseries", summary="Timeseries of one custom metric (reader)",
             openapi_extra=declare(TENANT, NAME, AGGREGATION, GROUP_BY, T1, T2, STEP, TAG,
                                   KIND))
-async def custom_timeseries(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
-    key = await ctx.auth.authenticate(request)
+async def custom_timeseries(request: Request, ctx: Ctx, key: Caller) -> JsonResponse:
     q = request.query_params
     tenant = authorize(key, "reader", TENANT.read_str(q))
     name = NAME.read_str(q)
@@ -129,24 +129,10 @@ async def custom_timeseries(request: Request) -> JsonResponse:
     kind = KIND.read_str(q)
     if kind is None:
         kind = await _only_kind(ctx, tenant, name)
-    params: dict[str, Any] = {"tenant": tenant, "name": name, "t1": t1, "t2": t2,
-                              "gk": group_by or "", "kind": kind or ""}
-    where = " AND kind = {kind:String}" if kind else ""
-    for i, (k, v) in enumerate(filters):
-        where += f" AND tags[{{k{i}:String}}] = {{v{i}:String}}"
-        params[f"k{i}"], params[f"v{i}"] = k, v
-    group = "tags[{gk:String}]" if group_by else "''"
     quantile = agg in _QUANTILES
-    hist = "sumMap(hist)" if quantile else "0"
-    sql = (f"SELECT intDiv(toUnixTimestamp(bucket) - {t1}, {step}) AS k, {group} AS g, "
-           f"sum(count), sum(sum), min(min), max(max), "
-           f"argMax(last, (last_ts, src_partition, src_offset)), {hist}, groupUniqArray(kind) "
-           f"FROM {ctx.store.database}.metrics_1s FINAL "
-           f"WHERE tenant = {{tenant:String}} AND name = {{name:String}} "
-           f"AND bucket >= toDateTime({{t1:Int64}}, 'UTC') "
-           f"AND bucket < toDateTime({{t2:Int64}}, 'UTC'){where} "
-           f"GROUP BY k, g ORDER BY g, k LIMIT {MAX_ROWS + 1}")
-    rows = await ctx.store.rows(sql, params)
+    rows = await store.points(ctx.store, tenant=tenant, name=name, kind=kind, t1=t1, t2=t2,
+                              step=step, filters=filters, group_by=group_by,
+                              with_hist=quantile)
     if len(rows) > MAX_ROWS:
         raise bad_param("group_by" if group_by else "step", group_by or step,
                         f"the query yields more than {MAX_ROWS} points; raise step, "
@@ -177,11 +163,7 @@ async def custom_timeseries(request: Request) -> JsonResponse:
 async def _only_kind(ctx: ApiContext, tenant: str, name: str) -> str | None:
     """The one kind the tenant has sent `name` under (None when it has sent none); a 400
     listing the kinds when there are several (the series registry is the record)."""
-    rows = await ctx.store.rows(
-        f"SELECT DISTINCT kind FROM {ctx.store.database}.metric_series FINAL "
-        f"WHERE tenant = {{tenant:String}} AND name = {{name:String}} ORDER BY kind",
-        {"tenant": tenant, "name": name})
-    kinds = [str(k) for (k,) in rows]
+    kinds = await store.kinds_of(ctx.store, tenant, name)
     if len(kinds) > 1:
         raise _several_kinds(name, kinds)
     return kinds[0] if kinds else None
@@ -202,21 +184,14 @@ def _finite(v: float | None) -> float | None:
 
 @router.get("/v2/metrics/custom/series", summary="Custom metric series and their tags (reader)",
             openapi_extra=declare(TENANT, SERIES_NAME, PREFIX, LIMIT))
-async def custom_series(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
-    key = await ctx.auth.authenticate(request)
+async def custom_series(request: Request, ctx: Ctx, key: Caller) -> JsonResponse:
     q = request.query_params
     tenant = authorize(key, "reader", TENANT.read_str(q))
     name = SERIES_NAME.read_str(q)
     prefix = PREFIX.read_str(q)
     limit = LIMIT.read_int(q, default=100)
-    params: dict[str, Any] = {"tenant": tenant, "name": name or "", "prefix": prefix or ""}
-    where = " AND name = {name:String}" if name else ""
-    where += " AND startsWith(name, {prefix:String})" if prefix else ""
-    rows = await ctx.store.rows(
-        f"SELECT name, kind, series_key, toUnixTimestamp64Milli(last_seen) "
-        f"FROM {ctx.store.database}.metric_series FINAL WHERE tenant = {{tenant:String}}{where} "
-        f"ORDER BY name, series_key, kind LIMIT {limit}", params)
+    assert limit is not None
+    rows = await store.series(ctx.store, tenant, name, prefix, limit)
     return JsonResponse({
         "tenant": tenant,
         "series": [{"name": n, "kind": k, "tags": orjson.loads(sk), "last_seen": ts / 1000}
