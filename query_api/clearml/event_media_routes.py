@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pipeline.storage.clickhouse import AsyncStore
+from query_api.clearml import media_store
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml.calls import (
     Call,
@@ -18,7 +18,8 @@ from query_api.clearml.calls import (
     scroll_codec,
     scroll_state,
 )
-from query_api.clearml.task_events_store import METRIC_SELECT, event_from_row
+from query_api.clearml.media_store import IMAGE
+from query_api.clearml.task_events_store import event_from_row
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_int, get_str
 
@@ -26,46 +27,11 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-IMAGE = "training_debug_image"
 _TASK = {"type": "string", "description": "Task ID"}
 _ITERS = {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1}
 _BATCH = {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 500}
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
-
-
-async def latest_iters(store: AsyncStore, tenant: str, tasks: list[str], etype: str, *,
-                       iters: int, after: list[Any] | None, limit: int
-                       ) -> tuple[list[dict[str, Any]], int, list[Any] | None]:
-    """Events of the latest `iters` iterations of every (task, metric, variant), ordered by
-    (task, metric, variant, iteration descending, event_id), past `after`; with the total
-    and the position of the last event returned."""
-    params: dict[str, Any] = {"t": tenant, "tasks": tasks, "et": etype, "iters": iters}
-    ranked = (f"SELECT *, dense_rank() OVER (PARTITION BY task, metric, variant ORDER BY iter "
-              f"DESC) AS r FROM {store.database}.task_metric_events FINAL WHERE "
-              f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}} AND "
-              f"event_type = {{et:String}}")
-    where = "r <= {iters:UInt64}"
-    total = (await store.rows(f"SELECT count() FROM ({ranked}) WHERE {where}", params))[0][0]
-    if after is not None:
-        where += (" AND (task, metric, variant, -iter, event_id) > ({a0:String}, {a1:String}, "
-                  "{a2:String}, {a3:Int64}, {a4:String})")
-        params.update({f"a{i}": v for i, v in enumerate(after)})
-    order = "ORDER BY task, metric, variant, iter DESC, event_id"
-    sizes = await store.rows(f"SELECT length(plot_str) + length(url) + length(key) + 256 FROM "
-                             f"({ranked}) WHERE {where} {order} LIMIT {limit}", params)
-    used, fit = 0, len(sizes)
-    for n, (size,) in enumerate(sizes):  # at most PAGE_BYTES of events per page (>= 1)
-        used += int(size)
-        if used > task_events_db.PAGE_BYTES:
-            fit = max(1, n)
-            break
-    rows = await store.rows(f"SELECT {METRIC_SELECT} FROM ({ranked}) WHERE {where} {order} "
-                            f"LIMIT {fit}", params) if fit else []
-    events = [event_from_row(r) for r in rows]
-    last = rows[-1] if rows else None
-    pos = [last[12], last[4], last[5], -int(last[3]), last[2]] if last is not None else after
-    return events, int(total), pos
 
 
 async def _paged(call: Call, tasks: list[str], etype: str, action_name: str
@@ -77,7 +43,7 @@ async def _paged(call: Call, tasks: list[str], etype: str, action_name: str
     tenant = await task_events_db.resolve_tenant(store, call.key, tasks)
     expect = {"a": action_name, "t": tenant, "k": tasks, "i": iters}
     state = scroll_state(call, expect)
-    events, total, pos = await latest_iters(store, tenant, tasks, etype, iters=iters,
+    events, total, pos = await media_store.latest_iters(store, tenant, tasks, etype, iters=iters,
                                             after=state.get("p") if state else None,
                                             limit=batch_size)
     return events, total, scroll_codec(call.ctx).encode({**expect, "p": pos})
@@ -141,11 +107,7 @@ async def _debug_images_27(call: Call) -> dict[str, Any]:
     store = call.ctx.store
     tasks = list(dict.fromkeys(m["task"] for m in raw))
     tenant = await task_events_db.resolve_tenant(store, call.key, tasks)
-    rows = await store.rows(
-        f"SELECT DISTINCT task, metric FROM {store.database}.task_metric_events WHERE "
-        f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}} AND event_type = '{IMAGE}' "
-        f"ORDER BY task, metric", {"t": tenant, "tasks": tasks})
-    known = {(t, m) for t, m in rows}
+    known = set(await media_store.image_metrics(store, tenant, tasks))
     pairs: list[tuple[str, str]] = []
     for m in raw:
         if m.get("metric"):
@@ -158,15 +120,8 @@ async def _debug_images_27(call: Call) -> dict[str, Any]:
     names = [f"{t}\x1f{m}" for t, m in pairs]
     default = _INT64_MAX if earlier else _INT64_MIN
     bounds = [positions.get(n, default) for n in names]
-    op, d = ("<", "DESC") if earlier else (">", "ASC")
-    rows = await store.rows(
-        f"SELECT {METRIC_SELECT} FROM (SELECT *, dense_rank() OVER (PARTITION BY task, metric "
-        f"ORDER BY iter {d}) AS r FROM {store.database}.task_metric_events FINAL WHERE "
-        f"tenant = {{t:String}} AND event_type = '{IMAGE}' AND concat(task, '\\x1f', metric) "
-        f"IN {{names:Array(String)}} AND iter {op} transform(concat(task, '\\x1f', metric), "
-        f"{{names:Array(String)}}, {{bounds:Array(Int64)}}, toInt64({default}))) "
-        f"WHERE r <= {iters} ORDER BY task, metric, iter {d}, variant, event_id",
-        {"t": tenant, "names": names, "bounds": bounds})
+    rows = await media_store.images_around(store, tenant, names, bounds, earlier=earlier,
+                                           iters=iters, default=default)
     grouped: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {p: {} for p in pairs}
     for r in rows:
         e = event_from_row(r)
@@ -184,13 +139,7 @@ async def _debug_images_27(call: Call) -> dict[str, Any]:
 
 async def _sample_result(call: Call, tenant: str, task: str, row: Any, metric: str,
                          variant: str) -> dict[str, Any]:
-    store = call.ctx.store
-    rng = await store.rows(
-        f"SELECT min(iter), max(iter), count() FROM {store.database}.task_metric_events FINAL "
-        f"WHERE tenant = {{t:String}} AND task = {{task:String}} AND event_type = '{IMAGE}' "
-        f"AND metric = {{m:String}} AND variant = {{v:String}}",
-        {"t": tenant, "task": task, "m": metric, "v": variant})
-    lo, hi, n = rng[0]
+    lo, hi, n = await media_store.image_range(call.ctx.store, tenant, task, metric, variant)
     state = {"a": "image_sample", "t": tenant, "k": task, "m": metric, "v": variant,
              "i": int(row[3]) if row is not None else None}
     return {"scroll_id": scroll_codec(call.ctx).encode(state),
@@ -216,13 +165,8 @@ async def get_debug_image_sample(call: Call) -> dict[str, Any]:
     tenant = await task_events_db.resolve_tenant(store, call.key, [task])
     scroll_state(call, {"a": "image_sample", "t": tenant, "k": task})
     it = _INT64_MAX if iteration is None else iteration
-    rows = await store.rows(
-        f"SELECT {METRIC_SELECT} FROM {store.database}.task_metric_events FINAL WHERE "
-        f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = '{IMAGE}' AND "
-        f"metric = {{m:String}} AND variant = {{v:String}} ORDER BY iter <= {{it:Int64}} DESC, "
-        f"if(iter <= {{it:Int64}}, -iter, iter), timestamp DESC, event_id LIMIT 1",
-        {"t": tenant, "task": task, "m": metric, "v": variant, "it": it})
-    return await _sample_result(call, tenant, task, rows[0] if rows else None, metric, variant)
+    row = await media_store.image_at(store, tenant, task, metric, variant, it)
+    return await _sample_result(call, tenant, task, row, metric, variant)
 
 
 @action(router, "next_debug_image_sample",
@@ -244,20 +188,9 @@ async def next_debug_image_sample(call: Call) -> dict[str, Any]:
     if it is None:
         raise ApiError(400, "INVALID_SCROLL_ID", "scroll_id: no current image to move from; "
                        "call get_debug_image_sample again", {"parameter": "scroll_id"})
-    op, d = ("<", "DESC") if earlier else (">", "ASC")
-    rows = await store.rows(
-        f"SELECT {METRIC_SELECT} FROM {store.database}.task_metric_events FINAL WHERE "
-        f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = '{IMAGE}' AND "
-        f"metric = {{m:String}} AND (iter, variant) {op} ({{it:Int64}}, {{v:String}}) "
-        f"ORDER BY iter {d}, variant {d}, timestamp DESC, event_id LIMIT 1",
-        {"t": tenant, "task": task, "m": metric, "v": variant, "it": it})
-    if not rows:
-        rows = await store.rows(
-            f"SELECT {METRIC_SELECT} FROM {store.database}.task_metric_events FINAL WHERE "
-            f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = '{IMAGE}' AND "
-            f"metric = {{m:String}} AND variant = {{v:String}} AND iter = {{it:Int64}} "
-            f"ORDER BY timestamp DESC, event_id LIMIT 1",
-            {"t": tenant, "task": task, "m": metric, "v": variant, "it": it})
-        return await _sample_result(call, tenant, task, rows[0] if rows else None, metric,
-                                    variant)
-    return await _sample_result(call, tenant, task, rows[0], metric, rows[0][5])
+    row = await media_store.image_step(store, tenant, task, metric, variant, it,
+                                       earlier=earlier)
+    if row is None:
+        row = await media_store.image_at(store, tenant, task, metric, variant, it, exact=True)
+        return await _sample_result(call, tenant, task, row, metric, variant)
+    return await _sample_result(call, tenant, task, row, metric, row[5])
