@@ -11,7 +11,9 @@ from query_api import ui
 from query_api.clearml import event_routes as routes_events
 from query_api.clearml import events as clearml_events
 from query_api.clearml import routes as clearml_routes
+from query_api.clearml import tokens
 from query_api.clearml.middleware import ClearmlEnvelope
+from query_api.clearml.scroll import ScrollCodec, load_secret
 from query_api.context import ApiContext
 from query_api.coopr import routes as routes_coopr
 from query_api.custom_metrics import routes as routes_custom_metrics
@@ -20,6 +22,7 @@ from query_api.errors import install_handlers
 from query_api.limits import BodyLimit
 from query_api.openapi_docs import document_errors
 from query_api.ops import routes as routes_admin
+from query_api.ui import routes as ui_routes
 from query_api.vast import routes as routes_stats
 from query_api.vast_worker import routes as vast_worker_routes
 
@@ -35,7 +38,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         docs_url=None,  # /docs and /redoc: query_api.ui, on vendored assets (no CDN)
         redoc_url=None,
     )
+    if ctx.scroll is None or ctx.clearml_token_secret is None:
+        secret = load_secret(ctx.settings.secret, ctx.settings.data_dir)  # read once per app
+        ctx.scroll = ctx.scroll or ScrollCodec(secret)
+        ctx.clearml_token_secret = ctx.clearml_token_secret or tokens.derive_secret(secret)
     app.state.ctx = ctx
+    # per-family state, built here once (the families' dependencies hand it to handlers)
+    app.state.endpoint_metrics = routes_metrics.State(ctx)
+    app.state.ui_overview = ui_routes.OverviewState(ctx)
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
 

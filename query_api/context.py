@@ -1,7 +1,9 @@
-"""What every route needs, built once by `create_app` and kept on `app.state.ctx`."""
+"""What every route needs: built by the process, completed once by `create_app` (scroll codec,
+ClearML token secret), handed to handlers by the dependencies of `query_api.deps`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,7 +13,9 @@ from pipeline.core.settings import Settings
 from pipeline.core.telemetry import Telemetry
 from pipeline.sdk.producer import Producer
 from pipeline.storage.clickhouse import AsyncStore
+from pipeline.storage.keys import ApiKey
 from query_api.auth import Authenticator
+from query_api.clearml.scroll import ScrollCodec
 
 __all__ = ["ApiContext"]
 
@@ -30,3 +34,11 @@ class ApiContext:
     lag: Callable[[], Mapping[str, int]] = dict
     #: Publishes HTTP-ingested events to Kafka (None when the process has no broker).
     producer: Producer | None = None
+    #: Signs and checks scroll ids; `create_app` builds it from the API secret when absent.
+    scroll: ScrollCodec | None = None
+    #: Signs ClearML session tokens (derived from the API secret by `create_app`).
+    clearml_token_secret: bytes | None = None
+    #: ClearML session key id → (monotonic time looked up, key or None), for `CACHE_S`.
+    clearml_keys: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
+    #: One ClearML writer at a time per process: edits are read-modify-write of one document.
+    clearml_write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

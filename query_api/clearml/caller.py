@@ -20,7 +20,6 @@ from pipeline.storage import keys
 from pipeline.storage.keys import ApiKey
 from query_api.clearml import tokens
 from query_api.clearml.envelope import INVALID_TOKEN, NO_CREDENTIALS, CallError
-from query_api.clearml.scroll import load_secret
 from query_api.clearml.store import key_by_id
 from query_api.context import ApiContext
 from query_api.errors import ApiError
@@ -31,17 +30,14 @@ CACHE_S = 5.0
 
 
 def token_secret(ctx: ApiContext) -> bytes:
-    secret: bytes | None = getattr(ctx, "_clearml_token_secret", None)
-    if secret is None:
-        secret = tokens.derive_secret(load_secret(ctx.settings.secret, ctx.settings.data_dir))
-        ctx._clearml_token_secret = secret  # type: ignore[attr-defined]
-    return secret
+    """The secret ClearML session tokens are signed with (`create_app` derives it)."""
+    if ctx.clearml_token_secret is None:
+        raise RuntimeError("the API context has no token secret: build the app with create_app")
+    return ctx.clearml_token_secret
 
 
 async def _key_by_id(ctx: ApiContext, key_id: str) -> ApiKey | None:
-    cache: dict[str, tuple[float, ApiKey | None]] | None = getattr(ctx, "_clearml_keys", None)
-    if cache is None:
-        cache = ctx._clearml_keys = {}  # type: ignore[attr-defined]
+    cache = ctx.clearml_keys
     now = time.monotonic()
     hit = cache.get(key_id)
     if hit is not None and now - hit[0] < CACHE_S:

@@ -29,8 +29,9 @@ from starlette.responses import Response
 from pipeline.storage.keys import ApiKey, Role
 from query_api.auth import require_role
 from query_api.clearml import caller, envelope
-from query_api.clearml.scroll import ScrollCodec, ScrollIdInvalid, load_secret
+from query_api.clearml.scroll import ScrollCodec, ScrollIdInvalid
 from query_api.context import ApiContext
+from query_api.deps import Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.params import parse_json_body
 from query_api.responses import JsonResponse
@@ -51,12 +52,10 @@ class Call:
 
 
 def scroll_codec(ctx: ApiContext) -> ScrollCodec:
-    codec: ScrollCodec | None = getattr(ctx, "_scroll_codec", None)
-    if codec is None:
-        codec = ScrollCodec(load_secret(ctx.settings.secret, ctx.settings.data_dir))
-        # One codec per API context (the secret may be read from the data dir once).
-        ctx._scroll_codec = codec  # type: ignore[attr-defined]
-    return codec
+    """The app's scroll codec (`create_app` builds it once)."""
+    if ctx.scroll is None:
+        raise RuntimeError("the API context has no scroll codec: build the app with create_app")
+    return ctx.scroll
 
 
 def scroll_state(call: Call, expect: Mapping[str, Any], name: str = "scroll_id"
@@ -114,8 +113,7 @@ def action(router: APIRouter, name: str, *, role: Role | None = "reader", summar
     full = f"{service}.{name}"
 
     def register(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            ctx: ApiContext = request.app.state.ctx
+        async def endpoint(request: Request, ctx: Ctx) -> Response:
             version: tuple[int, int] | None = None
             try:
                 version = _parse_version(request.path_params.get("version")

@@ -34,10 +34,7 @@ _TAG = "clearml server"
 
 def _lock(call: Call) -> asyncio.Lock:
     """One writer at a time per process: edits are read-modify-write of one document."""
-    lock: asyncio.Lock | None = getattr(call.ctx, "_clearml_write_lock", None)
-    if lock is None:
-        lock = call.ctx._clearml_write_lock = asyncio.Lock()  # type: ignore[attr-defined]
-    return lock
+    return call.ctx.clearml_write_lock
 
 
 # --- auth -------------------------------------------------------------------------------------

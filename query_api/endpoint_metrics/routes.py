@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import PlainTextResponse, Response
 
 from pipeline.storage.keys import ApiKey
 from query_api.auth import require_role
 from query_api.context import ApiContext
+from query_api.deps import Ctx
 from query_api.endpoint_metrics import formats
 from query_api.endpoint_metrics.params import DECLARED, FORMATS, MetricsQuery, parse_query
 from query_api.endpoint_metrics.sections import Pricing, iso
@@ -56,7 +57,10 @@ _SUMMARY_KEYS = ("totalExecutions", "successRate", "averageLatency", "p95Latency
                  "p99Latency", "totalCost", "coldStartRate")
 
 
-class _State:
+class State:
+    """Per app, built by `create_app`: the per-key rate limit, the response cache and the
+    rollup series cache."""
+
     def __init__(self, ctx: ApiContext) -> None:
         s = ctx.settings
         self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
@@ -64,12 +68,12 @@ class _State:
         self.series = SeriesCache(s.metrics_series_cache_buckets)
 
 
-def _state(request: Request) -> tuple[ApiContext, _State]:
-    ctx: ApiContext = request.app.state.ctx
-    st = getattr(request.app.state, "endpoint_metrics", None)
-    if st is None:
-        st = request.app.state.endpoint_metrics = _State(ctx)
-    return ctx, st
+def _state(request: Request) -> State:
+    st: State = request.app.state.endpoint_metrics
+    return st
+
+
+FamilyState = Annotated[State, Depends(_state)]
 
 
 def cache_ttl(ctx: ApiContext, q: MetricsQuery) -> float:
@@ -98,7 +102,7 @@ async def _resolve(ctx: ApiContext, key: ApiKey, ref: str) -> tuple[Scope, str]:
     return await resolve_endpoint(ctx.store, key, endpoint_id=None, name=ref)
 
 
-async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
+async def _resolved_document(ctx: ApiContext, st: State, key: ApiKey, ref: str,
                              q: MetricsQuery) -> tuple[Scope, Computed, bool]:
     """Resolve `ref` (403/404 as `_resolve`) and compute its document.
 
@@ -128,7 +132,7 @@ async def _resolved_document(ctx: ApiContext, st: _State, key: ApiKey, ref: str,
     return scope, c, cached
 
 
-async def _computed(ctx: ApiContext, st: _State, scope: Scope, name: str,
+async def _computed(ctx: ApiContext, st: State, scope: Scope, name: str,
                     q: MetricsQuery) -> tuple[Computed, bool]:
     """The scope's document, from the response cache or ClickHouse. `name` ("" while the
     endpoint is still being resolved) is set on the document whenever given."""
@@ -160,11 +164,11 @@ def _query_params(request: Request) -> dict[str, Any]:
 @router.get("/v2/endpoints/{endpointId}/metrics",
             summary="Performance, usage, cost and resource metrics of one endpoint",
             openapi_extra=declare(*DECLARED))
-async def endpoint_metrics(request: Request, endpointId: str) -> Response:
+async def endpoint_metrics(request: Request, ctx: Ctx, st: FamilyState, endpointId: str
+                           ) -> Response:
     """Query: `timeframe` (1h, 6h, 24h, 7d, 30d), `granularity` (1m, 5m, 15m, 1h, 1d),
     `metrics` (performance, usage, costs, resources, errors; comma-separated or repeated),
     `format` (json, csv, prometheus), `aggregation` (avg, sum, min, max, p95, p99)."""
-    ctx, st = _state(request)
     key = await ctx.auth.authenticate(request)
     st.limiter.check(key.key_id)
     q = parse_query(_query_params(request), ctx.settings.metrics_max_range)
@@ -200,11 +204,10 @@ def _combine(values: list[float], how: str) -> float | None:
 
 
 @router.post("/v2/endpoints/metrics/batch", summary="Metrics of several endpoints in one call")
-async def batch_metrics(request: Request) -> JsonResponse:
+async def batch_metrics(request: Request, ctx: Ctx, st: FamilyState) -> JsonResponse:
     """Body: `endpointIds` (1-50 ids or names), `timeframe`, `granularity`, `metrics`,
     `aggregation`. Counts as one call against the rate limit. Endpoints the key may not read
     are reported in `errors`; `aggregate` combines the summaries with `aggregation`."""
-    ctx, st = _state(request)
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
     st.limiter.check(key.key_id)
@@ -255,8 +258,7 @@ def _pricing_json(scope: Scope, p: Pricing) -> dict[str, Any]:
 
 
 @router.get("/v2/endpoints/{endpointId}/pricing", summary="Price configuration and budget")
-async def get_pricing(request: Request, endpointId: str) -> JsonResponse:
-    ctx, _ = _state(request)
+async def get_pricing(request: Request, ctx: Ctx, endpointId: str) -> JsonResponse:
     key = await ctx.auth.authenticate(request)
     scope, _ = await _resolve(ctx, key, endpointId)
     p = await ctx.store.call(lambda s: load_pricing(s, scope.tenant, scope.endpoint_id))
@@ -265,11 +267,11 @@ async def get_pricing(request: Request, endpointId: str) -> JsonResponse:
 
 @router.put("/v2/endpoints/{endpointId}/pricing", openapi_extra=_PRICING_DOC,
             summary="Set prices (GPU-second, request, GB) and monthly budget (admin)")
-async def put_pricing(request: Request, endpointId: str) -> JsonResponse:
+async def put_pricing(request: Request, ctx: Ctx, st: FamilyState, endpointId: str
+                      ) -> JsonResponse:
     """Body: `gpuSecondPrice`, `requestPrice`, `gbTransferredPrice` (numbers in [0, 1e6],
     default 0), `monthlyBudget` (number in (0, 1e15], or null/absent for none), `currency`
     (1-8 letters, default USD)."""
-    ctx, st = _state(request)
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
     require_role(key, "admin")

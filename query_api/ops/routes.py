@@ -14,6 +14,7 @@ from pipeline.core.health import Check
 from pipeline.storage import keys
 from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
+from query_api.deps import Caller, Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.ops import gauges as pipeline_metrics
 from query_api.params import get_choice, get_str, parse_json_body
@@ -35,12 +36,11 @@ async def healthz() -> JsonResponse:
 
 @router.get("/readyz", tags=["ops"],
             summary="Storage answers, the broker is reachable and no agent is joining or stalled")
-async def readyz(request: Request) -> JsonResponse:
+async def readyz(request: Request, ctx: Ctx) -> JsonResponse:
     """200 when every check is ready, else 503 with `Retry-After`; the body lists each check
     (`storage`, `broker`, `agent:<topic>`: state, reason, since, lag). Answered from the
     process's `Health`, which its readiness monitor refreshes every second; a process without a
     monitor probes storage here."""
-    ctx: ApiContext = request.app.state.ctx
     checks = ctx.health.snapshot()
     if not any(c.name == "storage" for c in checks):
         checks = sorted([*checks, await _probe_storage(ctx)], key=lambda c: c.name)
@@ -65,8 +65,7 @@ async def _probe_storage(ctx: ApiContext) -> Check:
 
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself",
             response_class=PlainTextResponse)
-async def metrics(request: Request) -> Response:
-    ctx: ApiContext = request.app.state.ctx
+async def metrics(request: Request, ctx: Ctx) -> Response:
     await pipeline_metrics.refresh(request.app.state, ctx)
     return PlainTextResponse(ctx.telemetry.render(),
                              media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -75,11 +74,10 @@ async def metrics(request: Request) -> Response:
 @router.post("/sql", tags=["ops"],
              summary="Run read-only SQL (superadmin key); ClickHouse formats",
              responses={200: {"content": {"text/plain": {}, "application/json": {}}}})
-async def sql(request: Request) -> Response:
+async def sql(request: Request, ctx: Ctx) -> Response:
     """Body `{"query": "...", "format": "TSV"}`; runs with `readonly=1`. This is how analysts
     reach the embedded engine, which only the running process may open. SQL sees every
     tenant's rows, so it takes the superadmin role."""
-    ctx: ApiContext = request.app.state.ctx
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
     require_role(key, "superadmin")
@@ -102,8 +100,7 @@ async def sql(request: Request) -> Response:
 
 @router.post("/admin/keys", tags=["admin"], summary="Create an API key (admin)",
              status_code=201)
-async def create_key(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
+async def create_key(request: Request, ctx: Ctx) -> JsonResponse:
     body = parse_json_body(await request.body())
     caller = await ctx.auth.authenticate(request, body.get("api_key"))
     require_role(caller, "admin")
@@ -133,9 +130,7 @@ _KEYS_TENANT = QueryParam("tenant", "string", "one tenant's keys (another tenant
 
 @router.get("/admin/keys", tags=["admin"], summary="List API keys of your tenant (admin); "
             "a superadmin sees all, or one with ?tenant=", openapi_extra=declare(_KEYS_TENANT))
-async def list_keys(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
-    caller = await ctx.auth.authenticate(request)
+async def list_keys(request: Request, ctx: Ctx, caller: Caller) -> JsonResponse:
     asked = _KEYS_TENANT.read_str(request.query_params)
     tenant: str | None = authorize(caller, "admin", asked)
     if caller.role == "superadmin" and asked is None:
@@ -145,9 +140,7 @@ async def list_keys(request: Request) -> JsonResponse:
 
 
 @router.delete("/admin/keys/{key_id}", tags=["admin"], summary="Revoke an API key (admin)")
-async def revoke_key(request: Request, key_id: str) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
-    caller = await ctx.auth.authenticate(request)
+async def revoke_key(ctx: Ctx, caller: Caller, key_id: str) -> JsonResponse:
     require_role(caller, "admin")
     tenant = None if caller.role == "superadmin" else caller.tenant
     visible = await ctx.store.call(lambda s: keys.list_keys(s, tenant))

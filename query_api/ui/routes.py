@@ -9,13 +9,16 @@ routes, which the dashboard calls too.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from pipeline.storage.keys import ApiKey
 from query_api.auth import require_role
 from query_api.context import ApiContext
+from query_api.deps import Caller, Ctx
 from query_api.endpoint_metrics.params import parse_query
 from query_api.endpoint_metrics.series_cache import SeriesCache
 from query_api.entities import resolve_endpoint
@@ -84,14 +87,10 @@ async def redoc(request: Request) -> HTMLResponse:
     )
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-class _OverviewState:
-    """Per app: the overview's rollup series cache and its per-key rate limit (the endpoint
-    metrics route's limit, VITALS_METRICS_RATE_LIMIT, counted separately)."""
+class OverviewState:
+    """Per app, built by `create_app`: the overview's rollup series cache and its per-key
+    rate limit (the endpoint metrics route's limit, VITALS_METRICS_RATE_LIMIT, counted
+    separately)."""
 
     def __init__(self, ctx: ApiContext) -> None:
         s = ctx.settings
@@ -99,11 +98,12 @@ class _OverviewState:
         self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
 
 
-def _overview_state(request: Request, ctx: ApiContext) -> _OverviewState:
-    st: _OverviewState | None = getattr(request.app.state, "ui_overview", None)
-    if st is None:
-        st = request.app.state.ui_overview = _OverviewState(ctx)
+def _overview_state(request: Request) -> OverviewState:
+    st: OverviewState = request.app.state.ui_overview
     return st
+
+
+Overview = Annotated[OverviewState, Depends(_overview_state)]
 
 
 def _endpoint_id(ref: str) -> int:
@@ -119,10 +119,8 @@ def _visible(key: ApiKey) -> str | None:
 
 
 @router.get("/ui/api/session")
-async def session(request: Request) -> JsonResponse:
+async def session(request: Request, ctx: Ctx, key: Caller) -> JsonResponse:
     """Who the key is, and the server's clock and windows (the pages draw ranges from it)."""
-    ctx = _ctx(request)
-    key = await ctx.auth.authenticate(request)
     s = ctx.settings
     return JsonResponse({"tenant": key.tenant, "role": key.role, "keyId": key.key_id,
                          "now": ctx.clock(), "statsWindowSeconds": s.stats_window_s,
@@ -133,12 +131,9 @@ async def session(request: Request) -> JsonResponse:
 
 
 @router.get("/ui/api/endpoints")
-async def endpoints(request: Request) -> JsonResponse:
+async def endpoints(request: Request, ctx: Ctx, key: Caller, st: Overview) -> JsonResponse:
     """Every endpoint the key may read with its current stats, p95 latency over the last
     hour and a requests/s sparkline (see `overview`)."""
-    ctx = _ctx(request)
-    key = await ctx.auth.authenticate(request)
-    st = _overview_state(request, ctx)
     st.limiter.check(key.key_id)  # each call computes every endpoint's metrics document
     rows = await store.endpoints(ctx.store, _visible(key))
     out = await endpoint_overview(ctx, rows, st.series)
@@ -147,11 +142,9 @@ async def endpoints(request: Request) -> JsonResponse:
 
 
 @router.get("/ui/api/endpoints/{endpointId}/workers")
-async def workers(request: Request, endpointId: str) -> JsonResponse:
+async def workers(request: Request, ctx: Ctx, key: Caller, endpointId: str) -> JsonResponse:
     """The endpoint's workers with their latest heartbeat of the last day; `live` as the
     stats count it (a heartbeat within the liveness timeout)."""
-    ctx = _ctx(request)
-    key = await ctx.auth.authenticate(request)
     scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=_endpoint_id(endpointId),
                                          name=None)
     now = ctx.clock()
@@ -167,11 +160,9 @@ async def workers(request: Request, endpointId: str) -> JsonResponse:
 
 
 @router.get("/ui/api/endpoints/{endpointId}/cold-starts")
-async def endpoint_cold_starts(request: Request, endpointId: str) -> JsonResponse:
+async def endpoint_cold_starts(request: Request, ctx: Ctx, key: Caller, st: Overview,
+                               endpointId: str) -> JsonResponse:
     """Cold starts per point; query `timeframe` and `granularity` as the metrics route."""
-    ctx = _ctx(request)
-    key = await ctx.auth.authenticate(request)
-    st = _overview_state(request, ctx)
     st.limiter.check(key.key_id)
     q = parse_query({k: v for k, v in request.query_params.items()
                      if k in ("timeframe", "granularity")} | {"metrics": "performance"},
@@ -182,19 +173,15 @@ async def endpoint_cold_starts(request: Request, endpointId: str) -> JsonRespons
 
 
 @router.get("/ui/api/tasks")
-async def tasks(request: Request) -> JsonResponse:
+async def tasks(request: Request, ctx: Ctx, key: Caller) -> JsonResponse:
     """Tasks with events (ClearML task ids), most recently active first."""
-    ctx = _ctx(request)
-    key = await ctx.auth.authenticate(request)
     return JsonResponse({"tasks": await store.tasks(ctx.store, _visible(key))},
                         headers=_NO_STORE)
 
 
 @router.get("/ui/api/dead-letters")
-async def dead_letters(request: Request) -> JsonResponse:
+async def dead_letters(request: Request, ctx: Ctx, key: Caller) -> JsonResponse:
     """Dead letters per topic with the latest reasons. Dead letters are not tenant-scoped
     (an undecodable message names no tenant), so this takes the superadmin role."""
-    ctx = _ctx(request)
-    key = await ctx.auth.authenticate(request)
     require_role(key, "superadmin")
     return JsonResponse({"topics": await store.dead_letters(ctx.store)}, headers=_NO_STORE)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from query_api.context import ApiContext
+from query_api.deps import Ctx
 from query_api.entities import Scope, resolve_autogroup, resolve_endpoint
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
@@ -75,8 +76,7 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: i
 
 @router.post("/get_endpoint_stats/", openapi_extra=_BODY_DOC,
              summary="Current stats or a timeseries of one endpoint group")
-async def get_endpoint_stats(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
+async def get_endpoint_stats(request: Request, ctx: Ctx) -> JsonResponse:
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
     ident = get_int(body, "id", lo=0, hi=MAX_ID)
@@ -89,8 +89,7 @@ async def get_endpoint_stats(request: Request) -> JsonResponse:
 
 @router.post("/get_autogroup_stats/", openapi_extra=_BODY_DOC,
              summary="Current stats or a timeseries of one autogroup")
-async def get_autogroup_stats(request: Request) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
+async def get_autogroup_stats(request: Request, ctx: Ctx) -> JsonResponse:
     body = parse_json_body(await request.body())
     key = await ctx.auth.authenticate(request, body.get("api_key"))
     ident = get_int(body, "id", required=True, lo=0, hi=MAX_ID)

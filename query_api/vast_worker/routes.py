@@ -26,6 +26,7 @@ from pipeline.storage.keys import ApiKey
 from query_api import ingest
 from query_api.auth import require_role
 from query_api.context import ApiContext
+from query_api.deps import Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.params import parse_json_body
 from query_api.responses import JsonResponse
@@ -72,8 +73,7 @@ _PEM: dict[int | str, dict[str, Any]] = {
           "description": "The RSA public key, PEM-encoded"}}
 
 
-async def _pubkey(request: Request) -> PlainTextResponse:
-    ctx: ApiContext = request.app.state.ctx
+async def _pubkey(request: Request, ctx: ApiContext) -> PlainTextResponse:
     pem = getattr(request.app.state, "vast_pubkey", None)
     if pem is None:
         pem = await asyncio.to_thread(signing.public_pem, ctx.settings.data_dir)
@@ -81,8 +81,8 @@ async def _pubkey(request: Request) -> PlainTextResponse:
     return PlainTextResponse(pem, media_type="application/x-pem-file")
 
 
-async def _status(request: Request, endpoint_id: int, autogroup_id: int) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
+async def _status(request: Request, ctx: ApiContext, endpoint_id: int, autogroup_id: int
+                  ) -> JsonResponse:
     key, body = await _caller(ctx, request)
     event = reports.heartbeat(body, tenant=key.tenant, endpoint_id=endpoint_id,
                               autogroup_id=autogroup_id, now=ctx.clock())
@@ -90,8 +90,8 @@ async def _status(request: Request, endpoint_id: int, autogroup_id: int) -> Json
     return JsonResponse({"success": True})
 
 
-async def _deleted(request: Request, endpoint_id: int, autogroup_id: int) -> JsonResponse:
-    ctx: ApiContext = request.app.state.ctx
+async def _deleted(request: Request, ctx: ApiContext, endpoint_id: int, autogroup_id: int
+                   ) -> JsonResponse:
     key, body = await _caller(ctx, request)
     events = reports.request_events(body, tenant=key.tenant, endpoint_id=endpoint_id,
                                     autogroup_id=autogroup_id, now=ctx.clock())
@@ -101,44 +101,44 @@ async def _deleted(request: Request, endpoint_id: int, autogroup_id: int) -> Jso
 
 @router.get("/vast/{endpoint_id}/pubkey/", summary="Public key a vast.ai worker verifies "
             "requests with", response_class=PlainTextResponse, responses=_PEM)
-async def pubkey(request: Request, endpoint_id: str) -> PlainTextResponse:
+async def pubkey(request: Request, ctx: Ctx, endpoint_id: str) -> PlainTextResponse:
     _id("endpoint_id", endpoint_id)
-    return await _pubkey(request)
+    return await _pubkey(request, ctx)
 
 
 @router.get("/vast/{endpoint_id}/{autogroup_id}/pubkey/", summary="Public key a vast.ai "
             "worker verifies requests with (autogroup form)", response_class=PlainTextResponse,
             responses=_PEM)
-async def pubkey_autogroup(request: Request, endpoint_id: str,
+async def pubkey_autogroup(request: Request, ctx: Ctx, endpoint_id: str,
                            autogroup_id: str) -> PlainTextResponse:
     _id("endpoint_id", endpoint_id)
     _id("autogroup_id", autogroup_id)
-    return await _pubkey(request)
+    return await _pubkey(request, ctx)
 
 
 @router.post("/vast/{endpoint_id}/worker_status/",
              summary="A vast.ai worker's status report (becomes a heartbeat)")
-async def worker_status(request: Request, endpoint_id: str) -> JsonResponse:
-    return await _status(request, _id("endpoint_id", endpoint_id), 0)
+async def worker_status(request: Request, ctx: Ctx, endpoint_id: str) -> JsonResponse:
+    return await _status(request, ctx, _id("endpoint_id", endpoint_id), 0)
 
 
 @router.post("/vast/{endpoint_id}/{autogroup_id}/worker_status/",
              summary="A vast.ai worker's status report, autogroup form")
-async def worker_status_autogroup(request: Request, endpoint_id: str,
+async def worker_status_autogroup(request: Request, ctx: Ctx, endpoint_id: str,
                                   autogroup_id: str) -> JsonResponse:
-    return await _status(request, _id("endpoint_id", endpoint_id),
+    return await _status(request, ctx, _id("endpoint_id", endpoint_id),
                          _id("autogroup_id", autogroup_id))
 
 
 @router.post("/vast/{endpoint_id}/delete_requests/",
              summary="A vast.ai worker's finished requests (become request events)")
-async def delete_requests(request: Request, endpoint_id: str) -> JsonResponse:
-    return await _deleted(request, _id("endpoint_id", endpoint_id), 0)
+async def delete_requests(request: Request, ctx: Ctx, endpoint_id: str) -> JsonResponse:
+    return await _deleted(request, ctx, _id("endpoint_id", endpoint_id), 0)
 
 
 @router.post("/vast/{endpoint_id}/{autogroup_id}/delete_requests/",
              summary="A vast.ai worker's finished requests, autogroup form")
-async def delete_requests_autogroup(request: Request, endpoint_id: str,
+async def delete_requests_autogroup(request: Request, ctx: Ctx, endpoint_id: str,
                                     autogroup_id: str) -> JsonResponse:
-    return await _deleted(request, _id("endpoint_id", endpoint_id),
+    return await _deleted(request, ctx, _id("endpoint_id", endpoint_id),
                           _id("autogroup_id", autogroup_id))
