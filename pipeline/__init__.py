@@ -4,7 +4,8 @@
 batch them into envelopes and publish them to Kafka. What they raise is typed: `InvalidEvent`
 for an event the worker would dead-letter, and the `ProducerError` family for everything else
 (pipeline/sdk/producer_errors.py; the README's failure-contract table). They are imported lazily, so
-`import pipeline` stays cheap.
+`import pipeline` stays cheap: it loads neither the storage access layer nor the Kafka runners
+(tests/unit/pipeline/test_sdk_imports.py).
 """
 
 from __future__ import annotations

@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from pipeline.core.telemetry import Telemetry
     from pipeline.storage.clickhouse import AsyncStore
 
-__all__ = ["KINDS", "Builder", "Gate", "StructBuilder", "TopicKind", "kind"]
+__all__ = ["KINDS", "MAX_MESSAGE_BYTES", "Builder", "Gate", "StructBuilder", "TopicKind", "kind"]
+
+#: Largest Kafka message the local broker and Vitals' topics accept. Larger than the pipeline's
+#: own limit (VITALS_MAX_MESSAGE_BYTES, 4 MiB) so an oversized envelope reaches the worker and
+#: is dead-lettered with its reason instead of failing at the producer.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 Event = tuple[int, dict[str, Any]]
 #: (batch, Kafka partition, Kafka offset, [(index in envelope, decoded event)]) -> None

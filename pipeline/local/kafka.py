@@ -44,6 +44,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from pipeline.core.errors import VitalsError
+from pipeline.ingest.topics import MAX_MESSAGE_BYTES
 
 __all__ = [
     "HOST",
@@ -69,10 +70,6 @@ KAFKA_VERSION = "4.1.1"
 #: Oldest Java the broker runs on (Kafka 4 brokers need 17).
 JAVA_MIN = 17
 HOST = "127.0.0.1"
-#: Largest Kafka message the local broker and Vitals' topics accept. Larger than the pipeline's
-#: own limit (VITALS_MAX_MESSAGE_BYTES, 4 MiB) so an oversized envelope reaches the worker and
-#: is dead-lettered with its reason instead of failing at the producer.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _RUNTIME_DIR = Path(__file__).parent / "kafka_runtime"
 _POM = _RUNTIME_DIR / "pom.xml"
 _LOG4J_CONFIG = _RUNTIME_DIR / "log4j2.yaml"

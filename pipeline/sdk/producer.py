@@ -56,8 +56,7 @@ import orjson
 from pipeline.core.errors import InvalidEvent
 from pipeline.core.settings import TopicNames
 from pipeline.ingest.decode import EventChecker
-from pipeline.ingest.topics import KINDS
-from pipeline.local.kafka import MAX_MESSAGE_BYTES
+from pipeline.ingest.topics import KINDS, MAX_MESSAGE_BYTES
 from pipeline.sdk.envelopes import Envelope, EnvelopeBuffer
 from pipeline.sdk.producer_errors import (
     BufferFull,

@@ -33,7 +33,7 @@ from aiokafka.errors import (
 )
 
 from pipeline.core.log_limit import Throttle
-from pipeline.local.kafka import MAX_MESSAGE_BYTES
+from pipeline.ingest.topics import MAX_MESSAGE_BYTES
 from pipeline.sdk.producer_errors import (
     BrokerUnavailable,
     DeliveryFailed,

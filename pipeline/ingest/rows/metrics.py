@@ -17,7 +17,7 @@ by the series created concurrently on other workers.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,7 +25,9 @@ from pipeline.core.telemetry import Telemetry
 from pipeline.ingest.rows.requests import SinkBatch
 from pipeline.statsd.parse import HISTOGRAM_KINDS, MAX_NAME, MAX_TAG_LEN, MAX_TAGS
 from pipeline.storage import sketch
-from pipeline.storage.clickhouse import AsyncStore
+
+if TYPE_CHECKING:
+    from pipeline.storage.clickhouse import AsyncStore
 
 __all__ = ["METRICS_COLUMNS", "SERIES_COLUMNS", "SeriesGate", "build", "series_key"]
 
