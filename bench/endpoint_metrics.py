@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.cli.runtime import freeze_startup_heap
+from pipeline.cli.gc_tuning import freeze_startup_heap
 from pipeline.core.settings import Settings
 from pipeline.ingest import compaction
 from pipeline.ingest.rows.requests import SinkBatch

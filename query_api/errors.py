@@ -20,14 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.core.errors import StorageError, StorageUnavailable
+from pipeline.core.errors import StorageError, StorageUnavailable, VitalsError
 
 __all__ = ["ApiError", "bad_param", "install_handlers"]
 
 log = logging.getLogger("vitals.api")
 
 
-class ApiError(Exception):
+class ApiError(VitalsError):
     def __init__(self, status: int, code: str, message: str,
                  details: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:

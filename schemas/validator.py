@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.core.errors import VitalsError
+
 __all__ = ["SchemaViolation", "Validator", "compile_schema"]
 
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "default", "examples"}
@@ -28,7 +30,7 @@ Check = Callable[[str, Any], Any]
 Validator = Callable[[Any], dict[str, Any]]
 
 
-class SchemaViolation(ValueError):
+class SchemaViolation(VitalsError, ValueError):
     """The value breaks the schema; `str()` is a reason fit for a dead-letter record."""
 
 

@@ -27,9 +27,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.cli.gc_tuning import freeze_startup_heap
 from pipeline.cli.shutdown import Shutdown
 from pipeline.cli.shutdown import run as shutdown_run
-from pipeline.core.errors import InvalidEvent, StorageError, StoreLocked
+from pipeline.core.errors import InvalidEvent, StorageError, StoreLocked, VitalsError
 from pipeline.core.log_limit import RateLimitFilter
 from pipeline.core.settings import Settings, SettingsError
 from pipeline.ingest.decode import EVENT_TYPES
@@ -53,7 +54,7 @@ Closer = Callable[[], Awaitable[object]]
 ADMIN_TENANT = "default"
 
 
-class CliError(Exception):
+class CliError(VitalsError):
     """A failure to report as one line on stderr with exit code `code`."""
 
     def __init__(self, message: str, code: int = 1) -> None:
@@ -446,6 +447,7 @@ async def _serve(
         if not await _until(runtime.start(join_in_background=True), stop):
             print("interrupted during startup", flush=True)
             return 0
+        freeze_startup_heap()  # process-wide: the entry point's call, not the Runtime's
         if runtime.worker_task is not None:
             background.append(asyncio.create_task(_joined(runtime.worker_task), name="worker"))
         if getattr(runtime, "storage_fault", None) is not None:

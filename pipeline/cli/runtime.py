@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import logging
 import time
@@ -25,27 +24,9 @@ from pipeline.storage.clickhouse import AsyncStore, migrate
 if TYPE_CHECKING:
     from pipeline.cli.readiness import ReadinessMonitor
 
-__all__ = ["Runtime", "freeze_startup_heap"]
+__all__ = ["Runtime"]
 
 log = logging.getLogger("vitals.runtime")
-
-
-#: Net container allocations that trigger a young-generation collection (CPython's default is
-#: 700). A 24 h / 1m metrics document holds ~10,000 dicts while it is built, which at 700 set
-#: off ~18 collections per call, each walking the half-built document (4 ms of CPU per call);
-#: at 20,000 the document is freed by reference counting before a collection is due.
-GC_GEN0_THRESHOLD = 20_000
-
-
-def freeze_startup_heap() -> None:
-    """Move every object alive after start-up (modules, the app, clients) out of the garbage
-    collector's reach, and collect the young generation less often (`GC_GEN0_THRESHOLD`).
-    Without the freeze, each full collection walks the whole heap: 35-50 ms pauses in the
-    middle of API calls that build large documents."""
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def _import_api_modules() -> None:
@@ -147,7 +128,6 @@ class Runtime:
                 await self._start_worker()
         if self.with_statsd:
             await self._start_statsd()
-        freeze_startup_heap()
 
     def _start_monitor(self) -> None:
         from pipeline.cli.readiness import ReadinessMonitor

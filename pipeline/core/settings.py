@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.errors import VitalsError
 from pipeline.core.faults import FaultSpec, parse_fault
 from pipeline.storage import retention as _retention
 from pipeline.storage.retention import Retention
@@ -25,7 +26,7 @@ NO_AGE_LIMIT_MS = 1 << 62
 TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
 
 
-class SettingsError(ValueError):
+class SettingsError(VitalsError, ValueError):
     """An environment variable holds a value Vitals cannot use; the message names it."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import schemas
+from pipeline.core.errors import VitalsError
 from pipeline.storage import sketch
 from pipeline.storage.sketch import bucket_of
 
@@ -57,7 +58,7 @@ _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 Tags = tuple[tuple[str, str], ...]
 
 
-class MalformedLine(ValueError):
+class MalformedLine(VitalsError, ValueError):
     """A line that is not DogStatsD; `str()` is the reason."""
 
 

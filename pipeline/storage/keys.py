@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pipeline.core.errors import VitalsError
 from pipeline.storage.clickhouse import Store
 
 __all__ = [
@@ -39,7 +40,7 @@ ROLES: tuple[Role, ...] = ("reader", "admin", "superadmin", "ingest")
 _RANK = {"reader": 0, "admin": 1, "superadmin": 2}
 
 
-class KeyError_(ValueError):
+class KeyError_(VitalsError, ValueError):
     """Bad key-management input (unknown role, bad tenant name, unknown key id)."""
 
 

@@ -30,12 +30,14 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.errors import VitalsError
+
 __all__ = ["ScrollCodec", "ScrollIdInvalid", "load_secret"]
 
 _SECRET_FILE = "scroll-secret"
 
 
-class ScrollIdInvalid(ValueError):
+class ScrollIdInvalid(VitalsError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason

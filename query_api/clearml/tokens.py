@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.errors import VitalsError
+
 __all__ = ["API_VERSION", "DEFAULT_EXPIRATION_S", "MAX_EXPIRATION_S", "TokenClaims",
            "TokenInvalid", "decode", "derive_secret", "encode", "looks_like_token"]
 
@@ -31,7 +33,7 @@ MAX_EXPIRATION_S = 365 * 24 * 3600
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
-class TokenInvalid(ValueError):
+class TokenInvalid(VitalsError, ValueError):
     """A bearer token that is malformed, signed with another secret, or expired."""
 
 
