@@ -7,9 +7,12 @@ partitions and endpoints that exist.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections import defaultdict
 from typing import Literal
+
+from pipeline.core.prometheus import Exposition
 
 __all__ = ["MetricName", "Telemetry"]
 
@@ -117,38 +120,16 @@ class Telemetry:
         return self._values[name].get(tuple(sorted(labels.items())), 0)
 
     def render(self, extra: list[str] | None = None) -> str:
-        lines: list[str] = []
+        """Prometheus text of every family that has a value (`pipeline.core.prometheus`)."""
+        ex = Exposition()
         with self._lock:
             for name, (kind, help_) in _HELP.items():
                 if self._values.get(name):
-                    lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-                    for labels, v in sorted(self._values[name].items()):
-                        lines.append(f"{name}{_fmt(labels)} {_num(v)}")
+                    ex.family(name, kind, help_, [(dict(labels), v) for labels, v
+                                                  in sorted(self._values[name].items())])
                 if self._hists.get(name):
-                    lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
-                    for labels, h in sorted(self._hists[name].items()):
-                        cum = 0.0
-                        for i, le in enumerate((*_BUCKETS, float("inf"))):
-                            cum += h[i]
-                            le_s = "+Inf" if le == float("inf") else repr(le)
-                            bucket_labels = _fmt((*labels, ('le', le_s)))
-                            lines.append(f"{name}_bucket{bucket_labels} {_num(cum)}")
-                        lines.append(f"{name}_sum{_fmt(labels)} {_num(h[-1])}")
-                        lines.append(f"{name}_count{_fmt(labels)} {_num(cum)}")
-        lines += extra or []
-        return "\n".join(lines) + "\n"
-
-
-def _fmt(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_esc(v)}"' for k, v in labels)
-    return "{" + inner + "}"
-
-
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(v)
+                    ex.histogram(name, help_, [
+                        (dict(labels), list(zip((*_BUCKETS, math.inf), h[:-1], strict=True)),
+                         h[-1]) for labels, h in sorted(self._hists[name].items())])
+        ex.lines += extra or []
+        return ex.text()

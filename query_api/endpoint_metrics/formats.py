@@ -4,10 +4,8 @@ CSV: a header row, then one row per time point; CRLF line ends; fields holding a
 double quote or a line break are quoted, inner quotes doubled (`csv.QUOTE_MINIMAL`); a missing
 value is an empty field. Columns follow the selected sections.
 
-Prometheus: every family has exactly one HELP and one TYPE line followed by all of its samples
-(a family is emitted once: `promtool check metrics` rejects a second HELP for a name, and the
-tests run it on every output); names start with `vitals_endpoint_`; label values are escaped
-(backslash, double quote, newline). Counters hold totals over the requested
+Prometheus, written by `pipeline.core.prometheus` (each family once; the tests run `promtool`
+on every output): names start with `vitals_endpoint_`. Counters hold totals over the requested
 timeframe (not process lifetimes); the latency histogram is cumulative over fixed `le` bounds in
 seconds, read from the sketch buckets (a value sits in the first bound ≥ its bucket's
 representative, so a boundary may be off by the sketch's 1%).
@@ -21,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.core.prometheus import Exposition
 from pipeline.storage import sketch
 
 __all__ = ["LE_BOUNDS", "csv_text", "prometheus_text"]
@@ -43,45 +42,7 @@ def _csv_num(v: Any) -> Any:
     return v
 
 
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items()) + "}"
-
-
-def _num(v: float) -> str:
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if math.isnan(v):
-        return "NaN"
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
-
-
-class _Exposition:
-    def __init__(self, base: Mapping[str, str]) -> None:
-        self.base = dict(base)
-        self.lines: list[str] = []
-        self.names: set[str] = set()
-
-    def _head(self, name: str, kind: str, help_: str) -> None:
-        """HELP and TYPE of a family; a family is written once, all its samples together."""
-        if name in self.names:
-            raise ValueError(f"metric family {name} written twice")
-        self.names.add(name)
-        self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-
-    def family(self, name: str, kind: str, help_: str,
-               samples: Sequence[tuple[Mapping[str, str], float | None]]) -> None:
-        kept = [(lab, v) for lab, v in samples if v is not None]
-        if not kept:
-            return
-        self._head(name, kind, help_)
-        for lab, v in kept:
-            assert v is not None
-            self.lines.append(f"{name}{_labels({**self.base, **lab})} {_num(v)}")
-
+class _Exposition(Exposition):
     def summary(self, name: str, help_: str, quantiles: Sequence[tuple[str, float | None]],
                 total: float, count: int) -> None:
         """A summary (the only type promtool accepts a `quantile` label on); no family when
@@ -89,26 +50,22 @@ class _Exposition:
         kept = [(q, v) for q, v in quantiles if v is not None]
         if not kept:
             return
-        self._head(name, "summary", help_)
+        self.head(name, "summary", help_)
         for q, v in kept:
-            self.lines.append(f"{name}{_labels({**self.base, 'quantile': q})} {_num(v)}")
-        self.lines.append(f"{name}_sum{_labels(self.base)} {_num(total)}")
-        self.lines.append(f"{name}_count{_labels(self.base)} {count}")
+            self.sample(name, {"quantile": q}, v)
+        self.sample(name + "_sum", {}, total)
+        self.sample(name + "_count", {}, count)
 
-    def histogram(self, name: str, help_: str, hist: Mapping[int, int], total_s: float) -> None:
-        self._head(name, "histogram", help_)
+    def latency_histogram(self, name: str, help_: str, hist: Mapping[int, int],
+                          total_s: float) -> None:
+        """The sketch buckets (ms) folded into the fixed `LE_BOUNDS` (seconds)."""
         counts = [0] * (len(LE_BOUNDS) + 1)
         for k, c in hist.items():
             value_s = sketch.bucket_value(k) / 1000
             i = next((i for i, le in enumerate(LE_BOUNDS) if value_s <= le), len(LE_BOUNDS))
             counts[i] += c
-        cum = 0
-        for le, c in zip((*LE_BOUNDS, math.inf), counts, strict=True):
-            cum += c
-            lab = {**self.base, "le": "+Inf" if math.isinf(le) else repr(le)}
-            self.lines.append(f"{name}_bucket{_labels(lab)} {cum}")
-        self.lines.append(f"{name}_sum{_labels(self.base)} {_num(total_s)}")
-        self.lines.append(f"{name}_count{_labels(self.base)} {cum}")
+        buckets = list(zip((*LE_BOUNDS, math.inf), counts, strict=True))
+        self.histogram(name, help_, [({}, buckets, total_s)])
 
 
 def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
@@ -124,8 +81,8 @@ def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
         b = perf["errorRates"]["breakdown"]
         ex.family(p + "errors_total", "counter", "Failed requests in the timeframe, by class",
                   [({"class": k}, v) for k, v in b.items()])
-    ex.histogram(p + "latency_seconds", "Request latency in seconds over the timeframe", hist,
-                 s["totalComputeTime"])
+    ex.latency_histogram(p + "latency_seconds", "Request latency in seconds over the timeframe",
+                         hist, s["totalComputeTime"])
     ex.summary(p + "latency_quantile_seconds",
                "Latency percentiles over the timeframe from the merged sketch (1% relative "
                "error)", [(q, s[key]) for q, key in (("0.5", "p50Latency"),
@@ -177,4 +134,4 @@ def prometheus_text(doc: Mapping[str, Any], hist: Mapping[int, int]) -> str:
         ex.family(p + "scaling_events_total", "counter", "Scaling events in the timeframe",
                   [({"action": a}, sum(1 for e in res["scaling"]["events"] if e["action"] == a))
                    for a in ("scale_up", "scale_down")])
-    return "\n".join(ex.lines) + "\n"
+    return ex.text()
