@@ -77,18 +77,19 @@ class TopicKind:
     build_structs: StructBuilder | None = None
 
 
-KINDS: dict[str, TopicKind] = {
-    "requests": TopicKind("requests", {"request": "request"}, "endpoint_id",
-                          SinkBatch.add_requests, build_structs=SinkBatch.add_request_structs),
-    "heartbeats": TopicKind("heartbeats", {"heartbeat": "heartbeat"}, "endpoint_id",
-                            SinkBatch.add_heartbeats),
-    "metrics": TopicKind("metrics", {"metric": "metric"}, "name", custom_metrics.build,
-                         gate=lambda s, t: custom_metrics.SeriesGate(s.metrics_max_series, t)),
-    "jobs": TopicKind("jobs", {"task": "job_task", "node": "job_node"}, "tenant", jobs.build),
-    "task-events": TopicKind("task-events", task_events.EVENT_TYPES, "task",
-                             task_events.add_task_events, ts_field="timestamp",
-                             ts_default_now=True, refine=task_events.refine),
-}
+#: Every kind, by name. The names are `pipeline.core.settings.TOPIC_KINDS` (what topic names
+#: are derived from), each declared here once with its schemas, key and rows.
+KINDS: dict[str, TopicKind] = {k.name: k for k in (
+    TopicKind("requests", {"request": "request"}, "endpoint_id",
+              SinkBatch.add_requests, build_structs=SinkBatch.add_request_structs),
+    TopicKind("heartbeats", {"heartbeat": "heartbeat"}, "endpoint_id",
+              SinkBatch.add_heartbeats),
+    TopicKind("metrics", {"metric": "metric"}, "name", custom_metrics.build,
+              gate=lambda s, t: custom_metrics.SeriesGate(s.metrics_max_series, t)),
+    TopicKind("jobs", {"task": "job_task", "node": "job_node"}, "tenant", jobs.build),
+    TopicKind("task-events", task_events.EVENT_TYPES, "task", task_events.add_task_events,
+              ts_field="timestamp", ts_default_now=True, refine=task_events.refine),
+)}
 
 
 def kind(name: str) -> TopicKind:

@@ -35,6 +35,7 @@ __all__ = [
     "KINDS",
     "MAX_NAME",
     "MAX_TAGS",
+    "NAME_CHARS",
     "Aggregator",
     "MalformedLine",
     "Sample",
@@ -53,7 +54,8 @@ HISTOGRAM_KINDS = frozenset(("h", "ms", "d"))
 MAX_NAME = 200
 MAX_TAGS = 32
 MAX_TAG_LEN = 200
-_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
+#: Characters a metric name may hold (schemas/metric.json).
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -115,7 +117,7 @@ def parse_line(line: bytes, tag_cache: dict[str, Tags] | None = None) -> Sample:
     name, sep, values_raw = parts[0].partition(":")
     if not sep or not values_raw:
         raise MalformedLine("missing ':<value>'")
-    if not name or len(name) > MAX_NAME or not _NAME_OK.issuperset(name):
+    if not name or len(name) > MAX_NAME or not NAME_CHARS.issuperset(name):
         raise MalformedLine(f"metric name {name[:40]!r}: use 1-{MAX_NAME} of [A-Za-z0-9_.-/]")
     kind = parts[1]
     if kind not in KINDS:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
+from pipeline.statsd.parse import KINDS
 from pipeline.storage import sketch
 from query_api.auth import authorize
 from query_api.context import ApiContext
@@ -40,7 +41,6 @@ __all__ = ["AGGREGATIONS", "router"]
 router = APIRouter(tags=["custom metrics"])
 
 AGGREGATIONS = ("sum", "count", "rate", "avg", "min", "max", "last", "p50", "p95", "p99")
-KINDS = ("c", "g", "h", "ms", "d")  # schemas/metric.json
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 MAX_TAG_FILTERS = 16
 MAX_GROUPS = 500

@@ -40,3 +40,11 @@ def test_gc_tuning_only_in_the_entry_point() -> None:
     found = sorted(str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
                    if tuning.search(p.read_text()))
     assert found == ["pipeline/cli/gc_tuning.py"]
+
+
+def test_topic_kinds_are_named_once() -> None:
+    from pipeline.core.settings import TOPIC_KINDS
+    from pipeline.ingest.topics import KINDS
+
+    assert sorted(KINDS) == sorted(TOPIC_KINDS)
+    assert all(name == k.name for name, k in KINDS.items())

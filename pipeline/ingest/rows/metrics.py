@@ -23,7 +23,7 @@ import orjson
 
 from pipeline.core.telemetry import Telemetry
 from pipeline.ingest.rows.requests import SinkBatch
-from pipeline.statsd.parse import HISTOGRAM_KINDS, MAX_NAME, MAX_TAG_LEN, MAX_TAGS
+from pipeline.statsd.parse import HISTOGRAM_KINDS, MAX_NAME, MAX_TAG_LEN, MAX_TAGS, NAME_CHARS
 from pipeline.storage import sketch
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ METRICS_COLUMNS = (
 )
 SERIES_COLUMNS = ("tenant", "name", "series_key", "kind", "tags", "last_seen")
 
-_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
 _AGG_FIELDS = ("count", "sum", "min", "max", "last")
 _HIST_LO, _HIST_HI = sketch.ZERO_BUCKET, sketch.MAX_BUCKET
 #: A bucket's count, as the schema bounds `count`: sums of many stay far inside UInt64.
@@ -54,7 +53,7 @@ def series_key(tags: dict[str, str]) -> str:
 def _problem(e: dict[str, Any]) -> str | None:
     """Why an event that passed its JSON Schema still cannot be stored, or None."""
     name = e["name"]
-    if len(name) > MAX_NAME or not _NAME_OK.issuperset(name):
+    if len(name) > MAX_NAME or not NAME_CHARS.issuperset(name):
         return f"name: {name[:40]!r}: use 1-{MAX_NAME} of [A-Za-z0-9_.-/]"
     tags = e["tags"]
     if len(tags) > MAX_TAGS:
