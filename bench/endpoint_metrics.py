@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 
 from pipeline.cli.gc_tuning import freeze_startup_heap
+from pipeline.core.clock import row_version
 from pipeline.core.settings import Settings
 from pipeline.ingest import compaction
 from pipeline.ingest.rows.requests import SinkBatch
@@ -206,7 +207,7 @@ async def main() -> None:
         started = time.perf_counter()
         for table in ("requests_1m", "requests_1h"):
             n = await store.call(lambda s, t=table: compaction.compact(  # type: ignore[misc]
-                s, t, int(now) - 40 * 86400, int(now) + 3600))
+                s, t, int(now) - 40 * 86400, int(now) + 3600, row_version(time.time())))
             print(f"compacted {n} {table} buckets ({time.perf_counter() - started:.1f} s; "
                   f"the worker does this every VITALS_COMPACT_INTERVAL_S)")
     key = (await store.call(lambda s: keys.create_key(s, "bench", "reader"))).key

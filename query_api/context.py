@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pipeline.core.clock import RowVersions
 from pipeline.core.health import Health
 from pipeline.core.settings import Settings
 from pipeline.core.telemetry import Telemetry
@@ -42,3 +43,8 @@ class ApiContext:
     clearml_keys: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
     #: One ClearML writer at a time per process: edits are read-modify-write of one document.
     clearml_write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Versions of the rows rewritten in place (ClearML tasks and projects), from `clock`.
+    versions: RowVersions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.versions = RowVersions(self.clock)

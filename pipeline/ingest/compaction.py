@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
+from pipeline.core.clock import RowVersions
 from pipeline.ingest.rows.requests import ROLLUP_FIELDS
 from pipeline.storage.clickhouse import AsyncStore, Store
 
@@ -48,7 +48,7 @@ def _stale_sql(db: str, table: str, lo: int, hi: int) -> str:
             f"AND bucket < toDateTime({hi}, 'UTC'))")
 
 
-def compact(store: Store, table: str, lo: int, hi: int, version: int | None = None) -> int:
+def compact(store: Store, table: str, lo: int, hi: int, version: int) -> int:
     """Merge every bucket in [lo, hi) whose compacted row is missing or stale; return how many
     buckets were written."""
     db = store.database
@@ -56,7 +56,6 @@ def compact(store: Store, table: str, lo: int, hi: int, version: int | None = No
     if not stale:
         return 0
     fields = ", ".join(f"{_AGG.get(f, 'sum')}({f})" for f in ROLLUP_FIELDS)
-    version = time.time_ns() if version is None else version
     written = 0
     for i in range(0, len(stale), 2000):
         chunk = stale[i:i + 2000]
@@ -76,19 +75,20 @@ def _quote(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _compactor(table: str, lo: int, hi: int) -> Callable[[Store], int]:
-    return lambda s: compact(s, table, lo, hi)
+def _compactor(table: str, lo: int, hi: int, version: int) -> Callable[[Store], int]:
+    return lambda s: compact(s, table, lo, hi, version)
 
 
 async def run(store: AsyncStore, interval_s: float, clock: Callable[[], float]) -> None:
     """Compact both rollups every `interval_s` until cancelled; errors are logged and retried."""
+    versions = RowVersions(clock)
     while True:
         now = int(clock())
         for table, width in WIDTH.items():
             hi = (now - GRACE_S) // width * width
             lo = hi - SCAN_S[table]
             try:
-                n = await store.call(_compactor(table, lo, hi))
+                n = await store.call(_compactor(table, lo, hi, versions()))
             except Exception as exc:  # storage hiccups must not stop the worker
                 log.warning("compaction of %s failed: %s", table, exc)
                 continue

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pipeline.core.clock import row_version
 from pipeline.core.errors import VitalsError
 from pipeline.storage.clickhouse import Store
 
@@ -96,7 +97,7 @@ def create_key(store: Store, tenant: str, role: str, name: str = "",
     key = f"vk_{key_id}_{secrets.token_urlsafe(32).replace('_', '-')}"
     now = clock()
     store.insert("api_keys", [[key_id], [tenant], [role], [hash_key(key)], [name],
-                              [int(now * 1000)], [False], [time.time_ns()]],
+                              [int(now * 1000)], [False], [row_version(now)]],
                  ("key_id", "tenant", "role", "key_hash", "name", "created_at", "revoked",
                   "version"))
     return NewKey(key, ApiKey(key_id, tenant, role, name, now, False))
@@ -130,14 +131,15 @@ def find_key(store: Store, key: str) -> ApiKey | None:
     return info
 
 
-def revoke_key(store: Store, key_id: str, tenant: str | None = None) -> ApiKey:
+def revoke_key(store: Store, key_id: str, tenant: str | None = None,
+               clock: Callable[[], float] = time.time) -> ApiKey:
     """Revoke by id; with `tenant`, only a key of that tenant. Raises KeyError_ if not found."""
     found = _rows(store, "key_id = {k:String}", {"k": key_id})
     if not found or (tenant is not None and found[-1][0].tenant != tenant):
         raise KeyError_(f"no API key with id {key_id!r}")
     info, stored_hash = found[-1]
     store.insert("api_keys", [[key_id], [info.tenant], [info.role], [stored_hash], [info.name],
-                              [int(info.created_at * 1000)], [True], [time.time_ns()]],
+                              [int(info.created_at * 1000)], [True], [row_version(clock())]],
                  ("key_id", "tenant", "role", "key_hash", "name", "created_at", "revoked",
                   "version"))
     return ApiKey(info.key_id, info.tenant, info.role, info.name, info.created_at, True)

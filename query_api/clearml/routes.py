@@ -97,7 +97,8 @@ async def projects_create(call: Call) -> dict[str, Any]:
             raise CallError(400, "INVALID_PARAMETERS",
                             f"project {project['name']!r} already exists", 801,
                             {"parameter": "name", "value": project["name"]})
-        await store.put_project(call.ctx.store, call.key.tenant, project)
+        await store.put_project(call.ctx.store, call.key.tenant, project,
+                                version=call.ctx.versions())
     return {"id": project["id"]}
 
 
@@ -119,7 +120,8 @@ async def projects_update(call: Call) -> dict[str, Any]:
             fields["last_update"] = checked["last_update"]
             project.update(fields)
             project["basename"] = checked["basename"]
-            await store.put_project(call.ctx.store, call.key.tenant, project)
+            await store.put_project(call.ctx.store, call.key.tenant, project,
+                                    version=call.ctx.versions())
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
@@ -151,7 +153,7 @@ async def tasks_create(call: Call) -> dict[str, Any]:
                            user=call.key.key_id, now=call.ctx.clock())
     if task.get("project"):
         await _project(call, task["project"])
-    await store.put_task(call.ctx.store, call.key.tenant, task)
+    await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"id": task["id"]}
 
 
@@ -189,7 +191,7 @@ async def tasks_edit(call: Call) -> dict[str, Any]:
         if task.get("project") and "project" in fields:
             await _project(call, task["project"])
         if fields:
-            await store.put_task(call.ctx.store, call.key.tenant, task)
+            await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
@@ -207,7 +209,7 @@ async def _status(call: Call, new_status: str, **extra: Any) -> dict[str, Any]:
         fields = shapes.change_status(task, new_status, force=force, reason=reason,
                                       message=message, user=call.key.key_id, now=now,
                                       **extra)
-        await store.put_task(call.ctx.store, call.key.tenant, task)
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": fields}
 
 
@@ -258,7 +260,7 @@ async def tasks_reset(call: Call) -> dict[str, Any]:
         fields = shapes.reset_task(task, force=force, clear_all=clear_all,
                                    user=call.key.key_id, now=call.ctx.clock())
         await task_events_db.delete_task(call.ctx.store, call.key.tenant, task_id)
-        await store.put_task(call.ctx.store, call.key.tenant, task)
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": fields, "dequeued": {}, "deleted_models": 0,
             "updated_children": 0, "updated_models": 0, "urls": None}
 
@@ -270,7 +272,7 @@ async def tasks_ping(call: Call) -> dict[str, Any]:
     async with _lock(call):
         task = (await _tasks(call, [task_id]))[0]
         task["last_update"] = shapes.iso(call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task)
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {}
 
 
@@ -290,7 +292,7 @@ async def tasks_set_requirements(call: Call) -> dict[str, Any]:
                           "requirements": requirements}
         now = shapes.iso(call.ctx.clock())
         task.update(last_update=now, last_change=now, last_changed_by=call.key.key_id)
-        await store.put_task(call.ctx.store, call.key.tenant, task)
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": {"script.requirements": requirements}}
 
 
@@ -310,7 +312,7 @@ async def tasks_edit_hyper_params(call: Call) -> dict[str, Any]:
         updated = shapes.edit_hyperparams(task, call.body.get("hyperparams"), replace=replace,
                                           force=force, user=call.key.key_id,
                                           now=call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task)
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": updated}
 
 
@@ -327,7 +329,7 @@ async def tasks_edit_configuration(call: Call) -> dict[str, Any]:
         updated = shapes.edit_configuration(task, call.body.get("configuration"),
                                             replace=replace, force=force,
                                             user=call.key.key_id, now=call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task)
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": updated}
 
 

@@ -6,8 +6,6 @@ inserts a new version of the row (ReplacingMergeTree(version), read with FINAL).
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -29,18 +27,6 @@ _TASK_COLUMNS = ("tenant", "id", "name", "project", "type", "status", "status_re
                  "version")
 _PROJECT_COLUMNS = ("tenant", "id", "name", "description", "user", "tags", "system_tags",
                     "created", "last_update", "doc", "deleted", "version")
-_lock = threading.Lock()
-_last_version = 0
-
-
-def _version() -> int:
-    """Strictly increasing within the process, close to wall-clock ns across processes."""
-    global _last_version
-    with _lock:
-        _last_version = max(time.time_ns(), _last_version + 1)
-        return _last_version
-
-
 async def key_by_id(store: AsyncStore, key_id: str) -> ApiKey | None:
     """The live key with this id, else None."""
     rows = await store.rows(
@@ -91,7 +77,7 @@ async def get_projects(store: AsyncStore, tenant: str, ids: Sequence[str] | None
     return await _docs(store, "clearml_projects", tenant, ids, "", {})
 
 
-async def put_task(store: AsyncStore, tenant: str, doc: dict[str, Any], *,
+async def put_task(store: AsyncStore, tenant: str, doc: dict[str, Any], *, version: int,
                    deleted: bool = False) -> None:
     row = [tenant, doc["id"], doc.get("name") or "", doc.get("project") or "",
            doc.get("type") or "", doc.get("status") or "", doc.get("status_reason") or "",
@@ -99,16 +85,16 @@ async def put_task(store: AsyncStore, tenant: str, doc: dict[str, Any], *,
            doc.get("parent") or "", _strs(doc.get("tags")), _strs(doc.get("system_tags")),
            _time(doc.get("created")), _time(doc.get("started")), _time(doc.get("completed")),
            _time(doc.get("last_update")), int(doc.get("last_iteration") or 0),
-           orjson.dumps(doc).decode(), deleted, _version()]
+           orjson.dumps(doc).decode(), deleted, version]
     await store.insert("clearml_tasks", [[v] for v in row], _TASK_COLUMNS)
 
 
-async def put_project(store: AsyncStore, tenant: str, doc: dict[str, Any], *,
+async def put_project(store: AsyncStore, tenant: str, doc: dict[str, Any], *, version: int,
                       deleted: bool = False) -> None:
     row = [tenant, doc["id"], doc.get("name") or "", doc.get("description") or "",
            doc.get("user") or "", _strs(doc.get("tags")), _strs(doc.get("system_tags")),
            _time(doc.get("created")), _time(doc.get("last_update")),
-           orjson.dumps(doc).decode(), deleted, _version()]
+           orjson.dumps(doc).decode(), deleted, version]
     await store.insert("clearml_projects", [[v] for v in row], _PROJECT_COLUMNS)
 
 

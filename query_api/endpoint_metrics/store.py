@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 
 import numpy as np
 
+from pipeline.core.clock import row_version
 from pipeline.ingest.compaction import GRACE_S, MERGED
 from pipeline.ingest.rows.requests import ROLLUP_FIELDS
 from pipeline.storage import sketch
@@ -407,6 +407,6 @@ def save_pricing(store: Store, tenant: str, endpoint_id: int, p: Pricing, now: f
     store.insert("endpoint_pricing",
                  [[tenant], [endpoint_id], [p.gpu_second], [p.request], [p.gb],
                   [-1.0 if p.monthly_budget is None else p.monthly_budget], [p.currency],
-                  [int(now * 1000)], [time.time_ns()]],
+                  [int(now * 1000)], [row_version(now)]],
                  ("tenant", "endpoint_id", "gpu_second_price", "request_price", "gb_price",
                   "monthly_budget", "currency", "updated_at", "version"))

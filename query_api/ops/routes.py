@@ -117,7 +117,7 @@ async def create_key(request: Request, ctx: Ctx) -> JsonResponse:
                        f"{role} key", {"requiredPermission": role,
                                        "currentPermissions": [caller.role]})
     try:
-        new = await ctx.store.call(lambda s: keys.create_key(s, tenant, role, name))
+        new = await ctx.store.call(lambda s: keys.create_key(s, tenant, role, name, ctx.clock))
     except keys.KeyError_ as exc:
         raise bad_param("tenant", tenant, str(exc)) from None
     return JsonResponse({"key": new.key, **_key_json(new.info)}, status_code=201)
@@ -152,7 +152,7 @@ async def revoke_key(ctx: Ctx, caller: Caller, key_id: str) -> JsonResponse:
                        f"{target.role} key", {"requiredPermission": target.role,
                                               "currentPermissions": [caller.role]})
     try:
-        info = await ctx.store.call(lambda s: keys.revoke_key(s, key_id, tenant))
+        info = await ctx.store.call(lambda s: keys.revoke_key(s, key_id, tenant, ctx.clock))
     except keys.KeyError_:
         raise ApiError(404, "NOT_FOUND", f"no API key with id {key_id!r}") from None
     ctx.auth.forget()

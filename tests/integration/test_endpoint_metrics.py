@@ -16,6 +16,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.core.clock import row_version
 from pipeline.sdk.producer import Producer
 from tests.integration.conftest import FakeClock
 from tests.promtool import check_metrics
@@ -514,7 +515,8 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     async def compact_all():
         for table in ("requests_1m", "requests_1h"):
             await stack.rt.store.call(
-                lambda s, t=table: compaction.compact(s, t, T - 86400, T + 3600))
+                lambda s, t=table: compaction.compact(s, t, T - 86400, T + 3600,
+                                                     row_version(time.time())))
 
     await compact_all()
     merged = await stack.rows("SELECT count() FROM {db}.requests_1m_merged FINAL "

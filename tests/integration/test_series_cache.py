@@ -6,12 +6,14 @@ bucket holding a redelivered message."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from pipeline.core.clock import row_version
 from pipeline.ingest import compaction
 from pipeline.ingest.rows.requests import SinkBatch
 from pipeline.storage import sketch
@@ -142,7 +144,8 @@ async def test_cold_calls_use_current_compacted_rows_and_see_late_messages(
     truth = Truth()
     for offset in range(24):  # 20 minutes: more than the direct-read limit of 8
         await truth.write(store, 1, offset, offset % 20, [5.0 * (offset + 1)] * 20)
-    await store.call(lambda s: compaction.compact(s, "requests_1m", START, END))
+    await store.call(lambda s: compaction.compact(s, "requests_1m", START, END,
+                                                           row_version(time.time())))
     cache, counting = SeriesCache(10_000), Counting(store)
     await check(counting, cache, truth)
     # every bucket from its (current) compacted row; none is recent enough to be read from the
@@ -162,7 +165,8 @@ async def test_cold_call_reads_buckets_the_compactor_has_not_reached_alongside(
     truth = Truth()
     for offset in range(12):
         await truth.write(store, 1, offset, offset, [7.0] * 10)
-    await store.call(lambda s: compaction.compact(s, "requests_1m", START, END))
+    await store.call(lambda s: compaction.compact(s, "requests_1m", START, END,
+                                                           row_version(time.time())))
     await truth.write(store, 1, 12, 29, [8.0] * 10)  # the window's last minute, not compacted
     counting = Counting(store)
     await check(counting, SeriesCache(10_000), truth)
