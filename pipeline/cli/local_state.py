@@ -83,7 +83,7 @@ def _bootstrap(settings: Settings) -> str:
 
 
 def _ensure_topics(settings: Settings, bootstrap: str, kinds: list[str]) -> None:
-    from pipeline.local.kafka import ensure_topics
+    from pipeline.ingest.topic_admin import ensure_topics
 
     names = [n for k in kinds for n in (settings.topics.topic(k), settings.topics.dlq(k))]
     asyncio.run(ensure_topics(bootstrap, names, partitions=settings.topic_partitions))

@@ -27,7 +27,7 @@ from pipeline.core.errors import StorageError, StoreLocked
 from pipeline.core.log_limit import RateLimitFilter
 from pipeline.core.settings import Settings, SettingsError
 from pipeline.ingest.decode import EVENT_TYPES
-from pipeline.local.kafka import KafkaRuntimeError
+from pipeline.local.kafka_config import KafkaRuntimeError
 from pipeline.storage.keys import ROLES, KeyError_
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import SyncProducer
-from pipeline.local.kafka import ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.kafka
 

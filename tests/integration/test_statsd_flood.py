@@ -9,7 +9,7 @@ import uuid
 
 from pipeline.core.settings import Settings, TopicNames
 from pipeline.core.telemetry import Telemetry
-from pipeline.local.kafka import ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.sdk.producer import Producer
 from pipeline.statsd.listener import StatsdListener
 from tests.integration.test_statsd_cli import read_events
