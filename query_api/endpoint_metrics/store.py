@@ -45,6 +45,12 @@ _FINAL = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 _AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
 _SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
 _OUTER = {"latency_min": "min", "latency_max": "max"}
+#: The merged histogram `h` as sorted bucket indexes `ks`, their counts `vs`, running counts
+#: `cs` and total `n`; a quantile is the first bucket whose running count reaches q * n (the
+#: same rule as `sketch.quantile` and the compacted rows' p50/p95/p99).
+_HIST_ARRAYS = ("arraySort(mapKeys(h)) AS ks, "
+                "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
+                "arraySum(vs) AS n")
 _QUANTILE_EXPRS = [f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
                    for q in (0.5, 0.95, 0.99)]
 _QUANTILES = ", ".join(_QUANTILE_EXPRS)
@@ -116,9 +122,7 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
              f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
     outer = ", ".join(_OUTER.get(c, "sum") + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
-    sql = (f"WITH sumMap(lh) AS h, arraySort(mapKeys(h)) AS ks, "
-           f"arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-           f"arraySum(vs) AS n SELECT p, {outer}, {_QUANTILES}, "
+    sql = (f"WITH sumMap(lh) AS h, {_HIST_ARRAYS} SELECT p, {outer}, {_QUANTILES}, "
            f"if(p = 0, ks, []), if(p = 0, vs, []) FROM ({inner}) "
            f"GROUP BY GROUPING SETS ((p), ()) ORDER BY p")
     rows = await store.rows(sql + _FINAL, scope.params())
@@ -180,10 +184,8 @@ _SOURCE_BUCKETS = (
     "SELECT toUInt32(b), toUInt64(tag), {casts}, {q}, CAST(mapKeys(h), 'Array(Int16)'), "
     "CAST(mapValues(h), 'Array(UInt64)') FROM (SELECT toUnixTimestamp(bucket) AS b, "
     "count() AS tag, "
-    "{sums}, sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
-    "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-    "arraySum(vs) AS n FROM {source} FINAL WHERE {where} GROUP BY b)"
-).format(casts=_CASTS, sums=_SUMS_AS, source="{source}", where="{where}",
+    "{sums}, sumMap(latency_hist) AS h, {arrays} FROM {source} FINAL WHERE {where} GROUP BY b)"
+).format(casts=_CASTS, sums=_SUMS_AS, arrays=_HIST_ARRAYS, source="{source}", where="{where}",
          q=", ".join(f"toInt16({q})" for q in _QUANTILE_EXPRS))
 #: Compacted rows as they are: their percentiles were computed when they were written.
 _MERGED_BUCKETS = (
