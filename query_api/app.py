@@ -50,6 +50,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
 
     @app.middleware("http")
+    # call_next's type is Starlette's internal RequestResponseEndpoint
     async def _timing(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         response: Response = await call_next(request)

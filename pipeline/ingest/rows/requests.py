@@ -257,6 +257,8 @@ class SinkBatch:
             array("H", (partition,)) * n, array("Q", (offset,)) * n,
             array("I", index))
         for buf, chunk in zip(cols.buffers, chunks, strict=True):
+            # each buffer and its chunk share a type (array typecode or bytearray); mypy sees
+            # only the union of the column types
             buf += chunk  # type: ignore[operator]
         cols.added(n)
         self.events += n
