@@ -54,8 +54,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 #: ClickHouse types of `requests_raw` (schemas/clickhouse/001_requests_heartbeats.sql), the
-#: Native block's column types; tests/integration/test_native_block.py compares them with the
-#: table.
+#: Native block's column types; tests/integration/storage/test_native_block.py compares them
+#: with the table.
 REQUESTS_RAW_TYPES: tuple[str, ...] = (
     "LowCardinality(String)", "UInt64", "UInt64", "UInt64", "DateTime64(3, 'UTC')", "String",
     "UInt16", "Bool", "LowCardinality(String)", "Float64", "Float64", "Float64", "UInt32",

@@ -12,7 +12,7 @@ from pipeline.ingest.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.kafka
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def ten_lines() -> str:
