@@ -66,7 +66,7 @@ async def _probe_storage(ctx: ApiContext) -> Check:
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself",
             response_class=PlainTextResponse)
 async def metrics(request: Request, ctx: Ctx) -> Response:
-    await pipeline_metrics.refresh(request.app.state, ctx)
+    await pipeline_metrics.refresh(ctx)
     return PlainTextResponse(ctx.telemetry.render(),
                              media_type="text/plain; version=0.0.4; charset=utf-8")
 
