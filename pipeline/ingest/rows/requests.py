@@ -21,17 +21,12 @@ from typing import Any
 from msgspec import UNSET
 
 from pipeline.storage.native import NativeBlock, NativeColumns, StringEncoder, string_bytes
+from pipeline.storage.rollup import ROLLUP_FIELDS
 
 __all__ = ["REQUESTS_RAW_TYPES", "ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "RegistryCache",
            "SinkBatch",
            "Table", "classify"]
 
-ROLLUP_FIELDS = (
-    "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
-    "err_resource", "err_other", "work_units", "tokens_in", "tokens_out", "latency_sum",
-    "latency_min", "latency_max", "latency_hist", "queue_ms_sum", "cold_starts",
-    "cold_start_ms_sum", "gpu_seconds", "bytes_out",
-)
 _ROLLUP_KEY = ("tenant", "endpoint_id", "autogroup_id", "bucket", "src_partition", "src_offset")
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
