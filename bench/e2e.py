@@ -47,7 +47,8 @@ from bench.procstat import CpuDelta, Snapshot
 from bench.report import record, render
 from pipeline.cli.runtime import Runtime
 from pipeline.core.settings import Settings, TopicNames
-from pipeline.local.kafka import LocalKafka, ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
+from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.producer import Producer
 
 __all__ = ["BatchConfig", "main"]

@@ -38,7 +38,8 @@ from aiokafka import AIOKafkaConsumer
 
 from pipeline.core.settings import Settings, TopicNames
 from pipeline.core.telemetry import Telemetry
-from pipeline.local.kafka import LocalKafka, ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
+from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.producer import Producer
 from pipeline.statsd.listener import StatsdListener, kernel_drops
 

@@ -44,6 +44,10 @@ class ApiContext:
     clearml_keys: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
     #: One ClearML writer at a time per process: edits are read-modify-write of one document.
     clearml_write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: When `/metrics` last refreshed its scrape-time gauges (`query_api.ops.gauges`).
+    gauges_refreshed_at: float | None = None
+    #: The vast.ai signing key's public half, PEM (read or made on first use).
+    vast_pubkey: bytes | None = None
     #: Versions of the rows rewritten in place (ClearML tasks and projects), from `clock`.
     versions: RowVersions = field(init=False)
     #: Shared reads (`query_api.read_cache`): identical reads answered once, answers reused

@@ -3,7 +3,7 @@
 A fence's info string says what happens to the block (README, "Testing"):
 
 - `` ```sh run `` (or `bash run`, `python run`, `sql run`): executed by
-  tests/integration/test_docs_examples.py against one live `vitals up --demo`;
+  tests/integration/docs/test_docs_examples.py against one live `vitals up --demo`;
 - `` ```text output ``, right after a `run` block (blank lines between allowed): what the block
   prints. `...` stands for any text; whitespace is ignored, so JSON may be shown spaced;
 - `` ```sh not-run: <reason> ``: deliberately not executed (deployment-only snippets, a

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.core.health import Health
 from pipeline.core.settings import Settings
 from pipeline.core.telemetry import Telemetry
-from pipeline.local.kafka import ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.storage.clickhouse import AsyncStore, migrate
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ import logging
 from collections.abc import Callable
 
 from pipeline.core.clock import RowVersions
-from pipeline.ingest.rows.requests import ROLLUP_FIELDS
 from pipeline.storage.clickhouse import AsyncStore, Store
+from pipeline.storage.rollup import ROLLUP_FIELDS, merged
 
 __all__ = ["GRACE_S", "MERGED", "SCAN_S", "compact", "run"]
 
@@ -35,7 +35,6 @@ MERGED = {"requests_1m": "requests_1m_merged", "requests_1h": "requests_1h_merge
 WIDTH = {"requests_1m": 60, "requests_1h": 3600}
 SCAN_S = {"requests_1m": 2 * 86400, "requests_1h": 35 * 86400}
 GRACE_S = 60
-_AGG = {"latency_min": "min", "latency_max": "max", "latency_hist": "sumMap"}
 
 
 def _stale_sql(db: str, table: str, lo: int, hi: int) -> str:
@@ -55,7 +54,7 @@ def compact(store: Store, table: str, lo: int, hi: int, version: int) -> int:
     stale = store.rows(_stale_sql(db, table, lo, hi))
     if not stale:
         return 0
-    fields = ", ".join(f"{_AGG.get(f, 'sum')}({f})" for f in ROLLUP_FIELDS)
+    fields = ", ".join(merged(f) for f in ROLLUP_FIELDS)
     written = 0
     for i in range(0, len(stale), 2000):
         chunk = stale[i:i + 2000]

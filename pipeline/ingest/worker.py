@@ -196,6 +196,7 @@ def _report_rebalances(app: faust.App, health: Health, topics: list[str]) -> Non
         report("joining")
         rebalance_start()
 
+    # faust calls this hook on the app instance; assigning it is its documented override
     app.on_rebalance_start = on_rebalance_start  # type: ignore[method-assign]
 
     async def on_assigned(_sender: Any, /, *args: Any, **_kw: Any) -> None:

@@ -269,7 +269,7 @@ class DemoTraffic:
             "endpoint_id": ep.endpoint_id, "endpoint": ep.name, "autogroup_id": w.autogroup_id,
             "id": w.worker_id, "loadtime": w.loadtime, "cur_load": round(cur_load, 3),
             # new_load 0: the demo's request events carry the work units, and curload
-            # counts a heartbeat's new_load too (query_api/vast/stats.py)
+            # counts a heartbeat's new_load too (query_api/vast/store.py)
             "new_load": 0.0, "rej_load": 0.0, "max_perf": w.max_perf,
             "cur_perf": round(min(cur_load, w.max_perf), 3),
             "cur_capacity": round(max(0.0, w.max_perf - cur_load), 3),

@@ -15,7 +15,7 @@ with
 one message key, sent after `linger_s` at the latest. The Kafka producer is idempotent with
 `acks=all`, so its internal retries never duplicate a message.
 
-The failure contract (README, "Ten lines"; tests/integration/test_producer_contract.py):
+The failure contract (README, "Ten lines"; tests/integration/sdk/test_producer_contract.py):
 
 - `send()` raises, for that event only: `InvalidEvent` (the worker would dead-letter it),
   `EventTooLarge` (over `max_message_bytes` as JSON), `TopicNotFound` (the broker says the topic

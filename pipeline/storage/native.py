@@ -10,7 +10,7 @@ A `LowCardinality(String)` column is sent as `String`; ClickHouse converts it on
 (`input_format_native_allow_types_conversion`, on by default).
 
 Rows are tracked by count: `mark()` and `truncate()` undo a half-appended message.
-`tests/integration/test_native_block.py` holds the encoding to what ClickHouse reads back.
+`tests/integration/storage/test_native_block.py` holds the encoding to what ClickHouse reads back.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from pipeline.ingest.rows.task_events import EVENT_TYPES
-from pipeline.storage.clickhouse import AsyncStore
-from query_api.clearml import histogram
+from query_api.clearml import histogram, metric_store
 from query_api.clearml import store as clearml_store
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml.calls import Call, action, doc, get_str_list, scroll_codec, scroll_state
+from query_api.clearml.events_store import SCALAR
 from query_api.params import get_choice, get_int, get_str
 
 __all__ = ["MAX_COMPARE_TASKS", "router"]
@@ -22,25 +22,10 @@ __all__ = ["MAX_COMPARE_TASKS", "router"]
 router = APIRouter()
 
 MAX_COMPARE_TASKS = 10
-SCALAR = "training_stats_scalar"
 _TASK = {"type": "string", "description": "Task ID"}
 _SAMPLES = {"type": "integer", "minimum": 0, "maximum": histogram.MAX_SAMPLES,
             "default": histogram.MAX_SAMPLES, "description": "points per series (0: the maximum)"}
 _KEYS = ("iter", "timestamp", "iso_time")
-_X = {"iter": "iter", "timestamp": "toUnixTimestamp64Milli(timestamp)",
-      "iso_time": "toUnixTimestamp64Milli(timestamp)"}
-
-
-async def _metrics_and_variants(store: AsyncStore, tenant: str, task: str,
-                                etype: str) -> dict[str, list[str]]:
-    rows = await store.rows(
-        f"SELECT DISTINCT metric, variant FROM {store.database}.task_metric_events WHERE "
-        f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = {{et:String}} "
-        f"ORDER BY metric, variant", {"t": tenant, "task": task, "et": etype})
-    out: dict[str, list[str]] = {}
-    for metric, variant in rows:
-        out.setdefault(metric, []).append(variant)
-    return out
 
 
 async def _one_task(call: Call) -> tuple[str, str]:
@@ -59,12 +44,7 @@ async def get_task_metrics(call: Call) -> dict[str, Any]:
     tenant = await task_events_db.resolve_tenant(store, call.key, tasks)
     by_task: dict[str, list[str]] = {t: [] for t in tasks}
     if etype != "log":
-        rows = await store.rows(
-            f"SELECT DISTINCT task, metric FROM {store.database}.task_metric_events WHERE "
-            f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}}"
-            + (" AND event_type = {et:String}" if etype else "") + " ORDER BY task, metric",
-            {"t": tenant, "tasks": tasks, "et": etype or ""})
-        for task, metric in rows:
+        for task, metric in await metric_store.task_metrics(store, tenant, tasks, etype):
             by_task[task].append(metric)
     return {"metrics": [{"task": t, "metrics": m} for t, m in by_task.items()]}
 
@@ -73,15 +53,16 @@ async def get_task_metrics(call: Call) -> dict[str, Any]:
         body_doc=doc(["task"], task=_TASK))
 async def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
-    return {"metrics": await _metrics_and_variants(call.ctx.store, tenant, task, SCALAR)}
+    return {"metrics": await metric_store.metrics_and_variants(call.ctx.store, tenant, task,
+                                                               SCALAR)}
 
 
 @action(router, "get_vector_metrics_and_variants", summary="Vector metrics → variants",
         body_doc=doc(["task"], task=_TASK))
 async def get_vector_metrics_and_variants(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
-    return {"metrics": await _metrics_and_variants(call.ctx.store, tenant, task,
-                                                   "training_stats_vector")}
+    return {"metrics": await metric_store.metrics_and_variants(call.ctx.store, tenant, task,
+                                                               "training_stats_vector")}
 
 
 @action(router, "get_scalar_metric_data", summary="Scalar events of one metric, by timestamp",
@@ -117,14 +98,7 @@ async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
         body_doc=doc(["task"], task=_TASK))
 async def get_task_latest_scalar_values(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
-    store = call.ctx.store
-    rows = await store.rows(
-        f"SELECT metric, variant, argMax(value, (iter, timestamp)), avg(value), max(iter) FROM ("
-        f"SELECT metric, variant, iter, timestamp, value, row_number() OVER (PARTITION BY "
-        f"metric, variant ORDER BY iter DESC, timestamp DESC) AS rn FROM "
-        f"{store.database}.task_metric_events FINAL WHERE tenant = {{t:String}} AND "
-        f"task = {{task:String}} AND event_type = '{SCALAR}') WHERE rn <= 100 "
-        f"GROUP BY metric, variant ORDER BY metric, variant", {"t": tenant, "task": task})
+    rows = await metric_store.latest_scalars(call.ctx.store, tenant, task)
     metrics: dict[str, list[dict[str, Any]]] = {}
     last_iter = None
     for metric, variant, last, mean100, top in rows:
@@ -143,14 +117,7 @@ async def vector_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
     metric = get_str(call.body, "metric", required=True, max_len=1024)
     variant = get_str(call.body, "variant", required=True, max_len=1024)
-    store = call.ctx.store
-    rows = await store.rows(
-        f"SELECT iter, values FROM {store.database}.task_metric_events FINAL WHERE "
-        f"tenant = {{t:String}} AND task = {{task:String}} AND event_type = "
-        f"'training_stats_vector' AND metric = {{m:String}} AND variant = {{v:String}} "
-        f"ORDER BY iter DESC, event_id LIMIT 10000",
-        {"t": tenant, "task": task, "m": metric, "v": variant})
-    rows.reverse()
+    rows = await metric_store.vectors(call.ctx.store, tenant, task, metric, variant)
     return {"metric": metric, "variant": variant, "iterations": [int(r[0]) for r in rows],
             "vectors": [list(r[1]) for r in rows]}
 
@@ -164,44 +131,6 @@ def _histogram_params(call: Call) -> tuple[int, str]:
     return samples or histogram.MAX_SAMPLES, key
 
 
-async def scalar_histograms(store: AsyncStore, tenant: str, tasks: list[str], samples: int,
-                            key: str) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(task, metric, variant) → {x, y, y_min, y_max} downsampled to `samples` points."""
-    x = _X[key]
-    src = (f"SELECT task, metric, variant, value, {x} AS x FROM "
-           f"{store.database}.task_metric_events FINAL WHERE tenant = {{t:String}} AND "
-           f"task IN {{tasks:Array(String)}} AND event_type = '{SCALAR}' AND "
-           f"iter > {histogram.SINGLE_SCALAR_ITERATION}")
-    params: dict[str, Any] = {"t": tenant, "tasks": tasks}
-    stats = await store.rows(f"SELECT task, metric, variant, count(), min(x), max(x) FROM "
-                             f"({src}) GROUP BY task, metric, variant", params)
-    if not stats:
-        return {}
-    ivs = [histogram.interval_for(int(n), int(lo), int(hi), samples)
-           for *_, n, lo, hi in stats]
-    if len(set(ivs)) == 1:  # the common case: one interval for every series
-        iv = str(ivs[0])
-    else:
-        iv = ("transform(concat(task, '\\x1f', metric, '\\x1f', variant), "
-              "{names:Array(String)}, {ivs:Array(Int64)}, toInt64(1))")
-        params["names"] = [f"{t}\x1f{m}\x1f{v}" for t, m, v, *_ in stats]
-        params["ivs"] = ivs
-    rows = await store.rows(
-        f"SELECT task, metric, variant, x - positiveModulo(x, {iv}) AS b, avg(value), "
-        f"min(value), max(value) FROM ({src}) GROUP BY task, metric, variant, b "
-        f"ORDER BY task, metric, variant, b", params)
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for task, metric, variant, b, mean, lo, hi in rows:
-        series = out.get((task, metric, variant))
-        if series is None:
-            series = out[(task, metric, variant)] = {"x": [], "y": [], "y_min": [], "y_max": []}
-        series["x"].append(task_events_db.iso_ms(int(b)) if key == "iso_time" else int(b))
-        series["y"].append(mean)
-        series["y_min"].append(lo)
-        series["y_max"].append(hi)
-    return out
-
-
 @action(router, "scalar_metrics_iter_histogram",
         summary="Downsampled scalar series of a task: metric → variant → {x, y, y_min, y_max}",
         body_doc=doc(["task"], task=_TASK, samples=_SAMPLES,
@@ -209,7 +138,7 @@ async def scalar_histograms(store: AsyncStore, tenant: str, tasks: list[str], sa
 async def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
     samples, key = _histogram_params(call)
-    series = await scalar_histograms(call.ctx.store, tenant, [task], samples, key)
+    series = await metric_store.scalar_histograms(call.ctx.store, tenant, [task], samples, key)
     out: dict[str, dict[str, Any]] = defaultdict(dict)
     for (_, metric, variant), data in series.items():
         out[metric][variant] = {"name": variant, **data}
@@ -226,7 +155,7 @@ async def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]
     tasks = get_str_list(call.body, "tasks", max_items=MAX_COMPARE_TASKS)
     samples, key = _histogram_params(call)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, tasks)
-    series = await scalar_histograms(call.ctx.store, tenant, tasks, samples, key)
+    series = await metric_store.scalar_histograms(call.ctx.store, tenant, tasks, samples, key)
     names = await clearml_store.task_names(call.ctx.store, tenant, tasks)
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     for (task, metric, variant), data in series.items():

@@ -58,15 +58,8 @@ async def _check_task_owners(call: Call, tasks: set[str]) -> None:
     """A task belongs to the tenant that first reported it: events for a task another tenant
     owns are refused whole (403), so no tenant can add to, or shadow, another's task. Tasks
     nobody reported yet are free to claim."""
-    store = call.ctx.store
-    rows = await store.rows(
-        f"SELECT DISTINCT task FROM {store.database}.task_owners FINAL "
-        f"WHERE task IN {{tasks:Array(String)}} AND tenant != {{tenant:String}} "
-        f"AND task NOT IN (SELECT task FROM {store.database}.task_owners FINAL "
-        f"WHERE tenant = {{tenant:String}} AND task IN {{tasks:Array(String)}})",
-        {"tasks": sorted(tasks), "tenant": call.key.tenant})
-    if rows:
-        foreign = sorted(str(r[0]) for r in rows)
+    foreign = await task_events_db.foreign_tasks(call.ctx.store, call.key.tenant, tasks)
+    if foreign:
         raise ApiError(403, "INSUFFICIENT_PERMISSIONS",
                        f"task {foreign[0]!r} belongs to another tenant",
                        {"parameter": "task", "value": foreign[:20],

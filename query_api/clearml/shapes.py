@@ -345,6 +345,7 @@ def order_and_page(docs: list[dict[str, Any]], query: Mapping[str, Any], *,
         if not isinstance(field, str) or not field.lstrip("-"):
             raise bad_param("order_by", order, "order_by must be a list of field names")
         name = field.lstrip("-")
+        # the default argument binds this field to the lambda; mypy cannot type lambda defaults
         docs.sort(key=lambda d, n=name: (d.get(n) is not None, str(d.get(n) or "")),  # type: ignore[misc]
                   reverse=field.startswith("-"))
     page, size = query.get("page"), query.get("page_size") or query.get("size")

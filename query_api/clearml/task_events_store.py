@@ -28,6 +28,7 @@ __all__ = [
     "Pos",
     "after_clause",
     "event_from_row",
+    "foreign_tasks",
     "iso_ms",
     "resolve_owner",
     "resolve_tenant",
@@ -77,6 +78,17 @@ async def resolve_tenant(store: AsyncStore, key: ApiKey, tasks: Sequence[str]) -
     reported the tasks; 403 when only another tenant did (superadmin: that tenant); 404 when
     nobody reported events of a task."""
     return (await resolve_owner(store, key, tasks))[0]
+
+
+async def foreign_tasks(store: AsyncStore, tenant: str, tasks: set[str]) -> list[str]:
+    """The tasks another tenant owns (reported first) and `tenant` does not, sorted."""
+    rows = await store.rows(
+        f"SELECT DISTINCT task FROM {store.database}.task_owners FINAL "
+        f"WHERE task IN {{tasks:Array(String)}} AND tenant != {{tenant:String}} "
+        f"AND task NOT IN (SELECT task FROM {store.database}.task_owners FINAL "
+        f"WHERE tenant = {{tenant:String}} AND task IN {{tasks:Array(String)}})",
+        {"tasks": sorted(tasks), "tenant": tenant})
+    return sorted(str(r[0]) for r in rows)
 
 
 async def resolve_owner(store: AsyncStore, key: ApiKey, tasks: Sequence[str]

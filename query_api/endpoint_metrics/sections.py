@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline.storage import sketch
+from pipeline.storage.rollup import SUM_COLUMNS
 
 __all__ = [
     "SUM_COLUMNS",
@@ -31,13 +32,6 @@ __all__ = [
     "usage",
 ]
 
-#: Rollup columns summed per point (latency_min/latency_max are min/max), in SQL select order.
-SUM_COLUMNS = (
-    "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
-    "err_resource", "err_other", "work_units", "tokens_in", "tokens_out", "latency_sum",
-    "latency_min", "latency_max", "queue_ms_sum", "cold_starts", "cold_start_ms_sum",
-    "gpu_seconds", "bytes_out",
-)
 TREND_THRESHOLD_PCT = 5.0
 _MIN, _MAX = SUM_COLUMNS.index("latency_min"), SUM_COLUMNS.index("latency_max")
 _N_SUMS = len(SUM_COLUMNS)

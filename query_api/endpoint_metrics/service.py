@@ -19,7 +19,7 @@ from query_api.endpoint_metrics.params import MetricsQuery, Window, window_for
 from query_api.endpoint_metrics.scaling import VAST_DEFAULTS, scaling, target_instances
 from query_api.endpoint_metrics.series_cache import SeriesCache
 from query_api.entities import Scope
-from query_api.vast.stats import current_load, live_workers
+from query_api.vast.store import current_load, live_workers
 
 T = TypeVar("T")
 

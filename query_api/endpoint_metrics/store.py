@@ -15,11 +15,11 @@ import numpy as np
 
 from pipeline.core.clock import row_version
 from pipeline.ingest.compaction import GRACE_S, MERGED
-from pipeline.ingest.rows.requests import ROLLUP_FIELDS
 from pipeline.storage import sketch
 from pipeline.storage.clickhouse import AsyncStore, Store
+from pipeline.storage.rollup import ROLLUP_FIELDS, SUM_COLUMNS, merge_fn, merged
 from query_api.endpoint_metrics.scaling import Session, sessions_from_gaps
-from query_api.endpoint_metrics.sections import SUM_COLUMNS, Pricing, Resources, Sums
+from query_api.endpoint_metrics.sections import Pricing, Resources, Sums
 from query_api.endpoint_metrics.series_cache import Bucket, ScopeSeries, SeriesCache
 from query_api.entities import Scope
 from query_api.windows import split_range
@@ -42,13 +42,17 @@ __all__ = [
 #: partition is FINAL over the table: same rows, half the CPU of the heartbeat read here.
 _FINAL = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
-_AGG = {"latency_min": "min(latency_min)", "latency_max": "max(latency_max)"}
-_SUMS = ", ".join(_AGG.get(c, f"sum({c})") for c in SUM_COLUMNS)
-_OUTER = {"latency_min": "min", "latency_max": "max"}
+_SUMS = ", ".join(merged(c) for c in SUM_COLUMNS)
+#: The merged histogram `h` as sorted bucket indexes `ks`, their counts `vs`, running counts
+#: `cs` and total `n`; a quantile is the first bucket whose running count reaches q * n (the
+#: same rule as `sketch.quantile` and the compacted rows' p50/p95/p99).
+_HIST_ARRAYS = ("arraySort(mapKeys(h)) AS ks, "
+                "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
+                "arraySum(vs) AS n")
 _QUANTILE_EXPRS = [f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
                    for q in (0.5, 0.95, 0.99)]
 _QUANTILES = ", ".join(_QUANTILE_EXPRS)
-_SUMS_AS = ", ".join(f"{_AGG.get(c, f'sum({c})')} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
+_SUMS_AS = ", ".join(f"{merged(c)} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
 _RES_AGG = {"avg": "avg({c})", "sum": "sum({c})", "min": "min({c})", "max": "max({c})",
             "p95": "quantileExact(0.95)({c})", "p99": "quantileExact(0.99)({c})"}
 
@@ -115,10 +119,8 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     rows_sql = await _rollup_rows(store, scope, step, start, end)
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
              f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
-    outer = ", ".join(_OUTER.get(c, "sum") + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
-    sql = (f"WITH sumMap(lh) AS h, arraySort(mapKeys(h)) AS ks, "
-           f"arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-           f"arraySum(vs) AS n SELECT p, {outer}, {_QUANTILES}, "
+    outer = ", ".join(merge_fn(c) + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
+    sql = (f"WITH sumMap(lh) AS h, {_HIST_ARRAYS} SELECT p, {outer}, {_QUANTILES}, "
            f"if(p = 0, ks, []), if(p = 0, vs, []) FROM ({inner}) "
            f"GROUP BY GROUPING SETS ((p), ()) ORDER BY p")
     rows = await store.rows(sql + _FINAL, scope.params())
@@ -180,10 +182,8 @@ _SOURCE_BUCKETS = (
     "SELECT toUInt32(b), toUInt64(tag), {casts}, {q}, CAST(mapKeys(h), 'Array(Int16)'), "
     "CAST(mapValues(h), 'Array(UInt64)') FROM (SELECT toUnixTimestamp(bucket) AS b, "
     "count() AS tag, "
-    "{sums}, sumMap(latency_hist) AS h, arraySort(mapKeys(h)) AS ks, "
-    "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-    "arraySum(vs) AS n FROM {source} FINAL WHERE {where} GROUP BY b)"
-).format(casts=_CASTS, sums=_SUMS_AS, source="{source}", where="{where}",
+    "{sums}, sumMap(latency_hist) AS h, {arrays} FROM {source} FINAL WHERE {where} GROUP BY b)"
+).format(casts=_CASTS, sums=_SUMS_AS, arrays=_HIST_ARRAYS, source="{source}", where="{where}",
          q=", ".join(f"toInt16({q})" for q in _QUANTILE_EXPRS))
 #: Compacted rows as they are: their percentiles were computed when they were written.
 _MERGED_BUCKETS = (

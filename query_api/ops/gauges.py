@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -70,13 +69,13 @@ async def _live_workers(ctx: ApiContext) -> list[tuple[dict[str, str], float]]:
     return [({"tenant": str(t), "endpoint_id": str(ep)}, float(n)) for t, ep, n in rows]
 
 
-async def refresh(state: Any, ctx: ApiContext) -> None:
+async def refresh(ctx: ApiContext) -> None:
     """Update the two gauges in `ctx.telemetry` unless refreshed within REFRESH_S."""
     now = ctx.clock()
-    last = getattr(state, "pipeline_metrics_at", None)
+    last = ctx.gauges_refreshed_at
     if last is not None and 0 <= now - last < REFRESH_S:
         return
-    state.pipeline_metrics_at = now
+    ctx.gauges_refreshed_at = now
     try:
         ctx.telemetry.replace("vitals_live_workers", await _live_workers(ctx))
     except StorageError as exc:  # the pipeline's own metrics must render when storage cannot

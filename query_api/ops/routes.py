@@ -66,7 +66,7 @@ async def _probe_storage(ctx: ApiContext) -> Check:
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the pipeline itself",
             response_class=PlainTextResponse)
 async def metrics(request: Request, ctx: Ctx) -> Response:
-    await pipeline_metrics.refresh(request.app.state, ctx)
+    await pipeline_metrics.refresh(ctx)
     return PlainTextResponse(ctx.telemetry.render(),
                              media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -112,6 +112,7 @@ async def create_key(request: Request, ctx: Ctx) -> JsonResponse:
         raise ApiError(403, "INSUFFICIENT_PERMISSIONS", "only a superadmin creates keys for "
                        "another tenant", {"requiredPermission": "superadmin",
                                           "currentPermissions": [caller.role]})
+    # `role` is one of ROLES (checked by get_choice above), a str to mypy
     if not keys.role_allows(caller.role, role):  # type: ignore[arg-type]
         raise ApiError(403, "INSUFFICIENT_PERMISSIONS", f"an {caller.role} cannot create a "
                        f"{role} key", {"requiredPermission": role,

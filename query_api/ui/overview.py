@@ -19,7 +19,7 @@ from query_api.endpoint_metrics.series_cache import SeriesCache
 from query_api.endpoint_metrics.service import build_document
 from query_api.entities import Scope
 from query_api.ui.store import EndpointRow
-from query_api.vast import stats
+from query_api.vast import store as stats
 
 __all__ = ["SPARK_POINTS", "cold_start_points", "cold_starts", "endpoint_overview", "row_json"]
 

@@ -13,7 +13,7 @@ from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
 from query_api.query_params import MAX_UNIX_S
 from query_api.responses import JsonResponse
-from query_api.vast import stats
+from query_api.vast import store as stats
 from query_api.windows import MAX_POINTS, default_step, point_count, sample_points
 
 __all__ = ["router"]

@@ -74,10 +74,10 @@ _PEM: dict[int | str, dict[str, Any]] = {
 
 
 async def _pubkey(request: Request, ctx: ApiContext) -> PlainTextResponse:
-    pem = getattr(request.app.state, "vast_pubkey", None)
-    if pem is None:
-        pem = await asyncio.to_thread(signing.public_pem, ctx.settings.data_dir)
-        request.app.state.vast_pubkey = pem
+    pem = ctx.vast_pubkey
+    if pem is None:  # made (or read) on first use: the key pair lives in the data dir
+        pem = ctx.vast_pubkey = await asyncio.to_thread(signing.public_pem,
+                                                        ctx.settings.data_dir)
     return PlainTextResponse(pem, media_type="application/x-pem-file")
 
 

@@ -3,7 +3,7 @@
 `tests/integration/conftest.py` imports `kafka_bootstrap` from here; without that conftest, load
 this module as a plugin::
 
-    python -m pytest tests/integration/test_kafka_local.py -p tests.integration.kafka_fixture
+    python -m pytest tests/integration/local/test_kafka_local.py -p tests.integration.kafka_fixture
 
 One broker per test session (per xdist worker), in the session's temp dir; jars are resolved once
 per machine into ``~/.cache/vitals``. A broker that cannot start fails the tests, never skips them.

@@ -15,7 +15,7 @@ import yaml
 
 from pipeline.cli.main import build_parser
 from pipeline.core.settings import Settings
-from pipeline.local.kafka import java_major
+from pipeline.local.kafka_config import java_major
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

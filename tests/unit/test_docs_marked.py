@@ -1,5 +1,5 @@
 """Every shell, Python and SQL example of README.md and docs/*.md is either run by
-tests/integration/test_docs_examples.py or says why not; every fence names its language."""
+tests/integration/docs/test_docs_examples.py or says why not; every fence names its language."""
 
 from __future__ import annotations
 

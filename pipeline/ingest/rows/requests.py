@@ -21,17 +21,12 @@ from typing import Any
 from msgspec import UNSET
 
 from pipeline.storage.native import NativeBlock, NativeColumns, StringEncoder, string_bytes
+from pipeline.storage.rollup import ROLLUP_FIELDS
 
 __all__ = ["REQUESTS_RAW_TYPES", "ROLLUP_FIELDS", "TABLE_COLUMNS", "Checkpoint", "RegistryCache",
            "SinkBatch",
            "Table", "classify"]
 
-ROLLUP_FIELDS = (
-    "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
-    "err_resource", "err_other", "work_units", "tokens_in", "tokens_out", "latency_sum",
-    "latency_min", "latency_max", "latency_hist", "queue_ms_sum", "cold_starts",
-    "cold_start_ms_sum", "gpu_seconds", "bytes_out",
-)
 _ROLLUP_KEY = ("tenant", "endpoint_id", "autogroup_id", "bucket", "src_partition", "src_offset")
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -54,8 +49,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 #: ClickHouse types of `requests_raw` (schemas/clickhouse/001_requests_heartbeats.sql), the
-#: Native block's column types; tests/integration/test_native_block.py compares them with the
-#: table.
+#: Native block's column types; tests/integration/storage/test_native_block.py compares them
+#: with the table.
 REQUESTS_RAW_TYPES: tuple[str, ...] = (
     "LowCardinality(String)", "UInt64", "UInt64", "UInt64", "DateTime64(3, 'UTC')", "String",
     "UInt16", "Bool", "LowCardinality(String)", "Float64", "Float64", "Float64", "UInt32",
@@ -257,6 +252,8 @@ class SinkBatch:
             array("H", (partition,)) * n, array("Q", (offset,)) * n,
             array("I", index))
         for buf, chunk in zip(cols.buffers, chunks, strict=True):
+            # each buffer and its chunk share a type (array typecode or bytearray); mypy sees
+            # only the union of the column types
             buf += chunk  # type: ignore[operator]
         cols.added(n)
         self.events += n

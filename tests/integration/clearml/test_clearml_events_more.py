@@ -7,8 +7,15 @@ from __future__ import annotations
 import time
 
 from query_api.clearml.histogram import SINGLE_SCALAR_ITERATION
-from tests.integration.task_events_helpers import BASE_MS, add_batch, data, log, scalar, wait_count
-from tests.integration.test_task_events_media import plot
+from tests.integration.clearml.task_events_helpers import (
+    BASE_MS,
+    add_batch,
+    data,
+    log,
+    scalar,
+    wait_count,
+)
+from tests.integration.clearml.test_task_events_media import plot
 
 V = "2.23"
 

@@ -177,7 +177,7 @@ def same_totals(got: dict[Any, dict[str, Any]], want: dict[Any, dict[str, Any]])
 
 def timeseries_truth(events: list[dict[str, Any]], *, tenant: str, endpoint_id: int,
                      metric: str, points: list[int], window_s: int) -> list[float | None]:
-    """The value `/get_endpoint_stats/` must give at each point (see query_api.vast.stats)."""
+    """The value `/get_endpoint_stats/` must give at each point (see query_api.vast.store)."""
     mine = [e for e in events if e.get("tenant", "default") == tenant
             and e["endpoint_id"] == endpoint_id]
     out: list[float | None] = []

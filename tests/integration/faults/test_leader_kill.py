@@ -13,8 +13,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.core.settings import TopicNames
+from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.ingest.topics import KINDS
-from pipeline.local.kafka import LocalKafkaCluster, ensure_topics
+from pipeline.local.kafka_cluster import LocalKafkaCluster
 from pipeline.sdk.producer import Producer
 from tests.integration.faults.harness import InProcess, assert_exact, workload
 from tests.integration.faults.ledger import Ledger

@@ -13,7 +13,7 @@ import pytest
 from pipeline.ingest import topics as topic_registry
 from pipeline.ingest.rows.requests import SinkBatch
 from pipeline.sdk.producer import Producer
-from tests.integration.test_dead_letters import good, read_dlq
+from tests.integration.ingest.test_dead_letters import good, read_dlq
 from tests.promtool import check_metrics
 
 

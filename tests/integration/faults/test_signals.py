@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.local.kafka import LocalKafka, free_port
+from pipeline.local.kafka import LocalKafka
+from pipeline.local.processes import free_port
 from tests.integration.faults.harness import (
     TENANT,
     VitalsProcess,

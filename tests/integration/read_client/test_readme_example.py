@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from pipeline.sdk.producer import Producer
-from tests.integration.task_events_helpers import add_batch, scalar, wait_count
+from tests.integration.clearml.task_events_helpers import add_batch, scalar, wait_count
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

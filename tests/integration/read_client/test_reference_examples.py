@@ -18,7 +18,13 @@ import pytest
 from pipeline import AsyncClient, Client
 from pipeline.sdk import BadRequest, ConnectionFailed, NotFound, Unauthorized
 from pipeline.sdk.producer import Producer
-from tests.integration.task_events_helpers import BASE_MS, add_batch, log, scalar, wait_count
+from tests.integration.clearml.task_events_helpers import (
+    BASE_MS,
+    add_batch,
+    log,
+    scalar,
+    wait_count,
+)
 
 EP = 7
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.kafka import (
+from pipeline.local.kafka_config import (
     KafkaRuntimeError,
     Ports,
     choose_ports,
-    free_port,
     new_cluster_id,
     render_server_properties,
 )
+from pipeline.local.processes import free_port
 
 
 def _parse(text: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Rows built from decoded events: raw request rows with failure classes, registry rows, and
 identical rows for a redelivered message. The rollups are tested in
-tests/integration/test_rollup_views.py."""
+tests/integration/storage/test_rollup_views.py."""
 
 from __future__ import annotations
 

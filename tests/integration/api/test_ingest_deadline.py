@@ -14,8 +14,8 @@ import time
 import orjson
 
 from pipeline.local.kafka import LocalKafka
+from tests.integration.clearml.task_events_helpers import add_batch, count, log, scalar, wait_count
 from tests.integration.kafka_fixture import JAR_CACHE
-from tests.integration.task_events_helpers import add_batch, count, log, scalar, wait_count
 
 TIMEOUT_S = 2.0
 

@@ -20,7 +20,7 @@ from pipeline.ingest.rows.requests import SinkBatch
 from pipeline.storage import sketch
 from pipeline.storage.clickhouse import ClickHouseStore, migrate
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/vitals.json"
+DASHBOARD = Path(__file__).resolve().parents[3] / "deploy/grafana/dashboards/vitals.json"
 BASE = (int(time.time()) // 3600 - 2) * 3600  # whole hour, inside every retention
 INTERVAL_S = 60
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from tests.integration.task_events_helpers import (
+from tests.integration.clearml.task_events_helpers import (
     BASE_MS,
     add_batch,
     call,

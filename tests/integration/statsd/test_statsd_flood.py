@@ -9,10 +9,10 @@ import uuid
 
 from pipeline.core.settings import Settings, TopicNames
 from pipeline.core.telemetry import Telemetry
-from pipeline.local.kafka import ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.sdk.producer import Producer
 from pipeline.statsd.listener import StatsdListener
-from tests.integration.test_statsd_cli import read_events
+from tests.integration.statsd.test_statsd_cli import read_events
 
 
 async def test_flood_is_bounded_and_counted(kafka_bootstrap):

@@ -10,7 +10,14 @@ import orjson
 from pipeline.ingest.rows.task_events import request_log_id
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml import task_log
-from tests.integration.task_events_helpers import BASE_MS, add_batch, call, data, log, wait_count
+from tests.integration.clearml.task_events_helpers import (
+    BASE_MS,
+    add_batch,
+    call,
+    data,
+    log,
+    wait_count,
+)
 
 TS = [BASE_MS + i * 1000 + (-1000 if i == 6 else 0) + 7 for i in range(12)]  # 5 and 6 tie
 LEVELS = ["info", "error", "warning"]

@@ -37,7 +37,9 @@ from pipeline import (
     TopicNotFound,
 )
 from pipeline.core.settings import TopicNames
-from pipeline.local.kafka import BrokerInfo, LocalKafka, ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
+from pipeline.local.kafka import LocalKafka
+from pipeline.local.kafka_config import BrokerInfo
 from pipeline.sdk.producer import reset_log_limits
 from tests.integration.kafka_fixture import JAR_CACHE
 

@@ -11,7 +11,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.local.kafka import KafkaRuntimeError, LocalKafka, ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
+from pipeline.local.kafka import LocalKafka
+from pipeline.local.kafka_config import KafkaRuntimeError
 from tests.integration.kafka_fixture import JAR_CACHE, broker_home
 
 pytestmark = pytest.mark.kafka

@@ -15,7 +15,7 @@ from datadog.dogstatsd import DogStatsd
 from pipeline.sdk.metrics_client import MetricsClient
 from pipeline.sdk.producer import Producer
 from pipeline.storage import sketch
-from tests.integration.test_dead_letters import read_dlq
+from tests.integration.ingest.test_dead_letters import read_dlq
 from tests.promtool import check_metrics
 
 

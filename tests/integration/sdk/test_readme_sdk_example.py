@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import SyncProducer
-from pipeline.local.kafka import ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.kafka
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def ten_lines() -> str:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from pipeline.storage.retention import DAY_MS, Retention
-from tests.integration.task_events_helpers import add_batch, call, count, wait_count
+from tests.integration.clearml.task_events_helpers import add_batch, call, count, wait_count
 
 NOW_MS = int(time.time()) * 1000
 OLD_MS = NOW_MS - 72 * DAY_MS  # a training run from 72 days ago

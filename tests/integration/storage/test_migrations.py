@@ -33,7 +33,7 @@ def test_migrate_is_idempotent_and_applies_retention_per_family(chdb_dsn: str) -
     applied = migrate(store)
     assert applied == sorted(applied) and applied[0].startswith("001_")
     first = engines(store)
-    doc = Path(__file__).parents[2].joinpath("docs/operations.md").read_text()
+    doc = Path(__file__).parents[3].joinpath("docs/operations.md").read_text()
     assert DOC_QUERY in doc
     in_force = store.rows(DOC_QUERY.replace("'vitals'", f"'{store.database}'").rstrip(";"))
     assert {name: t for name, t in in_force if t} == {t: ttl(e) for t, e in first.items() if ttl(e)}

@@ -9,7 +9,7 @@ import orjson
 from pipeline.ingest.rows.requests import SinkBatch
 from pipeline.ingest.rows.task_events import add_task_events, metric_event_id
 from pipeline.sdk.producer import Producer
-from tests.integration.task_events_helpers import (
+from tests.integration.clearml.task_events_helpers import (
     BASE_MS,
     add_batch,
     call,
@@ -18,7 +18,7 @@ from tests.integration.task_events_helpers import (
     scalar,
     wait_count,
 )
-from tests.integration.test_dead_letters import read_dlq
+from tests.integration.ingest.test_dead_letters import read_dlq
 
 
 async def test_add_batch_scroll_and_replay(stack_factory):

@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from pipeline.storage.clickhouse import migrate
-from tests.integration.test_dead_letters import good, read_dlq
+from tests.integration.ingest.test_dead_letters import good, read_dlq
 from tests.promtool import check_metrics
 
 

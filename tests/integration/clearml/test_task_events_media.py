@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from query_api.clearml import task_events_store as task_events_db
-from tests.integration.task_events_helpers import BASE_MS, add_batch, call, data, wait_count
+from tests.integration.clearml.task_events_helpers import BASE_MS, add_batch, call, data, wait_count
 
 
 def plot(task: str, metric: str, variant: str, i: int, plot_str: str | None = None) -> dict:

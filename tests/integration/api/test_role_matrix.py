@@ -38,8 +38,8 @@ import httpx
 import orjson
 
 from pipeline.sdk.producer import Producer
-from tests.integration.task_events_helpers import log, scalar, wait_count
-from tests.integration.test_task_events_media import image, plot
+from tests.integration.clearml.task_events_helpers import log, scalar, wait_count
+from tests.integration.clearml.test_task_events_media import image, plot
 
 OWN, OTHER = "acme", "rival"
 ROLES = ("reader", "admin", "superadmin")
