@@ -46,7 +46,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -54,29 +53,24 @@ from typing import Any
 
 from pipeline.core.settings import TopicNames
 from pipeline.ingest.topics import KINDS, MAX_MESSAGE_BYTES
+from pipeline.sdk.delivery import DeliveryReport
 from pipeline.sdk.envelopes import Envelope, EnvelopeBuffer
 from pipeline.sdk.event_encoder import EventEncoder
 from pipeline.sdk.producer_errors import (
     BufferFull,
     DeliveryFailed,
-    DeliveryTimeout,
     EventTooLarge,
     FailureTally,
     ProducerClosed,
     TopicNotFound,
 )
 from pipeline.sdk.producer_kafka import SAID_ONCE, KafkaLink
+from pipeline.sdk.staging import Staged, Staging
 
 __all__ = ["DeliveryReport", "Producer", "event_key", "reset_log_limits"]
 
 log = logging.getLogger("vitals.producer")
 
-#: (topic, the envelope's events as JSON bytes, None if acknowledged else the error)
-DeliveryReport = Callable[[str, list[bytes], BaseException | None], None]
-
-#: Staged events (`Producer.stage`) wake the loop when this many wait; fewer wait for the emit
-#: loop's next turn (at most `linger_s`).
-_STAGE_WAKE_EVENTS = 256
 
 #: `send_many` packs and hands over this many events at a time.
 SLICE_EVENTS = 10_000
@@ -95,24 +89,13 @@ def event_key(kind: str, event: dict[str, Any]) -> bytes:
     return str(event.get(KINDS[kind].key_field, "")).encode()
 
 
-class _Staged:
-    """Events other threads prepared, for the producer's loop to take (`Producer.stage`)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        # (topic, key) -> (when its first event was staged, the events' JSON bytes)
-        self.groups: dict[tuple[str, bytes], tuple[float, list[bytes]]] = {}
-        self.events = 0
-        self.nbytes = 0
-
-
 def _retrieve(fut: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen: it is reported through the SDK's own channels."""
     if not fut.cancelled():
         fut.exception()
 
 
-class Producer:
+class Producer(Staging):
     """Validates, batches and publishes events, with the contract of the module docstring.
 
     Bounds: an accepted event is acknowledged or reported undelivered within
@@ -180,7 +163,7 @@ class Producer:
         self._watched: collections.Counter[Envelope] = collections.Counter()
         self._emitter: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop  # the loop start() ran on
-        self._staged = _Staged()
+        self._staged = Staged()
         self._closing = False
         self.close_error: DeliveryFailed | None = None
         self.sent_events = 0          # handed to the Kafka client
@@ -238,14 +221,6 @@ class Producer:
         summary = failed.add_fates(waiting.values()).error()
         if summary is not None:
             raise summary
-
-    def _unwatch(self, envs: Iterable[Envelope]) -> None:
-        for env in envs:
-            n = self._watched[env] - 1
-            if n > 0:
-                self._watched[env] = n
-            else:
-                del self._watched[env]
 
     async def close(self) -> int:
         """Flush, stop the Kafka client, and return how many events were not delivered (those
@@ -367,55 +342,6 @@ class Producer:
             self._ready.append(closed)
             self._wake.set()
 
-    # ------------------------------------------------------------------ other threads
-
-    @property
-    def closing(self) -> bool:
-        """close() has begun (or the producer never started)."""
-        return self._emitter is None or self._closing
-
-    def stage(self, topic: str, key: bytes, data: bytes, now: float) -> bool:
-        """From another thread (`SyncProducer`): hold a prepared event for this loop to take,
-        if the topic is known and the held plus staged events fit the buffer limits; False:
-        the caller goes through `send_prepared` on the loop. Staged events are taken in order,
-        before anything `send_prepared`, `flush` or `close` does."""
-        st = self._staged
-        with st.lock:
-            if (self._closing or topic not in self._known_topics
-                    or self._held_events + st.events + 1 > self.buffer_max_events
-                    or self._held_bytes + st.nbytes + len(data) > self.buffer_max_bytes):
-                return False
-            wake = st.events == _STAGE_WAKE_EVENTS  # else the emit loop takes them (linger_s)
-            group = st.groups.get((topic, key))
-            if group is None:
-                st.groups[(topic, key)] = (now, [data])
-            else:
-                group[1].append(data)
-            st.events += 1
-            st.nbytes += len(data)
-        if wake:
-            self._loop.call_soon_threadsafe(self.take_staged)
-        return True
-
-    def take_staged(self) -> None:
-        """Move the events other threads staged into the buffer (on the loop's thread)."""
-        st = self._staged
-        if not st.events:
-            return
-        with st.lock:
-            groups, st.groups = st.groups, {}
-            self._held_events += st.events
-            self._held_bytes += st.nbytes
-            st.events = st.nbytes = 0
-        for (topic, key), (born, items) in groups.items():
-            # born: when the first of them was staged (their deadline is never later)
-            opened, closed = self._buffer.extend(topic, key, items, born)
-            for env in opened:
-                self._unreported[env] = self._loop.create_future()
-            if closed:
-                self._ready.extend(closed)
-                self._wake.set()
-
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Publish one message value as is (no validation, no batching); for tools and tests.
         Ordered after the events already sent with the same key; reported like an envelope.
@@ -479,83 +405,6 @@ class Producer:
                         await self._space.wait()
         self._held_events += events
         self._held_bytes += nbytes
-
-    # ------------------------------------------------------------------ delivery
-
-    async def _emit_loop(self) -> None:
-        """Hands closed and lingering envelopes to Kafka, in order, one at a time."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.linger_s):
-                    await self._wake.wait()
-            self._wake.clear()
-            self.take_staged()
-            self._ready.extend(self._buffer.take_due(time.monotonic() - self.linger_s))
-            while self._ready:
-                env = self._ready.popleft()
-                try:
-                    await self._emit(env)
-                except Exception as exc:  # a bug: said (once), reported, and the loop goes on
-                    log.exception("producer emit loop: unexpected %r", exc)
-                    self._report(env, self._failed(env, exc))
-
-    async def _emit(self, env: Envelope) -> None:
-        remaining = env.born + self.delivery_timeout_s - time.monotonic()
-        if remaining <= 0:
-            self._report(env, self._timed_out(env))
-            return
-        try:
-            async with asyncio.timeout(remaining):
-                fut = await self._kafka.send(env.topic, env.value(),
-                                             None if env.keyless else env.key)
-        except Exception as exc:  # translated by type; an unknown one is reported, not lost
-            self._report(env, self._failed(env, exc))
-            return
-        self.sent_events += env.count
-        self.sent_messages += 1
-        self._in_kafka.add(fut)
-        expiry = asyncio.get_running_loop().call_later(
-            remaining, lambda: self._report(env, self._timed_out(env)))
-
-        def answered(f: asyncio.Future[Any]) -> None:
-            self._in_kafka.discard(f)
-            expiry.cancel()
-            exc = TimeoutError() if f.cancelled() else f.exception()
-            self._report(env, None if exc is None else self._failed(env, exc))
-
-        fut.add_done_callback(answered)
-
-    def _timed_out(self, env: Envelope) -> DeliveryFailed:
-        return self._kafka.timed_out(env.topic, env.count, self.delivery_timeout_s)
-
-    def _failed(self, env: Envelope, exc: BaseException) -> DeliveryFailed:
-        return self._kafka.failure(exc, env.topic, env.count, len(env.value()),
-                                   self.delivery_timeout_s)
-
-    def _report(self, env: Envelope, error: DeliveryFailed | None) -> None:
-        """The one place an envelope's fate is decided: exactly once, then never again."""
-        done = self._unreported.pop(env, None)
-        if done is None:
-            return
-        self._held_events -= env.count
-        self._held_bytes -= env.payload
-        self._space.set()
-        if error is None:
-            self.delivered_events += env.count
-        else:
-            self.undelivered_events += env.count
-            if env not in self._watched:
-                self._unsurfaced.add(error)
-            if isinstance(error, DeliveryTimeout):
-                log.warning("delivery timed out: %s", error)
-            else:
-                log.warning("delivery failed: %s", error)
-        done.set_result(error)
-        if self.on_delivery is not None:
-            try:
-                self.on_delivery(env.topic, env.event_bytes(), error)
-            except Exception as exc:
-                log.error("on_delivery callback raised %r (ignored)", exc)
 
 
 def __getattr__(name: str) -> Any:
