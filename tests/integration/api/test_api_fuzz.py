@@ -10,6 +10,7 @@ The HTTP calls run in a thread: the API serves from this test's event loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import hypothesis
@@ -31,7 +32,9 @@ from pipeline.sdk.producer import Producer
 pytestmark = pytest.mark.filterwarnings(
     "ignore::hypothesis.errors.HypothesisDeprecationWarning")
 
-EXAMPLES = 25
+#: Examples per operation: 10 in the suite (~700 requests); more with VITALS_FUZZ_EXAMPLES, e.g.
+#: `VITALS_FUZZ_EXAMPLES=100 pytest tests/integration/api/test_api_fuzz.py` before a release.
+EXAMPLES = int(os.environ.get("VITALS_FUZZ_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 

@@ -235,7 +235,8 @@ async def test_topic_missing_raises_topic_not_found_fast_and_quietly(
             assert "`vitals up` creates them" in str(exc)
     elapsed = time.monotonic() - t0
     assert raised == {"TopicNotFound": 2000}
-    assert first_s is not None and 0.9 <= first_s < 1.5
+    # TOPIC_ABSENT_S (1 s) of "no such topic" answers, plus a loaded machine's scheduling
+    assert first_s is not None and 0.9 <= first_s < 2.0
     assert elapsed < 5.0
     t1 = time.monotonic()
     assert await client.close() == 0
