@@ -44,7 +44,8 @@ from aiokafka import AIOKafkaProducer
 from bench.loadgen import EventGen
 from bench.procstat import machine_info
 from pipeline.core.settings import TopicNames
-from pipeline.local.kafka import LocalKafka, ensure_topics
+from pipeline.ingest.topic_admin import ensure_topics
+from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.envelopes import EnvelopeBuffer
 from pipeline.sdk.producer import Producer, SyncProducer, event_key
 
