@@ -80,19 +80,39 @@ class _Connection(h11.Connection):
         return event
 
 
-class ApiH11Protocol(H11Protocol):
+class _Drain:
+    """The refusal's last step, shared by both protocols: answer, then read and drop what the
+    client still sends (at most `DRAIN_BYTES`, at most `DRAIN_S`) before closing."""
+
+    transport: Any
+    loop: Any
+    _drained: int | None = None  # None: not refused; else bytes dropped since the answer
+
+    def _dropped(self, data: bytes) -> bool:
+        """True when `data` arrived after the answer (and was dropped)."""
+        if self._drained is None:
+            return False
+        self._drained += len(data)
+        if self._drained > DRAIN_BYTES:
+            self.transport.close()
+        return True
+
+    def _answer_then_close(self, raw: bytes) -> None:
+        self.transport.write(raw)
+        self._drained = 0
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(DRAIN_S, self.transport.close)
+
+
+class ApiH11Protocol(_Drain, H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _Connection(self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES)
-        self._drained: int | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self._drained is not None:  # answered and closing: discard
-            self._drained += len(data)
-            if self._drained > DRAIN_BYTES:
-                self.transport.close()
-            return
-        super().data_received(data)
+        if not self._dropped(data):
+            super().data_received(data)
 
     def send_400_response(self, msg: str) -> None:
         conn = self.conn
@@ -107,11 +127,7 @@ class ApiH11Protocol(H11Protocol):
         except h11.LocalProtocolError:  # a response was already under way: just close
             self.transport.close()
             return
-        self.transport.write(out)
-        self._drained = 0
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(DRAIN_S, self.transport.close)
+        self._answer_then_close(out)
 
 
 def _answer(status: int) -> bytes:
@@ -132,7 +148,7 @@ try:
 except ImportError:  # pragma: no cover - httptools is a dependency; h11 is the fallback
     PROTOCOL: type = ApiH11Protocol
 else:
-    class ApiHttpToolsProtocol(HttpToolsProtocol):
+    class ApiHttpToolsProtocol(_Drain, HttpToolsProtocol):
         """Heads are bounded like `_Connection` bounds them: a complete head is measured in
         `on_headers_complete`; an incomplete one by the bytes received since it began."""
 
@@ -142,13 +158,9 @@ else:
             self._head_bytes = 0
             self._line_done = False
             self._refusal = 400
-            self._drained: int | None = None
 
         def data_received(self, data: bytes) -> None:
-            if self._drained is not None:  # answered and closing: discard
-                self._drained += len(data)
-                if self._drained > DRAIN_BYTES:
-                    self.transport.close()
+            if self._dropped(data):
                 return
             self._unset_keepalive_if_required()
             if self._in_head:
@@ -187,13 +199,9 @@ else:
                 return
             status = self._refusal
             body = _answer(status)
-            self.transport.write(
+            self._answer_then_close(
                 f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
                 f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
-            self._drained = 0
-            if self.transport.can_write_eof():
-                self.transport.write_eof()
-            self.loop.call_later(DRAIN_S, self.transport.close)
 
     PROTOCOL = ApiHttpToolsProtocol
 
