@@ -131,9 +131,6 @@ class Producer(Staging):
         self.max_events = max_events
         self.max_bytes = min(max_bytes, max_message_bytes)
         self.linger_s = linger_s
-        self.validate = validate
-        self.max_future_ms = max_future_s * 1000
-        self.clock = clock
         self.delivery_timeout_s = delivery_timeout_s
         self.metadata_timeout_s = metadata_timeout_s
         self.max_message_bytes = max_message_bytes
