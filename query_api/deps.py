@@ -16,7 +16,7 @@ from query_api.context import ApiContext
 __all__ = ["Caller", "Ctx", "caller", "context"]
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     """The `ApiContext` that `create_app` built for this app."""
     ctx: ApiContext = request.app.state.ctx
     return ctx

@@ -68,7 +68,7 @@ class State:
         self.series = SeriesCache(s.metrics_series_cache_buckets)
 
 
-def _state(request: Request) -> State:
+async def _state(request: Request) -> State:
     st: State = request.app.state.endpoint_metrics
     return st
 

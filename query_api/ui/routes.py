@@ -98,7 +98,7 @@ class OverviewState:
         self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
 
 
-def _overview_state(request: Request) -> OverviewState:
+async def _overview_state(request: Request) -> OverviewState:
     st: OverviewState = request.app.state.ui_overview
     return st
 
