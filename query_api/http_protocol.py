@@ -16,6 +16,8 @@ read rather than reset away.
 
 httptools (a C parser) costs the event loop ~0.06 ms per request against h11's ~0.18 ms
 (bench/results.md, 2026-12-02), a third of the API's CPU per request; `PROTOCOL` is the one in use.
+`serving(probes)` binds it to the `Probes` it answers in its parser callback (`/healthz`,
+`/readyz`: query_api/probes.py).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pipeline.core.errors import VitalsError
+from query_api.probes import Probes
 
-__all__ = ["DRAIN_BYTES", "DRAIN_S", "MAX_HEAD_BYTES", "PROTOCOL", "ApiH11Protocol"]
+__all__ = ["DRAIN_BYTES", "DRAIN_S", "MAX_HEAD_BYTES", "PROTOCOL", "ApiH11Protocol", "serving"]
 
 MAX_HEAD_BYTES = 16 * 1024
 DRAIN_BYTES = 1 << 20
@@ -152,12 +155,16 @@ else:
         """Heads are bounded like `_Connection` bounds them: a complete head is measured in
         `on_headers_complete`; an incomplete one by the bytes received since it began."""
 
+        #: set by `serving`: the probes this protocol answers itself
+        probes: Probes | None = None
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._in_head = True
             self._head_bytes = 0
             self._line_done = False
             self._refusal = 400
+            self._probe_answered = False
 
         def data_received(self, data: bytes) -> None:
             if self._dropped(data):
@@ -182,16 +189,46 @@ else:
                 self.send_400_response("")
 
         def on_headers_complete(self) -> None:
-            line = len(self.parser.get_method()) + len(self.url) + 11  # "M T HTTP/1.1\r\n"
+            method = self.parser.get_method()
+            line = len(method) + len(self.url) + 11  # "M T HTTP/1.1\r\n"
             head = line + sum(len(k) + len(v) + 4 for k, v in self.headers) + 2
             if line > MAX_HEAD_BYTES or head > MAX_HEAD_BYTES:
                 self._refusal = 414 if line > MAX_HEAD_BYTES else 431
                 raise _HeadTooLarge
             self._in_head = False
+            if self.probes is not None and self._answer_probe(method):
+                return
             super().on_headers_complete()
+
+        def _answer_probe(self, method: bytes) -> bool:
+            """Answer a probe here (query_api/probes.py); False when the routes answer it."""
+            cycle = self.cycle
+            if (cycle is not None and not cycle.response_complete) or self.pipeline \
+                    or any(k in _BODY_HEADERS for k, _ in self.headers):
+                return False
+            keep_alive = self.parser.get_http_version() != "1.0" \
+                and self.parser.should_keep_alive()
+            assert self.probes is not None
+            raw = self.probes.answer(method, self.url, self.server_state.default_headers,
+                                     keep_alive)
+            if raw is None:
+                return False
+            self._probe_answered = True
+            self.transport.write(raw)
+            if not keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+            return True
+
+        def on_body(self, body: bytes) -> None:
+            if not self._probe_answered:
+                super().on_body(body)
 
         def on_message_complete(self) -> None:
             self._in_head, self._head_bytes, self._line_done = True, 0, False
+            if self._probe_answered:
+                self._probe_answered = False
+                return
             super().on_message_complete()
 
         def send_400_response(self, msg: str) -> None:
@@ -204,5 +241,13 @@ else:
                 f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
 
     PROTOCOL = ApiHttpToolsProtocol
+
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
+
+
+def serving(probes: Probes) -> type:
+    """The protocol class of an API server that answers `probes` itself (the httptools one;
+    h11 leaves them to the routes)."""
+    return type(PROTOCOL.__name__, (PROTOCOL,), {"probes": probes})
 
 _REASONS = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields Too Large"}

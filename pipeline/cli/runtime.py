@@ -206,12 +206,13 @@ class Runtime:
                          lag=lambda: self.monitor.lag if self.monitor is not None else {},
                          producer=self.producer)
         self.api_app = create_app(ctx)
-        from query_api.http_protocol import MAX_HEAD_BYTES, PROTOCOL
+        from query_api.http_protocol import MAX_HEAD_BYTES, serving
+        from query_api.probes import Probes
 
         # Oversized request lines/heads get 414/431 JSON answers instead of a reset.
         config = uvicorn.Config(self.api_app, host=s.api_host, port=s.api_port,
                                 log_level="warning", lifespan="off", access_log=False,
-                                http=PROTOCOL,
+                                http=serving(Probes(ctx)),
                                 h11_max_incomplete_event_size=MAX_HEAD_BYTES)
         self._server = uvicorn.Server(config)
         # The runtime owns SIGINT/SIGTERM; uvicorn must not swap the handlers.

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from pipeline.cli.readiness import readiness_document
 from pipeline.core.health import Check
 from pipeline.storage import keys
 from query_api.auth import authorize, require_role
@@ -18,6 +17,7 @@ from query_api.deps import Caller, Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.ops import gauges as pipeline_metrics
 from query_api.params import get_choice, get_str, parse_json_body
+from query_api.probes import ALIVE, readyz_answer
 from query_api.query_params import QueryParam, declare
 from query_api.responses import JsonResponse
 
@@ -31,7 +31,7 @@ SQL_FORMATS = ("TSV", "TSVWithNames", "CSV", "CSVWithNames", "JSONEachRow", "JSO
 
 @router.get("/healthz", tags=["ops"], summary="Process is alive")
 async def healthz() -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    return JsonResponse(ALIVE)
 
 
 @router.get("/readyz", tags=["ops"],
@@ -44,13 +44,8 @@ async def readyz(request: Request, ctx: Ctx) -> JsonResponse:
     checks = ctx.health.snapshot()
     if not any(c.name == "storage" for c in checks):
         checks = sorted([*checks, await _probe_storage(ctx)], key=lambda c: c.name)
-    ready, body = readiness_document(checks, ctx.lag())
-    if ready:
-        return JsonResponse(body)
-    failing = [f"{name} {c['state']}" + (f" ({c['reason']})" if c.get("reason") else "")
-               for name, c in body["checks"].items() if c["state"] not in ("ok", "consuming")]
-    return JsonResponse({"error": "NOT_READY", "message": "; ".join(failing), **body},
-                        status_code=503, headers={"Retry-After": "2"})
+    status, body, headers = readyz_answer(checks, ctx.lag())
+    return JsonResponse(body, status_code=status, headers=headers)
 
 
 async def _probe_storage(ctx: ApiContext) -> Check:
