@@ -199,6 +199,10 @@ else:
             if self.probes is not None and self._answer_probe(method):
                 return
             super().on_headers_complete()
+            cycle = self.pipeline[0][0] if self.pipeline else self.cycle
+            if cycle is not None:  # the cycle takes any object with the transport's methods
+                one: Any = _OneWrite(self.transport, cycle)
+                cycle.transport, cycle.on_response = one, one.completed
 
         def _answer_probe(self, method: bytes) -> bool:
             """Answer a probe here (query_api/probes.py); False when the routes answer it."""
@@ -243,6 +247,48 @@ else:
     PROTOCOL = ApiHttpToolsProtocol
 
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
+
+
+class _OneWrite:
+    """The transport as one answer's cycle sees it. uvicorn writes an answer's head when the
+    app starts the answer and its body when the app sends it: two writes, two system calls and
+    two TCP segments for every answer. This holds the head (the cycle's first write once its
+    answer has started) and writes it with the first body bytes, in one write; an answer that
+    completes without body bytes (HEAD) and a close write what it holds first. Everything else
+    is the transport's."""
+
+    __slots__ = ("_cycle", "_held", "_on_response", "_transport")
+
+    def __init__(self, transport: Any, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._on_response = cycle.on_response
+        self._held: bytes | None = None
+
+    def completed(self) -> None:
+        """The cycle's `on_response`: the answer is complete."""
+        self._flush()
+        self._on_response()
+
+    def _flush(self) -> None:
+        if self._held:
+            self._transport.write(self._held)
+            self._held = b""
+
+    def write(self, data: bytes) -> None:
+        if self._held is None and self._cycle.response_started:
+            self._held = data  # the head: `send` writes it right after marking the start
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def serving(probes: Probes) -> type:
