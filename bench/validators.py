@@ -17,9 +17,11 @@ the reason of every bad event. This measures, per topic kind, on the same events
 given `v: 2`, which every schema refuses: the fast path declines the whole message and the
 Python path names the event.
 
-Figures are events per CPU second of the benchmark's thread (`time.thread_time`), the best of
-`--repeat` rounds of about `--seconds` each, the paths' rounds interleaved: the machine is
-shared, and CPU time with the best round is what other processes' load disturbs least.
+Figures are events per CPU second of the benchmark's thread (`time.thread_time_ns`), from the
+median CPU time of a call, the calls of the paths compared alternating (A, B, A, B, ...): the
+machine is shared, and CPU time, interleaving and the median are what other processes' load
+disturbs least. The garbage collector is off while timing (collected before). The metrics kind
+has no fast path, so its two worker columns run the same code: their ratio shows the noise.
 
 Usage (from the repo root)::
 
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
+import statistics
 import subprocess
 import sys
 import time
@@ -89,30 +93,34 @@ def _events(kind: str, n: int, now_s: float) -> list[dict[str, Any]]:
 
 
 #: CPU time of this thread, not wall time: on a shared machine another process's load then
-#: costs a round its cache, not its time slices. Every path measured runs on this thread.
-_clock = time.thread_time
+#: costs a call its cache, not its time slices. Every path measured runs on this thread.
+_clock = time.thread_time_ns
 
 
-def _rates(fns: dict[str, Callable[[], object]], events_per_call: int, seconds: float,
-           repeat: int) -> dict[str, float]:
-    """Events per CPU second of each function: the best of `repeat` rounds of about `seconds`
-    each, the functions' rounds interleaved so that load from elsewhere falls on all alike."""
-    per_round: dict[str, int] = {}
-    for name, fn in fns.items():  # calibrate: calls per `seconds`
-        start, calls = _clock(), 0
-        while (elapsed := _clock() - start) < seconds / 10 or calls < 3:
-            fn()
-            calls += 1
-        per_round[name] = max(1, int(calls * seconds / elapsed))
-    best = dict.fromkeys(fns, 0.0)
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            n = per_round[name]
-            t0 = _clock()
-            for _ in range(n):
+def _rates(fns: dict[str, Callable[[], object]], events_per_call: int,
+           seconds: float) -> dict[str, float]:
+    """Events per CPU second of each function, from the median CPU time of its calls. The
+    calls alternate between the functions (A, B, A, B, ...) for about `seconds` in all, so
+    load from elsewhere falls on all of them alike, and the median drops the calls it hit."""
+    cost = 0
+    for fn in fns.values():  # calibrate: one round of calls
+        t0 = _clock()
+        fn()
+        cost += _clock() - t0
+    rounds = max(101, int(seconds * 1e9 / max(cost, 1)))
+    spent: dict[str, list[int]] = {name: [] for name in fns}
+    gc.collect()
+    gc.disable()  # a collection lands in whichever call crosses the threshold
+    try:
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                t0 = _clock()
                 fn()
-            best[name] = max(best[name], n * events_per_call / (_clock() - t0))
-    return best
+                spent[name].append(_clock() - t0)
+    finally:
+        gc.enable()
+    return {name: events_per_call * 1e9 / max(statistics.median(ns), 1)
+            for name, ns in spent.items()}
 
 
 def _python_path(kind: str, value: bytes, now_ms: int) -> int:
@@ -155,7 +163,7 @@ def _sdk_way(kind: str, data: bytes, event: dict[str, Any], now_ms: int) -> bool
     return True
 
 
-def measure(kind: str, size: int, seconds: float, repeat: int) -> dict[str, Any]:
+def measure(kind: str, size: int, seconds: float) -> dict[str, Any]:
     now_s = time.time()
     now_ms = int(now_s * 1000)
     valid = _events(kind, size, now_s)
@@ -178,7 +186,7 @@ def measure(kind: str, size: int, seconds: float, repeat: int) -> dict[str, Any]
             f"python {case}": lambda v=value: _python_path(kind, v, now_ms)}
         if case == "valid" and fast_ok:
             fns["fast dicts valid"] = lambda v=value: _decode_fast(v, kind, checker)
-        row.update(_rates(fns, size, seconds, repeat))
+        row.update(_rates(fns, size, seconds))
     row.setdefault("fast dicts valid", None)
     for case, event in (("valid", valid[size // 2]), ("invalid", invalid[size // 2])):
         data = orjson.dumps(event)
@@ -187,7 +195,7 @@ def measure(kind: str, size: int, seconds: float, repeat: int) -> dict[str, Any]
         row.update(_rates({
             f"sdk {case}": lambda d=data, e=event: _sdk_way(kind, d, e, now_ms),
             f"sdk python {case}": lambda d=data: _sdk_python(kind, d, now_ms)},
-            1, seconds, repeat))
+            1, seconds))
     return row
 
 
@@ -230,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--size", type=int, default=500, help="events per envelope (default 500)")
-    p.add_argument("--seconds", type=float, default=0.5, help="per timed round")
-    p.add_argument("--repeat", type=int, default=5, help="timed rounds; the best counts")
+    p.add_argument("--seconds", type=float, default=3.0,
+                   help="CPU seconds per comparison (default 3)")
     p.add_argument("--no-record", action="store_true", help="print only")
     args = p.parse_args(argv)
     command = "python -m bench.validators " + " ".join(argv if argv is not None else sys.argv[1:])
-    rows = [measure(k, args.size, args.seconds, args.repeat) for k in args.kinds.split(",")]
+    rows = [measure(k, args.size, args.seconds) for k in args.kinds.split(",")]
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
                          capture_output=True).stdout.strip()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
