@@ -8,6 +8,23 @@ edit can never be silently half-enforced.
 A compiled validator takes a decoded JSON object and returns a new dict holding every declared
 property (defaults filled in) and nothing else, or raises `SchemaViolation` naming the field.
 Booleans are never accepted as numbers, and floats with a fractional part never as integers.
+
+Why there are two validation paths, this one and the msgspec structs of `schemas.fast`
+(measured: `python -m bench.validators`, figures and reading in bench/results.md, "Validation
+paths"). Both are compiled from the same schema files; these validators are the reference: they
+decide every event alone and name its reason, which becomes the dead-letter reason, and they
+accept what the schemas accept (an integral float for an integer, normalised). The msgspec path
+judges a whole envelope in C and says only "not all of it": the worker (`pipeline.ingest.decode`)
+and the producer SDK (`check_encoded`) try it first and fall back here for a message it
+declines. One path does not serve:
+- these validators alone cost 2.5× (heartbeats, jobs) to 5.3× (requests) the worker's decoding
+  CPU on valid envelopes, 1.3–3× the SDK's per checked event;
+- msgspec alone would change dead letters: first error of an envelope only (a bad event must be
+  dead-lettered alone), its own reason texts, integral floats refused, and no way to express
+  the metrics and task-events schemas (`object` properties, `refine` checks).
+The cost of two paths falls on invalid messages only (10–25 % slower than this path alone).
+`tests/unit/schemas/test_fast_decode.py` holds the two to the same decisions over thousands of
+mutated envelopes: a change to one path that the other does not follow fails there.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import Any
 from pipeline.core.health import Health, State
 from pipeline.core.log_limit import RateLimitedLog
 from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.faust_types import ConsumerProgress, WorkerApp
 
 __all__ = [
     "STALL_REASON_PREFIX",
@@ -82,11 +83,12 @@ async def _api_versions(host: str, port: int) -> None:
         writer.close()
 
 
-def lag_of(app: Any) -> dict[str, tuple[int, int]]:
+def lag_of(app: WorkerApp) -> dict[str, tuple[int, int]]:
     """Topic → (lag, committed): messages not yet committed by this worker on its assigned
     partitions (highwater − committed) and the sum of its committed offsets, from the
     in-process faust consumer; {} while the consumer knows nothing."""
-    consumer = getattr(app, "_consumer", None)  # not `app.consumer`: that would create one
+    # not `app.consumer`: that would create one
+    consumer: ConsumerProgress | None = getattr(app, "_consumer", None)
     if consumer is None:
         return {}
     committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
@@ -148,7 +150,7 @@ def readiness_document(checks: list[Any], lag: Mapping[str, int]) -> tuple[bool,
 
 class ReadinessMonitor:
     def __init__(self, health: Health, *, storage: Callable[[], Awaitable[Any]] | None,
-                 bootstrap: str | None, worker: Callable[[], Any] | None = None,
+                 bootstrap: str | None, worker: Callable[[], WorkerApp | None] | None = None,
                  interval_s: float = 1.0, probe_timeout_s: float = 2.0,
                  stall_after_s: float = 60.0, clock: Callable[[], float] = time.time,
                  telemetry: Telemetry | None = None) -> None:
@@ -198,7 +200,7 @@ class ReadinessMonitor:
         self._set("broker", "ok" if why is None else "down",
                   None if why is None else f"Kafka at {bootstrap} does not answer ({why})")
 
-    def _watch_agents(self, app: Any) -> None:
+    def _watch_agents(self, app: WorkerApp | None) -> None:
         if app is None:
             return
         progress = lag_of(app)

@@ -23,6 +23,7 @@ from pipeline.storage.clickhouse import AsyncStore, migrate
 
 if TYPE_CHECKING:
     from pipeline.cli.readiness import ReadinessMonitor
+    from pipeline.ingest.faust_types import WorkerApp
 
 __all__ = ["Runtime"]
 
@@ -64,7 +65,7 @@ class Runtime:
         self.monitor: ReadinessMonitor | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self.store: AsyncStore | None = None
-        self.worker_app: Any = None
+        self.worker_app: WorkerApp | None = None
         #: The worker's start (consumer-group join) when `start(join_in_background=True)`.
         self.worker_task: asyncio.Task[None] | None = None
         self.api_app: Any = None

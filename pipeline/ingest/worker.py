@@ -31,11 +31,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import faust
 from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import StreamT, TransportT
 
 from pipeline.core.errors import StorageFault
 from pipeline.core.faults import FaultInjector
@@ -43,6 +44,7 @@ from pipeline.core.health import Health
 from pipeline.core.log_limit import DemoteFilter
 from pipeline.core.settings import Settings
 from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.faust_types import AgentStream, StreamEvent, WorkerApp
 from pipeline.ingest.rows.requests import RegistryCache
 from pipeline.ingest.sink import Message, Prepared, Sink
 from pipeline.ingest.topics import KINDS
@@ -75,7 +77,7 @@ RETRY_BACKOFF_MS = 500
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads these when it builds its fetcher and coordinator (at start).
         consumer._client._retry_backoff = RETRY_BACKOFF_MS / 1000
@@ -106,7 +108,7 @@ class _Transport(faust_aiokafka.Transport):
 class _App(faust.App):
     """faust's App whose Kafka consumer backs off `RETRY_BACKOFF_MS` between retries."""
 
-    def _new_transport(self) -> Any:
+    def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self, loop=self.loop)
 
 
@@ -114,7 +116,7 @@ def create_worker_app(settings: Settings, store: AsyncStore, telemetry: Telemetr
                       clock: Callable[[], float] = time.time,
                       kinds: tuple[str, ...] = WORKER_KINDS,
                       health: Health | None = None,
-                      on_fault: Callable[[StorageFault], None] | None = None) -> faust.App:
+                      on_fault: Callable[[StorageFault], None] | None = None) -> WorkerApp:
     """The worker app; `health` (one per process) gets "agent:<topic>" = joining while the
     consumer group rebalances and consuming once partitions are assigned; a stall reported by
     the sink (or the readiness monitor) is left in place by the rebalance signals."""
@@ -210,11 +212,13 @@ def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings,
     topic = app.topic(settings.topics.topic(kind), key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
 
-    async def agent(stream: Any) -> None:
-        manual = stream.noack()
+    async def agent(stream: StreamT[bytes]) -> None:
+        # faust's StreamT lacks `noack`, and types `noack_take` as yielding values where it
+        # yields the events: the stream as Vitals reads it (faust_types.AgentStream)
+        manual = cast(AgentStream, stream).noack()
         inflight: asyncio.Task[None] | None = None
 
-        async def persist_and_ack(prepared: Prepared, events: list[Any]) -> None:
+        async def persist_and_ack(prepared: Prepared, events: list[StreamEvent]) -> None:
             await sink.persist(prepared)
             for e in events:
                 await manual.ack(e)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from clickhouse_connect.driver import exceptions as dbx
 
@@ -30,6 +30,7 @@ from pipeline.core.errors import (
     StorageUnavailable,
     StoreLocked,
 )
+from pipeline.storage.ch_types import ClickHouseClient
 from pipeline.storage.native import NativeBlock
 from pipeline.storage.retention import TTL_TABLES, Retention
 
@@ -143,16 +144,16 @@ class ClickHouseStore:
     """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore)."""
 
     _chdb_lock = threading.Lock()
-    _chdb_clients: ClassVar[dict[str, Any]] = {}
+    _chdb_clients: ClassVar[dict[str, ClickHouseClient]] = {}
 
     def __init__(self, dsn: str, database: str) -> None:
         self.dsn = dsn
         self.database = database
         self._client = self._connect(dsn)
-        self._readonly_client: Any = None
+        self._readonly_client: ClickHouseClient | None = None
 
     @classmethod
-    def _connect(cls, dsn: str, *, readonly: bool = False) -> Any:
+    def _connect(cls, dsn: str, *, readonly: bool = False) -> ClickHouseClient:
         try:
             import clickhouse_connect
 
@@ -204,7 +205,8 @@ class ClickHouseStore:
              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         try:
             result = self._client.query(sql, parameters=params or {}, settings=settings or {})
-            return list(result.result_rows)
+            # the driver declares rows as sequences; it builds tuples (zip of the columns)
+            return cast("list[tuple[Any, ...]]", list(result.result_rows))
         except Exception as exc:
             raise translate(exc) from exc
 
