@@ -285,6 +285,12 @@ async def test_wrong_address_not_kafka_raises_broker_unavailable(lines: Lines) -
     report("wrong address (a port that is not Kafka)", elapsed, said)
 
 
+#: raised at the call, not after a broker round trip or a delivery timeout (DELIVERY_S); the
+#: bound leaves room for a loaded machine stalling the loop (the call itself takes microseconds:
+#: bench/producer.py)
+FAIL_FAST_S = 1.0
+
+
 @pytest.mark.parametrize("flavor", FLAVORS)
 async def test_invalid_event_raises_invalid_event_and_sends_nothing(
         flavor: str, kafka_bootstrap: str, topics: TopicNames, lines: Lines) -> None:
@@ -301,7 +307,7 @@ async def test_invalid_event_raises_invalid_event_and_sends_nothing(
     assert (got.delivered, dict(got.failed)) == (1, {})
     with pytest.raises(ProducerClosed):
         await client.send("requests", request(2))
-    assert elapsed < 0.1
+    assert elapsed < FAIL_FAST_S
     said = lines.assert_said_once()
     assert said == []
     report(f"invalid event ({flavor})", elapsed, said)
@@ -326,7 +332,7 @@ async def test_event_too_large_raises_before_sending(
                                                b'"msg":"","timestamp":1700000000000}]')
     assert await client.close() == 0
     assert (got.delivered, dict(got.failed)) == (0, {})
-    assert elapsed < 0.1
+    assert elapsed < FAIL_FAST_S
     said = lines.assert_said_once()
     assert said == []
     report(f"event too large ({flavor})", elapsed, said)
