@@ -192,7 +192,7 @@ async def endpoint_metrics(request: Request, ctx: Ctx, st: FamilyState, endpoint
     if q.format == "prometheus":
         return PlainTextResponse(formats.prometheus_text(c.doc, c.hist), headers=headers,
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
-    return JsonResponse({**c.doc, "cached": cached}, headers=headers)
+    return Response(c.json(cached), media_type="application/json", headers=headers)
 
 
 def _combine(values: list[float], how: str) -> float | None:
