@@ -13,13 +13,10 @@ embedded engine one session (chdb handle) per thread on the process's single eng
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from clickhouse_connect.driver import exceptions as dbx
 
@@ -30,11 +27,18 @@ from pipeline.core.errors import (
     StorageUnavailable,
     StoreLocked,
 )
+from pipeline.storage.embedded import (
+    EmbeddedSessions,
+    chdb_dir,
+    embedded_locked,
+    is_embedded,
+    process_sessions,
+)
 from pipeline.storage.native import NativeBlock
 from pipeline.storage.retention import TTL_TABLES, Retention
 
 __all__ = ["INSERT_SETTINGS", "TRANSIENT_CODES", "AsyncStore", "ClickHouseStore", "Store",
-           "embedded_locked", "migrate", "translate"]
+           "migrate", "translate"]
 
 T = TypeVar("T")
 
@@ -97,29 +101,6 @@ def translate(exc: BaseException) -> StorageError:
     return StorageFault(f"{type(exc).__name__}: {text}", code=code, name=name)
 
 
-def embedded_locked(chdb_dir: Path) -> bool:
-    """Whether another process holds the embedded engine in `chdb_dir`.
-
-    ClickHouse takes `flock(LOCK_EX | LOCK_NB)` on `<dir>/status` for as long as it runs; probing
-    that lock is exact, and spares the noise of a failed chdb start.
-    """
-    try:
-        fd = os.open(chdb_dir / "status", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases a lock we got
-    return False
-
-
-def _chdb_dir(dsn: str) -> Path:
-    return Path(dsn.removeprefix("chdb://").split("?", 1)[0])
-
-
 class Store(Protocol):
     """What agents and routes need from ClickHouse."""
 
@@ -140,40 +121,30 @@ class Store(Protocol):
 
 
 class ClickHouseStore:
-    """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore)."""
+    """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore).
 
-    _chdb_lock = threading.Lock()
-    _chdb_clients: ClassVar[dict[str, Any]] = {}
+    On the embedded engine the client is a session of `sessions` (default: the process's,
+    `pipeline.storage.embedded.process_sessions`), which outlives the store."""
 
-    def __init__(self, dsn: str, database: str) -> None:
+    def __init__(self, dsn: str, database: str, *,
+                 sessions: EmbeddedSessions | None = None) -> None:
         self.dsn = dsn
         self.database = database
-        self._client = self._connect(dsn)
+        # the embedded engine's sessions outlive this store (see pipeline.storage.embedded)
+        self._sessions = sessions if sessions is not None else process_sessions()
+        self._client = self._connect()
         self._readonly_client: Any = None
 
-    @classmethod
-    def _connect(cls, dsn: str, *, readonly: bool = False) -> Any:
+    def _connect(self, *, readonly: bool = False) -> Any:
         try:
+            if is_embedded(self.dsn):
+                return self._sessions.client(self.dsn, readonly=readonly)
             import clickhouse_connect
 
-            if dsn.startswith("chdb://"):
-                # One engine per process, any number of sessions (handles) on it; each handle
-                # runs one statement at a time. One client per (path, mode, thread name): the
-                # store's pool threads query in parallel, SET state never crosses modes, and
-                # the handles are reused by later stores on the same path.
-                with cls._chdb_lock:
-                    mode = "ro" if readonly else "rw"
-                    key = f"{dsn}#{mode}#{threading.current_thread().name}"
-                    client = cls._chdb_clients.get(key)
-                    if client is None:
-                        client = clickhouse_connect.get_client(
-                            dsn=dsn, settings={"readonly": 1} if readonly else None)
-                        cls._chdb_clients[key] = client
-                    return client
-            return clickhouse_connect.get_client(dsn=dsn, compress=False)
+            return clickhouse_connect.get_client(dsn=self.dsn, compress=False)
         except Exception as exc:
-            if dsn.startswith("chdb://") and embedded_locked(_chdb_dir(dsn)):
-                raise StoreLocked(f"the embedded ClickHouse in {_chdb_dir(dsn)} is in use by "
+            if is_embedded(self.dsn) and embedded_locked(chdb_dir(self.dsn)):
+                raise StoreLocked(f"the embedded ClickHouse in {chdb_dir(self.dsn)} is in use by "
                                   "another process") from exc
             raise translate(exc) from exc
 
@@ -235,14 +206,14 @@ class ClickHouseStore:
         per query. Clients are confined to their thread, so pointing one at this database for
         the call cannot leak into another thread's queries.
         """
-        if not self.dsn.startswith("chdb://"):
+        if not is_embedded(self.dsn):
             previous, self._client.database = self._client.database, self.database
             try:
                 return self.raw(sql, fmt, settings={"readonly": 1})
             finally:
                 self._client.database = previous
         if self._readonly_client is None:
-            self._readonly_client = self._connect(self.dsn, readonly=True)
+            self._readonly_client = self._connect(readonly=True)
         self._readonly_client.database = self.database
         try:
             data: bytes = self._readonly_client.raw_query(sql, fmt=fmt)
