@@ -27,6 +27,7 @@ from pipeline.core.errors import (
     StorageUnavailable,
     StoreLocked,
 )
+from pipeline.storage.ddl import render, statements
 from pipeline.storage.embedded import (
     EmbeddedSessions,
     chdb_dir,
@@ -299,8 +300,9 @@ def migrate(store: Store, *, retention: Retention | None = None,
     """Apply every migration in `schemas/clickhouse/` (idempotent DDL); return the file names.
 
     A new table gets the TTL of its data family in `retention` (default: the defaults of
-    `pipeline.storage.retention.Retention`; placeholder `{ttl:<table>}` in the DDL). Then the TTL of
-    every table in `pipeline.storage.retention.TTL_TABLES` is checked and changed where it differs:
+    `pipeline.storage.retention.Retention`; placeholder `{ttl:<table>}` in the DDL, the others in
+    `pipeline.storage.ddl`). Then the TTL of every table in
+    `pipeline.storage.retention.TTL_TABLES` is checked and changed where it differs:
     `MODIFY TTL`, or `REMOVE TTL` for a family kept until deleted. So changing a
     `VITALS_RETENTION_*_DAYS` setting and re-running migrate takes effect; an unchanged TTL is
     left alone (on a server, MODIFY TTL rewrites the parts that hold data).
@@ -310,17 +312,14 @@ def migrate(store: Store, *, retention: Retention | None = None,
     keep = retention or Retention()
     db = store.database
     store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    ttl: dict[str, str] = {}  # `{ttl:<table>}` placeholder → the TTL clause a new table gets
+    ttl: dict[str, str] = {}  # table → the TTL clause a new table gets
     for table, column, family in TTL_TABLES:
         days = keep.days(family)
-        ttl[f"{{ttl:{table}}}"] = "" if days is None else f"TTL {column} + INTERVAL {days} DAY"
+        ttl[table] = "" if days is None else f"TTL {column} + INTERVAL {days} DAY"
     applied = []
     for name, text in migration_files():
-        text = text.replace("{db}", db)
-        for placeholder, clause in ttl.items():
-            text = text.replace(placeholder, clause)
-        for statement in _statements(text):
-            store.command(statement)
+        for statement in statements(text):
+            store.command(render(statement, db, ttl))
         applied.append(name)
         if progress:
             progress(f"migration {name} applied")
@@ -335,7 +334,3 @@ def migrate(store: Store, *, retention: Retention | None = None,
             store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied
 
-
-def _statements(sql: str) -> list[str]:
-    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -46,11 +46,10 @@ _SUMS = ", ".join(merged(c) for c in SUM_COLUMNS)
 #: The merged histogram `h` as sorted bucket indexes `ks`, their counts `vs`, running counts
 #: `cs` and total `n`; a quantile is the first bucket whose running count reaches q * n (the
 #: same rule as `sketch.quantile` and the compacted rows' p50/p95/p99).
-_HIST_ARRAYS = ("arraySort(mapKeys(h)) AS ks, "
-                "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-                "arraySum(vs) AS n")
-_QUANTILE_EXPRS = [f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
-                   for q in (0.5, 0.95, 0.99)]
+_HIST_ARRAYS = (f"{sketch.sql_sorted_keys('h')} AS ks, {sketch.sql_sorted_counts('h')} AS vs, "
+                "arrayCumSum(vs) AS cs, arraySum(vs) AS n")
+_QUANTILE_EXPRS = [sketch.sql_quantile(q, "ks", "cs", "n")
+                   for q in sketch.STORED_PERCENTILES.values()]
 _QUANTILES = ", ".join(_QUANTILE_EXPRS)
 _SUMS_AS = ", ".join(f"{merged(c)} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
 _RES_AGG = {"avg": "avg({c})", "sum": "sum({c})", "min": "min({c})", "max": "max({c})",
@@ -188,11 +187,10 @@ _SOURCE_BUCKETS = (
 #: Compacted rows as they are: their percentiles were computed when they were written.
 _MERGED_BUCKETS = (
     "SELECT toUInt32(toUnixTimestamp(bucket)), toUInt64(src_rows), {casts}, "
-    "toInt16(p50_bucket), toInt16(p95_bucket), toInt16(p99_bucket), "
-    "CAST(mapKeys(latency_hist), 'Array(Int16)'), CAST(mapValues(latency_hist), "
+    "{stored}, CAST(mapKeys(latency_hist), 'Array(Int16)'), CAST(mapValues(latency_hist), "
     "'Array(UInt64)') FROM {source} FINAL WHERE {where}"
 ).format(casts=", ".join(_typed(c, c) for c in SUM_COLUMNS), source="{source}",
-         where="{where}")
+         where="{where}", stored=", ".join(f"toInt16({c})" for c in sketch.STORED_PERCENTILES))
 #: At most this many missing buckets are read from the source rows straight away; more (a
 #: scope's first call) try the compacted rows first.
 _DIRECT_READ = 8
