@@ -3,6 +3,7 @@ tuning only at the entry point."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -48,3 +49,49 @@ def test_topic_kinds_are_named_once() -> None:
 
     assert sorted(KINDS) == sorted(TOPIC_KINDS)
     assert all(name == k.name for name, k in KINDS.items())
+
+
+#: A SQL statement in a string literal (upper-case keywords, as every query here writes them).
+SQL = re.compile(r"\bSELECT\b.*?\bFROM\b|\bINSERT\s+INTO\b|\b(ALTER|OPTIMIZE|TRUNCATE)\s+TABLE\b"
+                 r"|\b(CREATE|DROP)\s+(TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\b", re.S)
+
+
+def _sql_homes(path: Path) -> bool:
+    """Where SQL may be written: the storage layer and each route family's store modules."""
+    rel = path.relative_to(ROOT)
+    return (rel.parts[:2] == ("pipeline", "storage") or path.name == "store.py"
+            or path.name.endswith("_store.py"))
+
+
+def _literals(source: str) -> list[str]:
+    """The string literals of a module but its docstrings; an f-string's fields read `{}`."""
+    tree = ast.parse(source)
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and n.body and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            out.append("".join(v.value if isinstance(v, ast.Constant) else "{}"
+                               for v in node.values))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in docs):
+            out.append(node.value)
+    return out
+
+
+def sql_outside_stores(root: Path = ROOT) -> list[str]:
+    return sorted(str(p.relative_to(root)) for pkg in PACKAGES for p in (root / pkg).rglob("*.py")
+                  if not _sql_homes(p) and any(SQL.search(s) for s in _literals(p.read_text())))
+
+
+def test_sql_only_in_store_modules() -> None:
+    assert sql_outside_stores() == []
+
+
+def test_the_sql_rule_sees_a_statement_but_not_prose() -> None:
+    assert [bool(SQL.search(s)) for s in (
+        "SELECT count() FROM {db}.requests_raw", "INSERT INTO t", "ALTER TABLE t ADD COLUMN x",
+        "select a field from the list", "Selecting rows", "the FROM header of a mail")] == [
+        True, True, True, False, False, False]
