@@ -14,6 +14,9 @@ from fastapi import APIRouter
 from query_api.clearml import events_store, store
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml.calls import (
+    INT64_MAX,
+    INT64_MIN,
+    TASK_DOC,
     Call,
     action,
     doc,
@@ -21,7 +24,9 @@ from query_api.clearml.calls import (
     get_str_list,
     scroll_codec,
     scroll_state,
+    task_param,
 )
+from query_api.clearml.latest import next_iterations
 from query_api.clearml.task_events_store import event_from_row
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_int, get_number, get_str
@@ -30,17 +35,8 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-_TASK = {"type": "string", "description": "Task ID"}
-_INT64_MAX = 2**63 - 1
-_INT64_MIN = -(2**63)
 _KEYS = ("iter", "timestamp", "iso_time")
 MAX_RAW_BATCH = 200_000
-
-
-def _task(call: Call, name: str = "task") -> str:
-    task = get_str(call.body, name, required=True, max_len=128)
-    assert task is not None
-    return task
 
 
 @action(router, "clear_scroll", summary="Release a scroll (a no-op: Vitals scroll ids are "
@@ -52,10 +48,10 @@ async def clear_scroll(call: Call) -> dict[str, Any]:
 
 @action(router, "clear_task_log", role="admin",
         summary="Delete a task's log lines (those older than threshold_sec when given)",
-        body_doc=doc(["task"], task=_TASK, threshold_sec={"type": "integer", "minimum": 0},
+        body_doc=doc(["task"], task=TASK_DOC, threshold_sec={"type": "integer", "minimum": 0},
                      allow_locked={"type": "boolean"}))
 async def clear_task_log(call: Call) -> dict[str, Any]:
-    task = _task(call)
+    task = task_param(call)
     get_bool(call.body, "allow_locked", False)
     threshold = get_int(call.body, "threshold_sec", lo=0, hi=100 * 365 * 86400)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
@@ -67,7 +63,7 @@ async def clear_task_log(call: Call) -> dict[str, Any]:
         summary="Delete all events reported for a model (events whose task is the model id)",
         body_doc=doc(["model"], model={"type": "string"}, allow_locked={"type": "boolean"}))
 async def delete_for_model(call: Call) -> dict[str, Any]:
-    model = _task(call, "model")
+    model = task_param(call, "model")
     get_bool(call.body, "allow_locked", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [model])
     return {"deleted": await task_events_db.delete_task(call.ctx.store, tenant, model)}
@@ -91,40 +87,7 @@ def _metrics_param(call: Call) -> list[dict[str, Any]]:
                      scroll_id={"type": "string"}))
 async def plots(call: Call) -> dict[str, Any]:
     raw = _metrics_param(call)
-    iters = get_int(call.body, "iters", default=1, lo=1, hi=1000)
-    assert iters is not None
-    earlier = get_bool(call.body, "navigate_earlier", True)
-    refresh = get_bool(call.body, "refresh", False)
-    db = call.ctx.store
-    tasks = list(dict.fromkeys(m["task"] for m in raw))
-    tenant = await task_events_db.resolve_tenant(db, call.key, tasks)
-    known = await events_store.plot_metrics(db, tenant, tasks)
-    pairs: list[tuple[str, str]] = []
-    for m in raw:
-        if m.get("metric"):
-            pairs.append((m["task"], m["metric"]))
-        else:
-            pairs.extend(p for p in known if p[0] == m["task"])
-    pairs = list(dict.fromkeys(pairs))[:100]
-    state = scroll_state(call, {"a": "plots27", "t": tenant, "e": earlier})
-    positions: dict[str, int] = {} if state is None or refresh else dict(state["p"])
-    default = _INT64_MAX if earlier else _INT64_MIN
-    bounds = [positions.get(f"{t}\x1f{m}", default) for t, m in pairs]
-    rows = await events_store.latest_per_metric(db, tenant, pairs, bounds, default,
-                                                earlier=earlier, iters=iters)
-    grouped: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {p: {} for p in pairs}
-    for r in rows:
-        e = event_from_row(r)
-        grouped[(e["task"], e["metric"])].setdefault(e["iter"], []).append(e)
-    out = []
-    for (task, metric), by_iter in grouped.items():
-        if by_iter:
-            positions[f"{task}\x1f{metric}"] = list(by_iter)[-1]
-        out.append({"task": task, "metric": metric,
-                    "iterations": [{"iter": i, "events": evs} for i, evs in by_iter.items()]})
-    scroll_id = scroll_codec(call.ctx).encode(
-        {"a": "plots27", "t": tenant, "e": earlier, "p": positions})
-    return {"metrics": out, "scroll_id": scroll_id}
+    return await next_iterations(call, raw, events_store.PLOT, "plots27")
 
 
 async def _plot_sample(call: Call, tenant: str, task: str, metric: str,
@@ -141,29 +104,29 @@ async def _plot_sample(call: Call, tenant: str, task: str, metric: str,
 
 @action(router, "get_plot_sample",
         summary="Every variant's plot of a metric at an iteration (default: the latest)",
-        body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "string"},
+        body_doc=doc(["task", "metric"], task=TASK_DOC, metric={"type": "string"},
                      iteration={"type": "integer"}, refresh={"type": "boolean"},
                      scroll_id={"type": "string"}))
 async def get_plot_sample(call: Call) -> dict[str, Any]:
-    task = _task(call)
+    task = task_param(call)
     metric = get_str(call.body, "metric", required=True, max_len=1024)
     assert metric is not None
-    iteration = get_int(call.body, "iteration", lo=_INT64_MIN, hi=_INT64_MAX)
+    iteration = get_int(call.body, "iteration", lo=INT64_MIN, hi=INT64_MAX)
     get_bool(call.body, "refresh", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
     scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
     found = await events_store.latest_iteration(
-        call.ctx.store, tenant, task, metric, _INT64_MAX if iteration is None else iteration)
+        call.ctx.store, tenant, task, metric, INT64_MAX if iteration is None else iteration)
     return await _plot_sample(call, tenant, task, metric, found)
 
 
 @action(router, "next_plot_sample",
         summary="The next (or previous) metric's plots at the iteration, then the next "
         "iteration's; with next_iteration, the same metric's next iteration",
-        body_doc=doc(["task", "scroll_id"], task=_TASK, scroll_id={"type": "string"},
+        body_doc=doc(["task", "scroll_id"], task=TASK_DOC, scroll_id={"type": "string"},
                      navigate_earlier={"type": "boolean"}, next_iteration={"type": "boolean"}))
 async def next_plot_sample(call: Call) -> dict[str, Any]:
-    task = _task(call)
+    task = task_param(call)
     if not call.body.get("scroll_id"):
         raise bad_param("scroll_id", None, "scroll_id is required (from get_plot_sample)")
     earlier = get_bool(call.body, "navigate_earlier", False)
@@ -195,7 +158,7 @@ def _metric_variants(call: Call) -> dict[str, list[str]] | None:
 @action(router, "get_task_single_value_metrics",
         summary="Single-value scalars of tasks: [{task, task_name, values: [{metric, variant, "
         "value, timestamp}]}]",
-        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": TASK_DOC},
                      metrics={"type": "array", "items": {"type": "object"}}))
 async def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=100)
@@ -214,13 +177,13 @@ async def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
 
 @action(router, "scalar_metrics_iter_raw",
         summary="Every scalar of one metric, unsampled, paged: variants → {y, <key>}",
-        body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "object"},
+        body_doc=doc(["task", "metric"], task=TASK_DOC, metric={"type": "object"},
                      key={"type": "string", "enum": list(_KEYS)},
                      batch_size={"type": "integer", "minimum": 1, "maximum": MAX_RAW_BATCH},
                      count_total={"type": "boolean"}, scroll_id={"type": "string"}))
 async def scalar_metrics_iter_raw(call: Call) -> dict[str, Any]:
     b = call.body
-    task = _task(call)
+    task = task_param(call)
     spec = b.get("metric")
     if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str) or \
             not isinstance(spec.get("variants") or [], list):
