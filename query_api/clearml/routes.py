@@ -10,7 +10,9 @@ unknown (400 invalid_task_id / invalid_project_id, as clearml-server answers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
@@ -126,6 +128,16 @@ async def projects_update(call: Call) -> dict[str, Any]:
 
 # --- tasks ------------------------------------------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def _edited(call: Call, task_id: str) -> AsyncIterator[dict[str, Any]]:
+    """The task, read under the write lock and stored (newer version) when the block ends
+    without an error."""
+    async with _lock(call):
+        task = (await _tasks(call, [task_id]))[0]
+        yield task
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
+
+
 async def _tasks(call: Call, ids: list[str]) -> list[dict[str, Any]]:
     found = await store.get_tasks(call.ctx.store, call.key.tenant, ids)
     missing = sorted(set(ids) - {d["id"] for d in found})
@@ -194,15 +206,13 @@ async def _status(call: Call, new_status: str, **extra: Any) -> dict[str, Any]:
     force = get_bool(b, "force", False)
     reason = get_str(b, "status_reason", default="", max_len=4096) or ""
     message = get_str(b, "status_message", default="", max_len=4096) or ""
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         now = call.ctx.clock()
         if new_status == "in_progress" and not task.get("started"):
             extra["started"] = shapes.iso(now)
         fields = shapes.change_status(task, new_status, force=force, reason=reason,
                                       message=message, user=call.key.key_id, now=now,
                                       **extra)
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": fields}
 
 
@@ -248,12 +258,10 @@ async def tasks_reset(call: Call) -> dict[str, Any]:
     task_id = task_param(call)
     force = get_bool(call.body, "force", False)
     clear_all = get_bool(call.body, "clear_all", False)
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         fields = shapes.reset_task(task, force=force, clear_all=clear_all,
                                    user=call.key.key_id, now=call.ctx.clock())
         await task_events_db.delete_task(call.ctx.store, call.key.tenant, task_id)
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": fields, "dequeued": {}, "deleted_models": 0,
             "updated_children": 0, "updated_models": 0, "urls": None}
 
@@ -262,10 +270,8 @@ async def tasks_reset(call: Call) -> dict[str, Any]:
         summary="Refresh a task's last_update", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_ping(call: Call) -> dict[str, Any]:
     task_id = task_param(call)
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         task["last_update"] = shapes.iso(call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {}
 
 
@@ -278,14 +284,12 @@ async def tasks_set_requirements(call: Call) -> dict[str, Any]:
     if not isinstance(requirements, dict):
         raise bad_param("requirements", requirements,
                         "requirements must be an object (e.g. {pip: '...'})")
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         script = task.get("script")
         task["script"] = {**(script if isinstance(script, dict) else {}),
                           "requirements": requirements}
         now = shapes.iso(call.ctx.clock())
         task.update(last_update=now, last_change=now, last_changed_by=call.key.key_id)
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": {"script.requirements": requirements}}
 
 
@@ -300,12 +304,10 @@ async def tasks_edit_hyper_params(call: Call) -> dict[str, Any]:
                          default="none")
     force = get_bool(call.body, "force", False)
     assert replace is not None
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         updated = shapes.edit_hyperparams(task, call.body.get("hyperparams"), replace=replace,
                                           force=force, user=call.key.key_id,
                                           now=call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": updated}
 
 
@@ -317,12 +319,10 @@ async def tasks_edit_configuration(call: Call) -> dict[str, Any]:
     task_id = task_param(call)
     replace = get_bool(call.body, "replace_configuration", False)
     force = get_bool(call.body, "force", False)
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         updated = shapes.edit_configuration(task, call.body.get("configuration"),
                                             replace=replace, force=force,
                                             user=call.key.key_id, now=call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": updated}
 
 
