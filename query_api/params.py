@@ -10,7 +10,7 @@ import orjson
 
 from query_api.errors import ApiError, bad_param
 
-__all__ = ["get_choice", "get_int", "get_number", "get_str", "parse_json_body"]
+__all__ = ["get_choice", "get_int", "get_number", "get_str", "json_object", "parse_json_body"]
 
 def parse_json_body(raw: bytes, *, max_bytes: int = 1 << 20) -> dict[str, Any]:
     if len(raw) > max_bytes:
@@ -18,12 +18,17 @@ def parse_json_body(raw: bytes, *, max_bytes: int = 1 << 20) -> dict[str, Any]:
                        {"limit": max_bytes})
     if not raw.strip():
         return {}
+    return json_object(raw)
+
+
+def json_object(raw: bytes, must: str = "body must be a JSON object") -> dict[str, Any]:
+    """The JSON object `raw`, or a 400 on the body: not JSON, or `must` when not an object."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_param("body", None, f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise bad_param("body", None, "body must be a JSON object")
+        raise bad_param("body", None, must)
     return doc
 
 

@@ -39,6 +39,11 @@ _EXACT_TYPES: dict[str, type] = {"string": str, "boolean": bool, "object": dict,
                                  "null": type(None)}
 
 
+#: (keyword, the failing comparison, the reason) of the bounds on a number and on a length.
+_VALUE_BOUNDS = (("minimum", "<", "is below the minimum"), ("maximum", ">", "is above the maximum"))
+_LENGTH_BOUNDS = (("minLength", "<", "shorter than"), ("maxLength", ">", "longer than"))
+
+
 def _type_check(kind: str) -> Check:
     if kind == "integer":
         def check_int(name: str, v: Any) -> Any:
@@ -208,17 +213,13 @@ def _property_code(name: str, spec: dict[str, Any], var: str, env: dict[str, Any
             f"if (type({var}), {var}) not in enum{i}:",
             f"    raise _V(f'{name}: {{{var}!r}} is not one of {shown}')",
         ]
-    if "minimum" in spec:
-        out += [f"if {var} < {spec['minimum']!r}:",
-                f"    raise _V(f'{name}: {{{var}!r}} is below the minimum {spec['minimum']}')"]
-    if "maximum" in spec:
-        out += [f"if {var} > {spec['maximum']!r}:",
-                f"    raise _V(f'{name}: {{{var}!r}} is above the maximum {spec['maximum']}')"]
-    if "minLength" in spec:
-        out += [f"if len({var}) < {spec['minLength']}:",
-                f"    raise _V('{name}: shorter than {spec['minLength']} characters')"]
-    if "maxLength" in spec:
-        out += [f"if len({var}) > {spec['maxLength']}:",
-                f"    raise _V('{name}: longer than {spec['maxLength']} characters')"]
+    for key, op, reason in _VALUE_BOUNDS:
+        if key in spec:
+            out += [f"if {var} {op} {spec[key]!r}:",
+                    f"    raise _V(f'{name}: {{{var}!r}} {reason} {spec[key]}')"]
+    for key, op, reason in _LENGTH_BOUNDS:
+        if key in spec:
+            out += [f"if len({var}) {op} {spec[key]}:",
+                    f"    raise _V('{name}: {reason} {spec[key]} characters')"]
     return out or ["pass"]
 

@@ -7,21 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query_api.clearml import media_store
+from query_api.clearml import calls, media_store
 from query_api.clearml import task_events_store as task_events_db
-from query_api.clearml.calls import (
-    INT64_MAX,
-    INT64_MIN,
-    TASK_DOC,
-    Call,
-    action,
-    doc,
-    get_bool,
-    get_str_list,
-    scroll_codec,
-    scroll_state,
-    task_param,
-)
+from query_api.clearml.calls import TASK_DOC, Call, action, doc, get_bool, get_str_list, task_param
 from query_api.clearml.latest import next_iterations
 from query_api.clearml.media_store import IMAGE
 from query_api.clearml.task_events_store import event_from_row
@@ -44,11 +32,11 @@ async def _paged(call: Call, tasks: list[str], etype: str, action_name: str
     store = call.ctx.store
     tenant = await task_events_db.resolve_tenant(store, call.key, tasks)
     expect = {"a": action_name, "t": tenant, "k": tasks, "i": iters}
-    state = scroll_state(call, expect)
+    state = calls.scroll_state(call, expect)
     events, total, pos = await media_store.latest_iters(store, tenant, tasks, etype, iters=iters,
                                             after=state.get("p") if state else None,
                                             limit=batch_size)
-    return events, total, scroll_codec(call.ctx).encode({**expect, "p": pos})
+    return events, total, calls.scroll_codec(call.ctx).encode({**expect, "p": pos})
 
 
 @action(router, "get_task_plots", summary="Plots of the latest iterations of a task",
@@ -108,7 +96,7 @@ async def _sample_result(call: Call, tenant: str, task: str, row: Any, metric: s
     lo, hi, n = await media_store.image_range(call.ctx.store, tenant, task, metric, variant)
     state = {"a": "image_sample", "t": tenant, "k": task, "m": metric, "v": variant,
              "i": int(row[3]) if row is not None else None}
-    return {"scroll_id": scroll_codec(call.ctx).encode(state),
+    return {"scroll_id": calls.scroll_codec(call.ctx).encode(state),
             "event": event_from_row(row) if row is not None else None,
             "min_iteration": int(lo) if n else None, "max_iteration": int(hi) if n else None}
 
@@ -117,20 +105,21 @@ async def _sample_result(call: Call, tenant: str, task: str, row: Any, metric: s
         summary="The debug image of a metric/variant at an iteration (default: the latest)",
         body_doc=doc(["task", "metric", "variant"], task=TASK_DOC, metric={"type": "string"},
                      variant={"type": "string"},
-                     iteration={"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
+                     iteration={"type": "integer", "minimum": calls.INT64_MIN,
+                                "maximum": calls.INT64_MAX},
                      refresh={"type": "boolean"}, scroll_id={"type": "string"}))
 async def get_debug_image_sample(call: Call) -> dict[str, Any]:
     b = call.body
     task = get_str(b, "task", required=True, max_len=128)
     metric = get_str(b, "metric", required=True, max_len=1024)
     variant = get_str(b, "variant", required=True, max_len=1024)
-    iteration = get_int(b, "iteration", lo=INT64_MIN, hi=INT64_MAX)
+    iteration = get_int(b, "iteration", lo=calls.INT64_MIN, hi=calls.INT64_MAX)
     get_bool(b, "refresh", False)
     assert task is not None and metric is not None and variant is not None
     store = call.ctx.store
     tenant = await task_events_db.resolve_tenant(store, call.key, [task])
-    scroll_state(call, {"a": "image_sample", "t": tenant, "k": task})
-    it = INT64_MAX if iteration is None else iteration
+    calls.scroll_state(call, {"a": "image_sample", "t": tenant, "k": task})
+    it = calls.INT64_MAX if iteration is None else iteration
     row = await media_store.image_at(store, tenant, task, metric, variant, it)
     return await _sample_result(call, tenant, task, row, metric, variant)
 
@@ -148,7 +137,7 @@ async def next_debug_image_sample(call: Call) -> dict[str, Any]:
     earlier = get_bool(b, "navigate_earlier", False)
     store = call.ctx.store
     tenant = await task_events_db.resolve_tenant(store, call.key, [task])
-    state = scroll_state(call, {"a": "image_sample", "t": tenant, "k": task})
+    state = calls.scroll_state(call, {"a": "image_sample", "t": tenant, "k": task})
     assert state is not None
     metric, variant, it = state["m"], state["v"], state["i"]
     if it is None:

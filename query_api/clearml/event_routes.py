@@ -35,7 +35,7 @@ from query_api.clearml.calls import (
     task_param,
 )
 from query_api.errors import ApiError, bad_param
-from query_api.params import get_choice, get_int, get_number, get_str
+from query_api.params import get_choice, get_int, get_number, get_str, json_object
 from query_api.query_params import MAX_UNIX_S
 
 __all__ = ["router"]
@@ -115,12 +115,7 @@ async def _ingest(call: Call, items: list[tuple[int, Any]], body: bytes) -> dict
                      type={"type": "string", "enum": list(_TYPES)}))
 async def add(call: Call) -> dict[str, Any]:
     raw = await _read_body(call, MAX_BATCH_BYTES)
-    try:
-        item = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_param("body", None, f"body is not valid JSON: {exc}") from None
-    if not isinstance(item, dict):
-        raise bad_param("body", None, "body must be one event (a JSON object)")
+    item = json_object(raw, "body must be one event (a JSON object)")
     try:
         return await _ingest(call, [(1, item)], raw)
     except ApiError as exc:

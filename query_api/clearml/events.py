@@ -11,21 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query_api.clearml import events_store, store
+from query_api.clearml import calls, events_store, store
 from query_api.clearml import task_events_store as task_events_db
-from query_api.clearml.calls import (
-    INT64_MAX,
-    INT64_MIN,
-    TASK_DOC,
-    Call,
-    action,
-    doc,
-    get_bool,
-    get_str_list,
-    scroll_codec,
-    scroll_state,
-    task_param,
-)
+from query_api.clearml.calls import TASK_DOC, Call, action, doc, get_bool, get_str_list, task_param
 from query_api.clearml.latest import next_iterations
 from query_api.clearml.task_events_store import event_from_row
 from query_api.errors import ApiError, bad_param
@@ -98,7 +86,7 @@ async def _plot_sample(call: Call, tenant: str, task: str, metric: str,
         event_from_row(r) for r in await events_store.plots_at(db, tenant, task, metric,
                                                                iteration)]
     state = {"a": "plot_sample", "t": tenant, "k": task, "m": metric, "i": iteration}
-    return {"scroll_id": scroll_codec(call.ctx).encode(state), "events": events,
+    return {"scroll_id": calls.scroll_codec(call.ctx).encode(state), "events": events,
             "min_iteration": rng[0] if rng else None, "max_iteration": rng[1] if rng else None}
 
 
@@ -111,12 +99,12 @@ async def get_plot_sample(call: Call) -> dict[str, Any]:
     task = task_param(call)
     metric = get_str(call.body, "metric", required=True, max_len=1024)
     assert metric is not None
-    iteration = get_int(call.body, "iteration", lo=INT64_MIN, hi=INT64_MAX)
+    iteration = get_int(call.body, "iteration", lo=calls.INT64_MIN, hi=calls.INT64_MAX)
     get_bool(call.body, "refresh", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
-    scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
+    calls.scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
     found = await events_store.latest_iteration(
-        call.ctx.store, tenant, task, metric, INT64_MAX if iteration is None else iteration)
+        call.ctx.store, tenant, task, metric, calls.INT64_MAX if iteration is None else iteration)
     return await _plot_sample(call, tenant, task, metric, found)
 
 
@@ -132,7 +120,7 @@ async def next_plot_sample(call: Call) -> dict[str, Any]:
     earlier = get_bool(call.body, "navigate_earlier", False)
     same_metric = get_bool(call.body, "next_iteration", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
-    state = scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
+    state = calls.scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
     assert state is not None
     if state["i"] is None:
         raise ApiError(400, "INVALID_SCROLL_ID", "scroll_id: no current plot to move from; "
@@ -197,7 +185,7 @@ async def scalar_metrics_iter_raw(call: Call) -> dict[str, Any]:
     tenant = await task_events_db.resolve_tenant(db, call.key, [task])
     expect = {"a": "scalar_raw", "t": tenant, "k": task, "m": metric, "v": variants,
               "x": key}
-    state = scroll_state(call, expect)
+    state = calls.scroll_state(call, expect)
     limit = int(batch) if batch else (state["b"] if state else 10_000)
     total = state.get("n") if state else None
     if count_total and total is None:
@@ -212,4 +200,4 @@ async def scalar_metrics_iter_raw(call: Call) -> dict[str, Any]:
     pos = list(rows[-1][:3]) if rows else (state.get("p") if state else None)
     cursor = {**expect, "b": limit, "n": total, "p": pos}
     return {"variants": out, "returned": len(rows), "total": total,
-            "scroll_id": scroll_codec(call.ctx).encode(cursor)}
+            "scroll_id": calls.scroll_codec(call.ctx).encode(cursor)}
