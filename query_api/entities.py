@@ -4,7 +4,6 @@ family, and the resolution of endpoint and autogroup references to it, or 401/40
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from pipeline.storage.keys import ApiKey
@@ -22,23 +21,12 @@ __all__ = ["Scope", "resolve_autogroup", "resolve_endpoint"]
 
 @dataclass(frozen=True)
 class Scope:
-    """Which rows a query reads: one endpoint, or one autogroup of an endpoint."""
+    """Which rows a query reads: one endpoint, or one autogroup of an endpoint (as SQL:
+    `query_api.entities_store.scope_where`)."""
 
     tenant: str
     endpoint_id: int
     autogroup_id: int | None = None
-
-    def where(self) -> str:
-        cond = "tenant = {tenant:String} AND endpoint_id = {ep:UInt64}"
-        if self.autogroup_id is not None:
-            cond += " AND autogroup_id = {ag:UInt64}"
-        return cond
-
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"tenant": self.tenant, "ep": self.endpoint_id}
-        if self.autogroup_id is not None:
-            p["ag"] = self.autogroup_id
-        return p
 
 
 def _pick(key: ApiKey, tenants: list[str], what: str) -> str:

@@ -1,14 +1,34 @@
-"""The SQL that resolves endpoint and autogroup references (`query_api.entities`). Every read
-goes through `reads` when given, keyed by its SQL and parameters."""
+"""The SQL of entities (`query_api.entities`): a scope's condition, and the reads that resolve
+endpoint and autogroup references (through `reads` when given, keyed by SQL and parameters)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from query_api.read_cache import ReadCache
 
-__all__ = ["autogroup_endpoints", "endpoint_by_name", "endpoint_name", "endpoint_names"]
+if TYPE_CHECKING:
+    from query_api.entities import Scope
+
+__all__ = ["autogroup_endpoints", "endpoint_by_name", "endpoint_name", "endpoint_names",
+           "scope_params", "scope_where"]
+
+
+def scope_where(scope: Scope) -> str:
+    """The condition on a table's tenant, endpoint_id (and autogroup_id) columns that selects
+    the scope's rows; its parameters are `scope_params`."""
+    cond = "tenant = {tenant:String} AND endpoint_id = {ep:UInt64}"
+    if scope.autogroup_id is not None:
+        cond += " AND autogroup_id = {ag:UInt64}"
+    return cond
+
+
+def scope_params(scope: Scope) -> dict[str, Any]:
+    p: dict[str, Any] = {"tenant": scope.tenant, "ep": scope.endpoint_id}
+    if scope.autogroup_id is not None:
+        p["ag"] = scope.autogroup_id
+    return p
 
 
 async def _rows(store: AsyncStore, reads: ReadCache | None, sql: str,

@@ -51,9 +51,11 @@ def test_topic_kinds_are_named_once() -> None:
     assert all(name == k.name for name, k in KINDS.items())
 
 
-#: A SQL statement in a string literal (upper-case keywords, as every query here writes them).
+#: SQL in a string literal: a statement (upper-case keywords, as every query here writes them)
+#: or a condition with a ClickHouse query parameter (`{name:Type}`).
 SQL = re.compile(r"\bSELECT\b.*?\bFROM\b|\bINSERT\s+INTO\b|\b(ALTER|OPTIMIZE|TRUNCATE)\s+TABLE\b"
-                 r"|\b(CREATE|DROP)\s+(TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\b", re.S)
+                 r"|\b(CREATE|DROP)\s+(TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\b"
+                 r"|\{\w+:(U?Int\d+|String|Float\d+|Bool|DateTime\w*|Array\([^)]*\))\}", re.S)
 
 
 def _sql_homes(path: Path) -> bool:
@@ -93,5 +95,6 @@ def test_sql_only_in_store_modules() -> None:
 def test_the_sql_rule_sees_a_statement_but_not_prose() -> None:
     assert [bool(SQL.search(s)) for s in (
         "SELECT count() FROM {db}.requests_raw", "INSERT INTO t", "ALTER TABLE t ADD COLUMN x",
-        "select a field from the list", "Selecting rows", "the FROM header of a mail")] == [
-        True, True, True, False, False, False]
+        "tenant = {tenant:String} AND ep = {ep:UInt64}", "select a field from the list",
+        "Selecting rows", "the FROM header of a mail", "{asctime} {level}", "{x!r:>8}")] == [
+        True, True, True, True, False, False, False, False, False]
