@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 
 from pipeline.core.settings import TopicNames
-from pipeline.sdk.producer import Producer, event_key
+from pipeline.sdk.event_encoder import event_key
+from pipeline.sdk.producer import Producer
 
 __all__ = ["PROBE_BASE", "EventGen", "paced", "preload"]
 

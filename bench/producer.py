@@ -47,7 +47,8 @@ from pipeline.core.settings import TopicNames
 from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.envelopes import EnvelopeBuffer
-from pipeline.sdk.producer import Producer, SyncProducer, event_key
+from pipeline.sdk.event_encoder import event_key
+from pipeline.sdk.producer import Producer, SyncProducer
 
 __all__ = ["main"]
 

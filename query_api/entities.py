@@ -4,10 +4,15 @@ family, and the resolution of endpoint and autogroup references to it, or 401/40
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from pipeline.storage.keys import ApiKey
+from query_api.entities_store import (
+    autogroup_endpoints,
+    endpoint_by_name,
+    endpoint_name,
+    endpoint_names,
+)
 from query_api.errors import ApiError
 from query_api.read_cache import ReadCache
 
@@ -16,23 +21,12 @@ __all__ = ["Scope", "resolve_autogroup", "resolve_endpoint"]
 
 @dataclass(frozen=True)
 class Scope:
-    """Which rows a query reads: one endpoint, or one autogroup of an endpoint."""
+    """Which rows a query reads: one endpoint, or one autogroup of an endpoint (as SQL:
+    `query_api.entities_store.scope_where`)."""
 
     tenant: str
     endpoint_id: int
     autogroup_id: int | None = None
-
-    def where(self) -> str:
-        cond = "tenant = {tenant:String} AND endpoint_id = {ep:UInt64}"
-        if self.autogroup_id is not None:
-            cond += " AND autogroup_id = {ag:UInt64}"
-        return cond
-
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"tenant": self.tenant, "ep": self.endpoint_id}
-        if self.autogroup_id is not None:
-            p["ag"] = self.autogroup_id
-        return p
 
 
 def _pick(key: ApiKey, tenants: list[str], what: str) -> str:
@@ -46,53 +40,24 @@ def _pick(key: ApiKey, tenants: list[str], what: str) -> str:
                    {"requiredPermission": "tenant:" + "own", "currentPermissions": [key.role]})
 
 
-async def _rows(store: AsyncStore, reads: ReadCache | None, sql: str,
-                params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """`store.rows`, shared through `reads` when given (keyed by the SQL and parameters)."""
-    if reads is None:
-        return await store.rows(sql, params)
-    return await reads.get("entities", (sql, tuple(sorted(params.items()))),
-                           lambda: store.rows(sql, params))
-
-
 async def resolve_endpoint(store: AsyncStore, key: ApiKey, *, endpoint_id: int | None,
                            name: str | None, reads: ReadCache | None = None
                            ) -> tuple[Scope, str]:
     """(scope, endpoint name) for an id, or for a name within the key's tenant."""
-    db = store.database
     if endpoint_id is not None:
-        rows = await _rows(
-            store, reads,
-            f"SELECT tenant, argMax(endpoint_name, (endpoint_name != '', last_seen)) "
-            f"FROM {db}.endpoints FINAL WHERE endpoint_id = {{ep:UInt64}} GROUP BY tenant",
-            {"ep": endpoint_id})
-        names = {t: n for t, n in rows}
+        names = await endpoint_names(store, reads, endpoint_id)
         tenant = _pick(key, list(names), f"endpoint {endpoint_id}")
         return Scope(tenant, endpoint_id), names[tenant]
-    tenant_filter = "" if key.role == "superadmin" else "AND tenant = {tenant:String}"
-    rows = await _rows(
-        store, reads,
-        f"SELECT tenant, endpoint_id FROM {db}.endpoints FINAL WHERE endpoint_name = "
-        f"{{name:String}} {tenant_filter} ORDER BY tenant = {{tenant:String}} DESC, "
-        f"last_seen DESC LIMIT 1", {"name": name or "", "tenant": key.tenant})
-    if not rows:
+    found = await endpoint_by_name(store, reads, name or "", key.tenant,
+                                   any_tenant=key.role == "superadmin")
+    if found is None:
         raise ApiError(404, "NOT_FOUND", f"unknown endpoint {name!r}")
-    return Scope(rows[0][0], int(rows[0][1])), name or ""
+    return Scope(*found), name or ""
 
 
 async def resolve_autogroup(store: AsyncStore, key: ApiKey, autogroup_id: int,
                             reads: ReadCache | None = None) -> tuple[Scope, str]:
-    db = store.database
-    rows = await _rows(
-        store, reads,
-        f"SELECT a.tenant, argMax(a.endpoint_id, a.last_seen) FROM {db}.autogroups AS a FINAL "
-        f"WHERE a.autogroup_id = {{ag:UInt64}} GROUP BY a.tenant", {"ag": autogroup_id})
-    eps = {t: int(e) for t, e in rows}
+    eps = await autogroup_endpoints(store, reads, autogroup_id)
     tenant = _pick(key, list(eps), f"autogroup {autogroup_id}")
     ep = eps[tenant]
-    names = await _rows(
-        store, reads,
-        f"SELECT argMax(endpoint_name, (endpoint_name != '', last_seen)) FROM {db}.endpoints "
-        f"FINAL WHERE tenant = {{t:String}} AND endpoint_id = {{ep:UInt64}}",
-        {"t": tenant, "ep": ep})
-    return Scope(tenant, ep, autogroup_id), (names[0][0] if names else "")
+    return Scope(tenant, ep, autogroup_id), await endpoint_name(store, reads, tenant, ep)

@@ -10,10 +10,7 @@ import orjson
 
 from query_api.errors import ApiError, bad_param
 
-__all__ = ["get_choice", "get_int", "get_number", "get_str", "parse_json_body"]
-
-_MISSING: Any = object()
-
+__all__ = ["get_choice", "get_int", "get_number", "get_str", "json_object", "parse_json_body"]
 
 def parse_json_body(raw: bytes, *, max_bytes: int = 1 << 20) -> dict[str, Any]:
     if len(raw) > max_bytes:
@@ -21,22 +18,34 @@ def parse_json_body(raw: bytes, *, max_bytes: int = 1 << 20) -> dict[str, Any]:
                        {"limit": max_bytes})
     if not raw.strip():
         return {}
+    return json_object(raw)
+
+
+def json_object(raw: bytes, must: str = "body must be a JSON object") -> dict[str, Any]:
+    """The JSON object `raw`, or a 400 on the body: not JSON, or `must` when not an object."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_param("body", None, f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise bad_param("body", None, "body must be a JSON object")
+        raise bad_param("body", None, must)
     return doc
+
+
+def _given(body: Mapping[str, Any], name: str, required: bool,
+           allowed: Sequence[str] | None = None) -> Any:
+    """The value of `name` in `body`; None when absent or null, a 400 then if `required`."""
+    v = body.get(name)
+    if v is None and required:
+        raise bad_param(name, None, f"{name} is required", allowed)
+    return v
 
 
 def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
             default: int | None = None, lo: int | None = None,
             hi: int | None = None) -> int | None:
-    v = body.get(name, _MISSING)
-    if v is _MISSING or v is None:
-        if required:
-            raise bad_param(name, None, f"{name} is required")
+    v = _given(body, name, required)
+    if v is None:
         return default
     if isinstance(v, bool):
         raise bad_param(name, v, f"{name} must be an integer")
@@ -74,10 +83,8 @@ def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
                default: float | None = None, lo: float | None = None,
                hi: float | None = None) -> float | None:
     """A finite number (a JSON number or a decimal string), within [lo, hi] when given."""
-    v = body.get(name, _MISSING)
-    if v is _MISSING or v is None:
-        if required:
-            raise bad_param(name, None, f"{name} is required")
+    v = _given(body, name, required)
+    if v is None:
         return default
     if isinstance(v, str):
         try:
@@ -94,10 +101,8 @@ def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
 
 def get_str(body: Mapping[str, Any], name: str, *, required: bool = False,
             default: str | None = None, max_len: int = 256, min_len: int = 0) -> str | None:
-    v = body.get(name, _MISSING)
-    if v is _MISSING or v is None:
-        if required:
-            raise bad_param(name, None, f"{name} is required")
+    v = _given(body, name, required)
+    if v is None:
         return default
     if not isinstance(v, str):
         raise bad_param(name, v, f"{name} must be a string")
@@ -111,10 +116,8 @@ def get_str(body: Mapping[str, Any], name: str, *, required: bool = False,
 
 def get_choice(body: Mapping[str, Any], name: str, allowed: Sequence[str], *,
                required: bool = False, default: str | None = None) -> str | None:
-    v = body.get(name, _MISSING)
-    if v is _MISSING or v is None:
-        if required:
-            raise bad_param(name, None, f"{name} is required", allowed)
+    v = _given(body, name, required, allowed)
+    if v is None:
         return default
     if not isinstance(v, str) or v not in allowed:
         raise bad_param(name, v, f"{name} must be one of {', '.join(allowed)}", allowed)

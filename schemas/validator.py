@@ -35,7 +35,7 @@ from typing import Any
 
 from pipeline.core.errors import VitalsError
 
-__all__ = ["SchemaViolation", "Validator", "compile_schema"]
+__all__ = ["SchemaViolation", "Validator", "compile_schema", "kind_of"]
 
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "default", "examples"}
 _SUPPORTED = _ANNOTATIONS | {
@@ -51,6 +51,16 @@ class SchemaViolation(VitalsError, ValueError):
     """The value breaks the schema; `str()` is a reason fit for a dead-letter record."""
 
 
+#: The JSON Schema types that are one Python type exactly (a bool is no integer, an int no float).
+_EXACT_TYPES: dict[str, type] = {"string": str, "boolean": bool, "object": dict, "array": list,
+                                 "null": type(None)}
+
+
+#: (keyword, the failing comparison, the reason) of the bounds on a number and on a length.
+_VALUE_BOUNDS = (("minimum", "<", "is below the minimum"), ("maximum", ">", "is above the maximum"))
+_LENGTH_BOUNDS = (("minLength", "<", "shorter than"), ("maxLength", ">", "longer than"))
+
+
 def _type_check(kind: str) -> Check:
     if kind == "integer":
         def check_int(name: str, v: Any) -> Any:
@@ -58,49 +68,27 @@ def _type_check(kind: str) -> Check:
                 return v
             if type(v) is float and v.is_integer() and math.isfinite(v):
                 return int(v)
-            raise SchemaViolation(f"{name}: expected integer, got {_kind(v)}")
+            raise SchemaViolation(f"{name}: expected integer, got {kind_of(v)}")
         return check_int
     if kind == "number":
         def check_num(name: str, v: Any) -> Any:
             t = type(v)
             if t is int or (t is float and math.isfinite(v)):
                 return v
-            raise SchemaViolation(f"{name}: expected number, got {_kind(v)}")
+            raise SchemaViolation(f"{name}: expected number, got {kind_of(v)}")
         return check_num
-    if kind == "string":
-        def check_str(name: str, v: Any) -> Any:
-            if type(v) is str:
+    exact = _EXACT_TYPES.get(kind)
+    if exact is not None:
+        def check_exact(name: str, v: Any) -> Any:
+            if type(v) is exact:
                 return v
-            raise SchemaViolation(f"{name}: expected string, got {_kind(v)}")
-        return check_str
-    if kind == "boolean":
-        def check_bool(name: str, v: Any) -> Any:
-            if type(v) is bool:
-                return v
-            raise SchemaViolation(f"{name}: expected boolean, got {_kind(v)}")
-        return check_bool
-    if kind == "object":
-        def check_obj(name: str, v: Any) -> Any:
-            if type(v) is dict:
-                return v
-            raise SchemaViolation(f"{name}: expected object, got {_kind(v)}")
-        return check_obj
-    if kind == "array":
-        def check_arr(name: str, v: Any) -> Any:
-            if type(v) is list:
-                return v
-            raise SchemaViolation(f"{name}: expected array, got {_kind(v)}")
-        return check_arr
-    if kind == "null":
-        def check_null(name: str, v: Any) -> Any:
-            if v is None:
-                return v
-            raise SchemaViolation(f"{name}: expected null, got {_kind(v)}")
-        return check_null
+            raise SchemaViolation(f"{name}: expected {kind}, got {kind_of(v)}")
+        return check_exact
     raise ValueError(f"unsupported JSON Schema type {kind!r}")
 
 
-def _kind(v: Any) -> str:
+def kind_of(v: Any) -> str:
+    """The JSON type of a decoded value, as a violation names it."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -136,7 +124,7 @@ def compile_schema(schema: dict[str, Any]) -> Validator:
     allowed = frozenset(props)
     closed = schema.get("additionalProperties", True) is False
     env: dict[str, Any] = {
-        "_V": SchemaViolation, "_kind": _kind, "_isfinite": math.isfinite,
+        "_V": SchemaViolation, "_kind": kind_of, "_isfinite": math.isfinite,
         "_req_set": req_set, "_required": required, "_allowed": allowed,
         "_defaults": {n: spec["default"] for n, spec in props.items() if "default" in spec},
     }
@@ -242,17 +230,13 @@ def _property_code(name: str, spec: dict[str, Any], var: str, env: dict[str, Any
             f"if (type({var}), {var}) not in enum{i}:",
             f"    raise _V(f'{name}: {{{var}!r}} is not one of {shown}')",
         ]
-    if "minimum" in spec:
-        out += [f"if {var} < {spec['minimum']!r}:",
-                f"    raise _V(f'{name}: {{{var}!r}} is below the minimum {spec['minimum']}')"]
-    if "maximum" in spec:
-        out += [f"if {var} > {spec['maximum']!r}:",
-                f"    raise _V(f'{name}: {{{var}!r}} is above the maximum {spec['maximum']}')"]
-    if "minLength" in spec:
-        out += [f"if len({var}) < {spec['minLength']}:",
-                f"    raise _V('{name}: shorter than {spec['minLength']} characters')"]
-    if "maxLength" in spec:
-        out += [f"if len({var}) > {spec['maxLength']}:",
-                f"    raise _V('{name}: longer than {spec['maxLength']} characters')"]
+    for key, op, reason in _VALUE_BOUNDS:
+        if key in spec:
+            out += [f"if {var} {op} {spec[key]!r}:",
+                    f"    raise _V(f'{name}: {{{var}!r}} {reason} {spec[key]}')"]
+    for key, op, reason in _LENGTH_BOUNDS:
+        if key in spec:
+            out += [f"if len({var}) {op} {spec[key]}:",
+                    f"    raise _V('{name}: {reason} {spec[key]} characters')"]
     return out or ["pass"]
 

@@ -92,10 +92,11 @@ def _ensure_topics(settings: Settings, bootstrap: str, kinds: list[str]) -> None
 
 def _open_store(settings: Settings) -> Any:
     """A `ClickHouseStore`; raises StoreLocked if a running process holds the embedded one."""
-    from pipeline.storage.clickhouse import ClickHouseStore, embedded_locked
+    from pipeline.storage.clickhouse import ClickHouseStore
+    from pipeline.storage.embedded import chdb_dir, embedded_locked
 
     if settings.embedded:
-        path = Path(settings.dsn.removeprefix("chdb://").split("?", 1)[0])
+        path = chdb_dir(settings.dsn)
         if embedded_locked(path):
             raise StoreLocked(f"the embedded ClickHouse in {path} is in use by another process")
     return ClickHouseStore(settings.dsn, settings.clickhouse_database)

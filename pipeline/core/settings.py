@@ -7,7 +7,7 @@ passed down. No other module reads the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -199,26 +199,27 @@ class Settings:
         env = os.environ if env is None else env
         d = cls()
 
-        def num(name: str, default: int, lo: int = 0) -> int:
+        def given(name: str, convert: Callable[[str], Any], what: str) -> Any:
             raw = env.get(name)
             if raw is None or raw == "":
-                return default
+                return None
             try:
-                value = int(raw)
+                return convert(raw)
             except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not an integer") from None
+                raise SettingsError(f"{name}={raw!r} is not {what}") from None
+
+        def num(name: str, default: int, lo: int = 0) -> int:
+            value: int | None = given(name, int, "an integer")
+            if value is None:
+                return default
             if value < lo:
                 raise SettingsError(f"{name}={value} must be >= {lo}")
             return value
 
         def flt(name: str, default: float) -> float:
-            raw = env.get(name)
-            if raw is None or raw == "":
+            value: float | None = given(name, float, "a number")
+            if value is None:
                 return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not a number") from None
             if value <= 0:
                 raise SettingsError(f"{name}={value} must be > 0")
             return value

@@ -163,19 +163,27 @@ def decode_structs(value: bytes | None, kind: str, *, now_ms: int, max_future_ms
     columnar = _columnar_decoder(kind)
     if columnar is None:
         return None
-    fast, get_ts = columnar
-    try:
-        events = fast.structs(value)
-    except msgspec.MsgspecError:
+    decoded = _fast_decode(columnar, value)
+    if decoded is None or not decoded[0]:
         return None
-    if not events:
-        return None
-    # `normalise_ts_ms`, inlined: one call per event is a measurable share of this path
-    ts_ms = [round(t) if t > _MS_THRESHOLD else round(t * 1000) for t in map(get_ts, events)]
+    events, ts_ms = decoded
     if max(ts_ms) > now_ms + max_future_ms or (
             max_age_ms is not None and min(ts_ms) < now_ms - max_age_ms):
         return None
     return events, ts_ms
+
+
+def _fast_decode(columnar: tuple[FastDecoder, attrgetter[Any]], data: bytes
+                 ) -> tuple[list[Any], list[int]] | None:
+    """The events of `data` as the kind's fast path decodes them and their event times (epoch
+    ms), or None when it declines the bytes."""
+    fast, get_ts = columnar
+    try:
+        events = fast.structs(data)
+    except msgspec.MsgspecError:
+        return None
+    # `normalise_ts_ms`, inlined: one call per event is a measurable share of the worker's path
+    return events, [round(t) if t > _MS_THRESHOLD else round(t * 1000) for t in map(get_ts, events)]
 
 
 def check_encoded(kind: str, data: bytes, event: dict[str, Any], *, now_ms: int,
@@ -190,15 +198,9 @@ def check_encoded(kind: str, data: bytes, event: dict[str, Any], *, now_ms: int,
     So the producer and the worker decide alike, at the fast path's cost for a valid event."""
     columnar = _columnar_decoder(kind)
     if columnar is not None:
-        fast, get_ts = columnar
-        try:
-            structs = fast.structs(data)
-        except msgspec.MsgspecError:
-            structs = []
-        if len(structs) == 1:
-            t = get_ts(structs[0])
-            if (round(t) if t > _MS_THRESHOLD else round(t * 1000)) <= now_ms + max_future_ms:
-                return
+        decoded = _fast_decode(columnar, data)
+        if decoded is not None and len(decoded[1]) == 1 and decoded[1][0] <= now_ms + max_future_ms:
+            return
     checker = EventChecker(kind, now_ms=now_ms, max_future_ms=max_future_ms)
     if columnar is None:
         fast_events = _decode_fast(data, kind, checker)
@@ -217,16 +219,11 @@ def accepts_all(kind: str, value: bytes, count: int, *, now_ms: int, max_future_
     declines, or whether the Python path would accept them all: ask `check_encoded` per event."""
     columnar = _columnar_decoder(kind)
     if columnar is not None:
-        fast, get_ts = columnar
-        try:
-            structs = fast.structs(value)
-        except msgspec.MsgspecError:
-            return False
-        if len(structs) != count:
+        decoded = _fast_decode(columnar, value)
+        if decoded is None or len(decoded[1]) != count:
             return False
         limit = now_ms + max_future_ms
-        return all((round(t) if t > _MS_THRESHOLD else round(t * 1000)) <= limit
-                   for t in map(get_ts, structs))
+        return all(t <= limit for t in decoded[1])
     checker = EventChecker(kind, now_ms=now_ms, max_future_ms=max_future_ms)
     events = _decode_fast(value, kind, checker)
     return events is not None and len(events) == count

@@ -247,12 +247,27 @@ class _Base:
     def _send(self, call: Call) -> Any:
         raise NotImplementedError
 
-    def _wait(self, attempt: int, exc: Exception) -> float | None:
-        """Seconds to wait before retrying after `exc`, or None to raise it."""
+    def _wait(self, call: Call, attempt: int, exc: Exception) -> float:
+        """Seconds to wait before retrying `call` after `exc`; raises what the caller gets
+        instead (a transport failure as the SDK's error, an error not to retry as it is)."""
+        if isinstance(exc, httpx.TimeoutException):
+            raise ClientTimeout(f"{call.method} {call.path}: no answer in time") from exc
+        if isinstance(exc, httpx.TransportError):
+            raise ConnectionFailed(f"{call.method} {self.url}{call.path}: {exc}") from exc
         retry_after = exc.retry_after if isinstance(exc, ApiError) else None
         if attempt >= self.retries or retry_after is None:
-            return None
+            raise exc
         return min(retry_after, self.max_retry_wait)
+
+    def _events_pages(self, task: str, batch_size: int, event_type: str | None,
+                      order: str | None) -> Callable[[str | None], Any]:
+        return lambda scroll: self.tasks.events_page(
+            task, batch_size=batch_size, event_type=event_type, order=order, scroll_id=scroll)
+
+    def _log_pages(self, task: str, batch_size: int,
+                   navigate_earlier: bool) -> Callable[[str | None], Any]:
+        return lambda scroll: self.tasks.log_page(
+            task, batch_size=batch_size, navigate_earlier=navigate_earlier, scroll_id=scroll)
 
 
 class Client(_Base):
@@ -272,14 +287,8 @@ class Client(_Base):
                 response = self._http.request(call.method, call.path, params=call.params,
                                               json=call.body)
                 return _answer(call, response)
-            except httpx.TimeoutException as exc:
-                raise ClientTimeout(f"{call.method} {call.path}: no answer in time") from exc
-            except httpx.TransportError as exc:
-                raise ConnectionFailed(f"{call.method} {self.url}{call.path}: {exc}") from exc
             except Exception as exc:
-                wait = self._wait(attempt, exc)
-                if wait is None:
-                    raise
+                wait = self._wait(call, attempt, exc)
             time.sleep(wait)
             attempt += 1
 
@@ -287,14 +296,12 @@ class Client(_Base):
                          event_type: str | None = None, order: str | None = None
                          ) -> Iterator[Doc]:
         """Every event of the task, following scroll ids to the end (one request a page)."""
-        return self._walk(lambda scroll: self.tasks.events_page(
-            task, batch_size=batch_size, event_type=event_type, order=order, scroll_id=scroll))
+        return self._walk(self._events_pages(task, batch_size, event_type, order))
 
     def iter_task_log(self, task: str, *, batch_size: int = 500,
                       navigate_earlier: bool = False) -> Iterator[Doc]:
         """Every log line of the task (oldest first unless `navigate_earlier`)."""
-        return self._walk(lambda scroll: self.tasks.log_page(
-            task, batch_size=batch_size, navigate_earlier=navigate_earlier, scroll_id=scroll))
+        return self._walk(self._log_pages(task, batch_size, navigate_earlier))
 
     @staticmethod
     def _walk(page_of: Callable[[str | None], Any]) -> Iterator[Doc]:
@@ -333,27 +340,19 @@ class AsyncClient(_Base):
                 response = await self._http.request(call.method, call.path, params=call.params,
                                                     json=call.body)
                 return _answer(call, response)
-            except httpx.TimeoutException as exc:
-                raise ClientTimeout(f"{call.method} {call.path}: no answer in time") from exc
-            except httpx.TransportError as exc:
-                raise ConnectionFailed(f"{call.method} {self.url}{call.path}: {exc}") from exc
             except Exception as exc:
-                wait = self._wait(attempt, exc)
-                if wait is None:
-                    raise
+                wait = self._wait(call, attempt, exc)
             await asyncio.sleep(wait)
             attempt += 1
 
     def iter_task_events(self, task: str, *, batch_size: int = 500,
                          event_type: str | None = None, order: str | None = None
                          ) -> AsyncIterator[Doc]:
-        return self._walk(lambda scroll: self.tasks.events_page(
-            task, batch_size=batch_size, event_type=event_type, order=order, scroll_id=scroll))
+        return self._walk(self._events_pages(task, batch_size, event_type, order))
 
     def iter_task_log(self, task: str, *, batch_size: int = 500,
                       navigate_earlier: bool = False) -> AsyncIterator[Doc]:
-        return self._walk(lambda scroll: self.tasks.log_page(
-            task, batch_size=batch_size, navigate_earlier=navigate_earlier, scroll_id=scroll))
+        return self._walk(self._log_pages(task, batch_size, navigate_earlier))
 
     @staticmethod
     async def _walk(page_of: Callable[[str | None], Awaitable[Any]]) -> AsyncIterator[Doc]:

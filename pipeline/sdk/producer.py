@@ -52,7 +52,7 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.core.settings import TopicNames
-from pipeline.ingest.topics import KINDS, MAX_MESSAGE_BYTES
+from pipeline.ingest.topics import MAX_MESSAGE_BYTES
 from pipeline.sdk.delivery import DeliveryReport
 from pipeline.sdk.envelopes import Envelope, EnvelopeBuffer
 from pipeline.sdk.event_encoder import EventEncoder
@@ -67,7 +67,7 @@ from pipeline.sdk.producer_errors import (
 from pipeline.sdk.producer_kafka import SAID_ONCE, KafkaLink
 from pipeline.sdk.staging import Staged, Staging
 
-__all__ = ["DeliveryReport", "Producer", "event_key", "reset_log_limits"]
+__all__ = ["DeliveryReport", "Producer", "reset_log_limits"]
 
 log = logging.getLogger("vitals.producer")
 
@@ -82,11 +82,6 @@ _MISSING_TOPIC_MEMORY_S = 5.0
 def reset_log_limits() -> None:
     """Forget which causes were logged this minute (tests measure each case from zero)."""
     SAID_ONCE.reset()
-
-
-def event_key(kind: str, event: dict[str, Any]) -> bytes:
-    """The Kafka message key of `event` on topic kind `kind` (see `TopicKind.key_field`)."""
-    return str(event.get(KINDS[kind].key_field, "")).encode()
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:

@@ -13,13 +13,10 @@ embedded engine one session (chdb handle) per thread on the process's single eng
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from clickhouse_connect.driver import exceptions as dbx
 
@@ -31,11 +28,19 @@ from pipeline.core.errors import (
     StoreLocked,
 )
 from pipeline.storage.ch_types import ClickHouseClient
+from pipeline.storage.ddl import render, statements
+from pipeline.storage.embedded import (
+    EmbeddedSessions,
+    chdb_dir,
+    embedded_locked,
+    is_embedded,
+    process_sessions,
+)
 from pipeline.storage.native import NativeBlock
 from pipeline.storage.retention import TTL_TABLES, Retention
 
 __all__ = ["INSERT_SETTINGS", "TRANSIENT_CODES", "AsyncStore", "ClickHouseStore", "Store",
-           "embedded_locked", "migrate", "translate"]
+           "migrate", "translate"]
 
 T = TypeVar("T")
 
@@ -98,29 +103,6 @@ def translate(exc: BaseException) -> StorageError:
     return StorageFault(f"{type(exc).__name__}: {text}", code=code, name=name)
 
 
-def embedded_locked(chdb_dir: Path) -> bool:
-    """Whether another process holds the embedded engine in `chdb_dir`.
-
-    ClickHouse takes `flock(LOCK_EX | LOCK_NB)` on `<dir>/status` for as long as it runs; probing
-    that lock is exact, and spares the noise of a failed chdb start.
-    """
-    try:
-        fd = os.open(chdb_dir / "status", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases a lock we got
-    return False
-
-
-def _chdb_dir(dsn: str) -> Path:
-    return Path(dsn.removeprefix("chdb://").split("?", 1)[0])
-
-
 class Store(Protocol):
     """What agents and routes need from ClickHouse."""
 
@@ -141,40 +123,30 @@ class Store(Protocol):
 
 
 class ClickHouseStore:
-    """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore)."""
+    """A clickhouse-connect client bound to one database; thread-confined (see AsyncStore).
 
-    _chdb_lock = threading.Lock()
-    _chdb_clients: ClassVar[dict[str, ClickHouseClient]] = {}
+    On the embedded engine the client is a session of `sessions` (default: the process's,
+    `pipeline.storage.embedded.process_sessions`), which outlives the store."""
 
-    def __init__(self, dsn: str, database: str) -> None:
+    def __init__(self, dsn: str, database: str, *,
+                 sessions: EmbeddedSessions | None = None) -> None:
         self.dsn = dsn
         self.database = database
-        self._client = self._connect(dsn)
+        # the embedded engine's sessions outlive this store (see pipeline.storage.embedded)
+        self._sessions = sessions if sessions is not None else process_sessions()
+        self._client = self._connect()
         self._readonly_client: ClickHouseClient | None = None
 
-    @classmethod
-    def _connect(cls, dsn: str, *, readonly: bool = False) -> ClickHouseClient:
+    def _connect(self, *, readonly: bool = False) -> ClickHouseClient:
         try:
+            if is_embedded(self.dsn):
+                return self._sessions.client(self.dsn, readonly=readonly)
             import clickhouse_connect
 
-            if dsn.startswith("chdb://"):
-                # One engine per process, any number of sessions (handles) on it; each handle
-                # runs one statement at a time. One client per (path, mode, thread name): the
-                # store's pool threads query in parallel, SET state never crosses modes, and
-                # the handles are reused by later stores on the same path.
-                with cls._chdb_lock:
-                    mode = "ro" if readonly else "rw"
-                    key = f"{dsn}#{mode}#{threading.current_thread().name}"
-                    client = cls._chdb_clients.get(key)
-                    if client is None:
-                        client = clickhouse_connect.get_client(
-                            dsn=dsn, settings={"readonly": 1} if readonly else None)
-                        cls._chdb_clients[key] = client
-                    return client
-            return clickhouse_connect.get_client(dsn=dsn, compress=False)
+            return clickhouse_connect.get_client(dsn=self.dsn, compress=False)
         except Exception as exc:
-            if dsn.startswith("chdb://") and embedded_locked(_chdb_dir(dsn)):
-                raise StoreLocked(f"the embedded ClickHouse in {_chdb_dir(dsn)} is in use by "
+            if is_embedded(self.dsn) and embedded_locked(chdb_dir(self.dsn)):
+                raise StoreLocked(f"the embedded ClickHouse in {chdb_dir(self.dsn)} is in use by "
                                   "another process") from exc
             raise translate(exc) from exc
 
@@ -237,14 +209,14 @@ class ClickHouseStore:
         per query. Clients are confined to their thread, so pointing one at this database for
         the call cannot leak into another thread's queries.
         """
-        if not self.dsn.startswith("chdb://"):
+        if not is_embedded(self.dsn):
             previous, self._client.database = self._client.database, self.database
             try:
                 return self.raw(sql, fmt, settings={"readonly": 1})
             finally:
                 self._client.database = previous
         if self._readonly_client is None:
-            self._readonly_client = self._connect(self.dsn, readonly=True)
+            self._readonly_client = self._connect(readonly=True)
         self._readonly_client.database = self.database
         try:
             data: bytes = self._readonly_client.raw_query(sql, fmt=fmt)
@@ -330,8 +302,9 @@ def migrate(store: Store, *, retention: Retention | None = None,
     """Apply every migration in `schemas/clickhouse/` (idempotent DDL); return the file names.
 
     A new table gets the TTL of its data family in `retention` (default: the defaults of
-    `pipeline.storage.retention.Retention`; placeholder `{ttl:<table>}` in the DDL). Then the TTL of
-    every table in `pipeline.storage.retention.TTL_TABLES` is checked and changed where it differs:
+    `pipeline.storage.retention.Retention`; placeholder `{ttl:<table>}` in the DDL, the others in
+    `pipeline.storage.ddl`). Then the TTL of every table in
+    `pipeline.storage.retention.TTL_TABLES` is checked and changed where it differs:
     `MODIFY TTL`, or `REMOVE TTL` for a family kept until deleted. So changing a
     `VITALS_RETENTION_*_DAYS` setting and re-running migrate takes effect; an unchanged TTL is
     left alone (on a server, MODIFY TTL rewrites the parts that hold data).
@@ -341,17 +314,14 @@ def migrate(store: Store, *, retention: Retention | None = None,
     keep = retention or Retention()
     db = store.database
     store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    ttl: dict[str, str] = {}  # `{ttl:<table>}` placeholder → the TTL clause a new table gets
+    ttl: dict[str, str] = {}  # table → the TTL clause a new table gets
     for table, column, family in TTL_TABLES:
         days = keep.days(family)
-        ttl[f"{{ttl:{table}}}"] = "" if days is None else f"TTL {column} + INTERVAL {days} DAY"
+        ttl[table] = "" if days is None else f"TTL {column} + INTERVAL {days} DAY"
     applied = []
     for name, text in migration_files():
-        text = text.replace("{db}", db)
-        for placeholder, clause in ttl.items():
-            text = text.replace(placeholder, clause)
-        for statement in _statements(text):
-            store.command(statement)
+        for statement in statements(text):
+            store.command(render(statement, db, ttl))
         applied.append(name)
         if progress:
             progress(f"migration {name} applied")
@@ -366,7 +336,3 @@ def migrate(store: Store, *, retention: Retention | None = None,
             store.command(f"ALTER TABLE {db}.{table} MODIFY TTL {column} + INTERVAL {days} DAY")
     return applied
 
-
-def _statements(sql: str) -> list[str]:
-    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -8,6 +8,10 @@ the documented bound is **1% relative error** (the API promises ≤ 2%).
 Histograms are plain `{bucket index: count}` maps, stored in ClickHouse as Map(Int16, UInt64)
 and merged with `sumMap`, so buckets from any set of messages, seconds or workers combine exactly.
 Values ≤ `MIN_VALUE` (including 0) land in bucket `ZERO_BUCKET` and read back as 0.
+
+The `sql_*` functions are the same rules as ClickHouse expressions: the migrations
+(`pipeline.storage.ddl`) and the reads take their SQL from them, so γ, the zero bucket and the
+quantile rank are written here only.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = [
     "MAX_BUCKET",
     "MAX_VALUE",
     "MIN_VALUE",
+    "STORED_PERCENTILES",
     "ZERO_BUCKET",
     "add",
     "bucket_of",
@@ -28,6 +33,11 @@ __all__ = [
     "merge",
     "quantile",
     "quantiles",
+    "sql_bucket_of",
+    "sql_hist_quantile",
+    "sql_quantile",
+    "sql_sorted_counts",
+    "sql_sorted_keys",
 ]
 
 ALPHA = 0.01
@@ -40,6 +50,8 @@ ZERO_BUCKET = -32768
 #: a value that is bucketed stays below it (tests/unit/pipeline/storage/test_sketch.py).
 MAX_BUCKET = 32767
 MAX_VALUE = GAMMA ** (MAX_BUCKET - 1)
+#: The percentiles a compacted rollup row stores, as bucket indexes (schemas/clickhouse/005).
+STORED_PERCENTILES = {"p50_bucket": 0.5, "p95_bucket": 0.95, "p99_bucket": 0.99}
 
 
 def bucket_of(value: float) -> int:
@@ -92,3 +104,31 @@ def quantiles(hist: Mapping[int, int], qs: Iterable[float]) -> list[float | None
                 out.append(bucket_value(k))
                 break
     return out
+
+
+def sql_bucket_of(value: str) -> str:
+    """`bucket_of(value)` as a ClickHouse Int16 expression over the expression `value`."""
+    return (f"if({value} <= {MIN_VALUE!r}, toInt16({ZERO_BUCKET}), "
+            f"toInt16(ceil(log({value}) / {_LOG_GAMMA!r})))")
+
+
+def sql_sorted_keys(hist: str) -> str:
+    """The bucket indexes of the map `hist`, ascending."""
+    return f"arraySort(mapKeys({hist}))"
+
+
+def sql_sorted_counts(hist: str) -> str:
+    """The counts of the map `hist` in the order of `sql_sorted_keys`."""
+    return f"arraySort((v, k) -> k, mapValues({hist}), mapKeys({hist}))"
+
+
+def sql_quantile(q: float, keys: str, running: str, total: str) -> str:
+    """The bucket index `quantile` reads for `q`: the first of the ascending indexes `keys`
+    whose running count (array `running`) reaches rank max(1, ceil(q·`total`))."""
+    return f"{keys}[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * {total})), {running})]"
+
+
+def sql_hist_quantile(q: float, hist: str) -> str:
+    """`sql_quantile` over the map `hist` itself."""
+    return sql_quantile(q, sql_sorted_keys(hist), f"arrayCumSum({sql_sorted_counts(hist)})",
+                        f"arraySum(mapValues({hist}))")

@@ -33,12 +33,19 @@ from query_api.clearml.scroll import ScrollCodec, ScrollIdInvalid
 from query_api.context import ApiContext
 from query_api.deps import Ctx
 from query_api.errors import ApiError, bad_param
-from query_api.params import parse_json_body
+from query_api.params import get_str, parse_json_body
 from query_api.responses import JsonResponse
 
-__all__ = ["Call", "action", "get_bool", "get_str_list", "scroll_codec", "scroll_state"]
+__all__ = ["INT64_MAX", "INT64_MIN", "TASK_DOC", "Call", "action", "get_bool", "get_str_list",
+           "scroll_codec", "scroll_state", "task_param"]
 
 Handler = Callable[["Call"], Awaitable[Any]]
+
+#: The body doc of a task id.
+TASK_DOC = {"type": "string", "description": "Task ID"}
+#: The range of ClearML's iteration numbers.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 
 
 @dataclass
@@ -156,3 +163,10 @@ def action(router: APIRouter, name: str, *, role: Role | None = "reader", summar
 def doc(required: Sequence[str], **props: Any) -> dict[str, Any]:
     """A small JSON Schema for the OpenAPI body of an action."""
     return {"type": "object", "required": list(required), "properties": props}
+
+
+def task_param(call: Call, name: str = "task") -> str:
+    """The call's required task id `name` (at most 128 characters), or a 400 naming it."""
+    task = get_str(call.body, name, required=True, max_len=128)
+    assert task is not None
+    return task

@@ -13,7 +13,16 @@ from pipeline.ingest.rows.task_events import EVENT_TYPES
 from query_api.clearml import histogram, metric_store
 from query_api.clearml import store as clearml_store
 from query_api.clearml import task_events_store as task_events_db
-from query_api.clearml.calls import Call, action, doc, get_str_list, scroll_codec, scroll_state
+from query_api.clearml.calls import (
+    TASK_DOC,
+    Call,
+    action,
+    doc,
+    get_str_list,
+    scroll_codec,
+    scroll_state,
+    task_param,
+)
 from query_api.clearml.events_store import SCALAR
 from query_api.params import get_choice, get_int, get_str
 
@@ -22,20 +31,18 @@ __all__ = ["MAX_COMPARE_TASKS", "router"]
 router = APIRouter()
 
 MAX_COMPARE_TASKS = 10
-_TASK = {"type": "string", "description": "Task ID"}
 _SAMPLES = {"type": "integer", "minimum": 0, "maximum": histogram.MAX_SAMPLES,
             "default": histogram.MAX_SAMPLES, "description": "points per series (0: the maximum)"}
 _KEYS = ("iter", "timestamp", "iso_time")
 
 
 async def _one_task(call: Call) -> tuple[str, str]:
-    task = get_str(call.body, "task", required=True, max_len=128)
-    assert task is not None
+    task = task_param(call)
     return task, await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
 
 
 @action(router, "get_task_metrics", summary="Metrics reported by each task, per event type",
-        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": TASK_DOC},
                      event_type={"type": "string", "enum": list(EVENT_TYPES)}))
 async def get_task_metrics(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=100)
@@ -50,7 +57,7 @@ async def get_task_metrics(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_scalar_metrics_and_variants", summary="Scalar metrics → variants",
-        body_doc=doc(["task"], task=_TASK))
+        body_doc=doc(["task"], task=TASK_DOC))
 async def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
     return {"metrics": await metric_store.metrics_and_variants(call.ctx.store, tenant, task,
@@ -58,7 +65,7 @@ async def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_vector_metrics_and_variants", summary="Vector metrics → variants",
-        body_doc=doc(["task"], task=_TASK))
+        body_doc=doc(["task"], task=TASK_DOC))
 async def get_vector_metrics_and_variants(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
     return {"metrics": await metric_store.metrics_and_variants(call.ctx.store, tenant, task,
@@ -66,7 +73,7 @@ async def get_vector_metrics_and_variants(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_scalar_metric_data", summary="Scalar events of one metric, by timestamp",
-        body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "string"},
+        body_doc=doc(["task", "metric"], task=TASK_DOC, metric={"type": "string"},
                      scroll_id={"type": "string"},
                      batch_size={"type": "integer", "minimum": 1, "maximum": 10_000}))
 async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
@@ -95,7 +102,7 @@ async def get_scalar_metric_data(call: Call) -> dict[str, Any]:
 
 @action(router, "get_task_latest_scalar_values",
         summary="Last value and mean of the last 100 values of every scalar variant",
-        body_doc=doc(["task"], task=_TASK))
+        body_doc=doc(["task"], task=TASK_DOC))
 async def get_task_latest_scalar_values(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
     rows = await metric_store.latest_scalars(call.ctx.store, tenant, task)
@@ -111,7 +118,7 @@ async def get_task_latest_scalar_values(call: Call) -> dict[str, Any]:
 
 @action(router, "vector_metrics_iter_histogram",
         summary="Vectors of one metric/variant per iteration (latest 10,000 iterations)",
-        body_doc=doc(["task", "metric", "variant"], task=_TASK, metric={"type": "string"},
+        body_doc=doc(["task", "metric", "variant"], task=TASK_DOC, metric={"type": "string"},
                      variant={"type": "string"}))
 async def vector_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
@@ -133,7 +140,7 @@ def _histogram_params(call: Call) -> tuple[int, str]:
 
 @action(router, "scalar_metrics_iter_histogram",
         summary="Downsampled scalar series of a task: metric → variant → {x, y, y_min, y_max}",
-        body_doc=doc(["task"], task=_TASK, samples=_SAMPLES,
+        body_doc=doc(["task"], task=TASK_DOC, samples=_SAMPLES,
                      key={"type": "string", "enum": list(_KEYS)}))
 async def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     task, tenant = await _one_task(call)
@@ -148,7 +155,7 @@ async def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
 @action(router, "multi_task_scalar_metrics_iter_histogram",
         summary="Compare scalar series of up to 10 tasks: {metrics: metric → variant → task → "
         "{name (the task's name), x, y, y_min, y_max}}",
-        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK, "maxItems": 10},
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": TASK_DOC, "maxItems": 10},
                      samples=_SAMPLES,
                      key={"type": "string", "enum": list(_KEYS)}))
 async def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:

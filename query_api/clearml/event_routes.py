@@ -24,9 +24,18 @@ from query_api.clearml import event_media_routes as routes_event_media
 from query_api.clearml import event_metric_routes as routes_event_metrics
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml import task_log
-from query_api.clearml.calls import Call, action, doc, get_bool, scroll_codec, scroll_state
+from query_api.clearml.calls import (
+    TASK_DOC,
+    Call,
+    action,
+    doc,
+    get_bool,
+    scroll_codec,
+    scroll_state,
+    task_param,
+)
 from query_api.errors import ApiError, bad_param
-from query_api.params import get_choice, get_int, get_number, get_str
+from query_api.params import get_choice, get_int, get_number, get_str, json_object
 from query_api.query_params import MAX_UNIX_S
 
 __all__ = ["router"]
@@ -40,7 +49,6 @@ MAX_BATCH_LINES = 100_000
 MAX_ERRORS_LISTED = 100
 MAX_UNIX_MS = MAX_UNIX_S * 1000  # from_timestamp is in ms
 _TYPES = tuple(EVENT_TYPES)
-_TASK = {"type": "string", "description": "Task ID"}
 
 
 async def _read_body(call: Call, limit: int) -> bytes:
@@ -103,16 +111,11 @@ async def _ingest(call: Call, items: list[tuple[int, Any]], body: bytes) -> dict
 
 @action(router, "add", role="admin", raw_body=True,
         summary="Add one task event (published to Kafka topic task-events)",
-        body_doc=doc(["task", "type"], task=_TASK,
+        body_doc=doc(["task", "type"], task=TASK_DOC,
                      type={"type": "string", "enum": list(_TYPES)}))
 async def add(call: Call) -> dict[str, Any]:
     raw = await _read_body(call, MAX_BATCH_BYTES)
-    try:
-        item = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_param("body", None, f"body is not valid JSON: {exc}") from None
-    if not isinstance(item, dict):
-        raise bad_param("body", None, "body must be one event (a JSON object)")
+    item = json_object(raw, "body must be one event (a JSON object)")
     try:
         return await _ingest(call, [(1, item)], raw)
     except ApiError as exc:
@@ -163,7 +166,7 @@ async def add_batch(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_task_events", summary="Scroll through a task's events by timestamp",
-        body_doc=doc(["task"], task=_TASK, order={"type": "string", "enum": ["asc", "desc"]},
+        body_doc=doc(["task"], task=TASK_DOC, order={"type": "string", "enum": ["asc", "desc"]},
                      scroll_id={"type": "string"},
                      batch_size={"type": "integer", "minimum": 1, "maximum": 10_000},
                      event_type={"type": "string", "enum": list(_TYPES)}))
@@ -206,7 +209,7 @@ async def get_task_events(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_task_log", summary="Page through a task's log (versions 1.7 and 2.9)",
-        body_doc=doc(["task"], task=_TASK,
+        body_doc=doc(["task"], task=TASK_DOC,
                      batch_size={"type": "integer", "minimum": 1, "maximum": 10_000},
                      navigate_earlier={"type": "boolean"},
                      from_timestamp={"type": "number", "minimum": 0, "maximum": MAX_UNIX_MS},
@@ -251,7 +254,7 @@ async def get_task_log(call: Call) -> dict[str, Any]:
 
 
 @action(router, "download_task_log", summary="Download a task's log as an attachment",
-        body_doc=doc(["task"], task=_TASK,
+        body_doc=doc(["task"], task=TASK_DOC,
                      line_type={"type": "string", "enum": ["json", "text"]},
                      line_format={"type": "string",
                                   "default": "{asctime} {worker} {level} {msg}"}))
@@ -268,10 +271,9 @@ async def download_task_log(call: Call) -> Any:
 
 
 @action(router, "delete_for_task", role="admin", summary="Delete all events of a task",
-        body_doc=doc(["task"], task=_TASK, allow_locked={"type": "boolean", "default": False}))
+        body_doc=doc(["task"], task=TASK_DOC, allow_locked={"type": "boolean", "default": False}))
 async def delete_for_task(call: Call) -> dict[str, Any]:
-    task = get_str(call.body, "task", required=True, max_len=128)
-    assert task is not None
+    task = task_param(call)
     get_bool(call.body, "allow_locked", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
     return {"deleted": await task_events_db.delete_task(call.ctx.store, tenant, task)}

@@ -11,17 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from query_api.clearml import events_store, store
+from query_api.clearml import calls, events_store, store
 from query_api.clearml import task_events_store as task_events_db
-from query_api.clearml.calls import (
-    Call,
-    action,
-    doc,
-    get_bool,
-    get_str_list,
-    scroll_codec,
-    scroll_state,
-)
+from query_api.clearml.calls import TASK_DOC, Call, action, doc, get_bool, get_str_list, task_param
+from query_api.clearml.latest import next_iterations
 from query_api.clearml.task_events_store import event_from_row
 from query_api.errors import ApiError, bad_param
 from query_api.params import get_choice, get_int, get_number, get_str
@@ -30,17 +23,8 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-_TASK = {"type": "string", "description": "Task ID"}
-_INT64_MAX = 2**63 - 1
-_INT64_MIN = -(2**63)
 _KEYS = ("iter", "timestamp", "iso_time")
 MAX_RAW_BATCH = 200_000
-
-
-def _task(call: Call, name: str = "task") -> str:
-    task = get_str(call.body, name, required=True, max_len=128)
-    assert task is not None
-    return task
 
 
 @action(router, "clear_scroll", summary="Release a scroll (a no-op: Vitals scroll ids are "
@@ -52,10 +36,10 @@ async def clear_scroll(call: Call) -> dict[str, Any]:
 
 @action(router, "clear_task_log", role="admin",
         summary="Delete a task's log lines (those older than threshold_sec when given)",
-        body_doc=doc(["task"], task=_TASK, threshold_sec={"type": "integer", "minimum": 0},
+        body_doc=doc(["task"], task=TASK_DOC, threshold_sec={"type": "integer", "minimum": 0},
                      allow_locked={"type": "boolean"}))
 async def clear_task_log(call: Call) -> dict[str, Any]:
-    task = _task(call)
+    task = task_param(call)
     get_bool(call.body, "allow_locked", False)
     threshold = get_int(call.body, "threshold_sec", lo=0, hi=100 * 365 * 86400)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
@@ -67,7 +51,7 @@ async def clear_task_log(call: Call) -> dict[str, Any]:
         summary="Delete all events reported for a model (events whose task is the model id)",
         body_doc=doc(["model"], model={"type": "string"}, allow_locked={"type": "boolean"}))
 async def delete_for_model(call: Call) -> dict[str, Any]:
-    model = _task(call, "model")
+    model = task_param(call, "model")
     get_bool(call.body, "allow_locked", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [model])
     return {"deleted": await task_events_db.delete_task(call.ctx.store, tenant, model)}
@@ -91,40 +75,7 @@ def _metrics_param(call: Call) -> list[dict[str, Any]]:
                      scroll_id={"type": "string"}))
 async def plots(call: Call) -> dict[str, Any]:
     raw = _metrics_param(call)
-    iters = get_int(call.body, "iters", default=1, lo=1, hi=1000)
-    assert iters is not None
-    earlier = get_bool(call.body, "navigate_earlier", True)
-    refresh = get_bool(call.body, "refresh", False)
-    db = call.ctx.store
-    tasks = list(dict.fromkeys(m["task"] for m in raw))
-    tenant = await task_events_db.resolve_tenant(db, call.key, tasks)
-    known = await events_store.plot_metrics(db, tenant, tasks)
-    pairs: list[tuple[str, str]] = []
-    for m in raw:
-        if m.get("metric"):
-            pairs.append((m["task"], m["metric"]))
-        else:
-            pairs.extend(p for p in known if p[0] == m["task"])
-    pairs = list(dict.fromkeys(pairs))[:100]
-    state = scroll_state(call, {"a": "plots27", "t": tenant, "e": earlier})
-    positions: dict[str, int] = {} if state is None or refresh else dict(state["p"])
-    default = _INT64_MAX if earlier else _INT64_MIN
-    bounds = [positions.get(f"{t}\x1f{m}", default) for t, m in pairs]
-    rows = await events_store.latest_per_metric(db, tenant, pairs, bounds, default,
-                                                earlier=earlier, iters=iters)
-    grouped: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {p: {} for p in pairs}
-    for r in rows:
-        e = event_from_row(r)
-        grouped[(e["task"], e["metric"])].setdefault(e["iter"], []).append(e)
-    out = []
-    for (task, metric), by_iter in grouped.items():
-        if by_iter:
-            positions[f"{task}\x1f{metric}"] = list(by_iter)[-1]
-        out.append({"task": task, "metric": metric,
-                    "iterations": [{"iter": i, "events": evs} for i, evs in by_iter.items()]})
-    scroll_id = scroll_codec(call.ctx).encode(
-        {"a": "plots27", "t": tenant, "e": earlier, "p": positions})
-    return {"metrics": out, "scroll_id": scroll_id}
+    return await next_iterations(call, raw, events_store.PLOT, "plots27")
 
 
 async def _plot_sample(call: Call, tenant: str, task: str, metric: str,
@@ -135,41 +86,41 @@ async def _plot_sample(call: Call, tenant: str, task: str, metric: str,
         event_from_row(r) for r in await events_store.plots_at(db, tenant, task, metric,
                                                                iteration)]
     state = {"a": "plot_sample", "t": tenant, "k": task, "m": metric, "i": iteration}
-    return {"scroll_id": scroll_codec(call.ctx).encode(state), "events": events,
+    return {"scroll_id": calls.scroll_codec(call.ctx).encode(state), "events": events,
             "min_iteration": rng[0] if rng else None, "max_iteration": rng[1] if rng else None}
 
 
 @action(router, "get_plot_sample",
         summary="Every variant's plot of a metric at an iteration (default: the latest)",
-        body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "string"},
+        body_doc=doc(["task", "metric"], task=TASK_DOC, metric={"type": "string"},
                      iteration={"type": "integer"}, refresh={"type": "boolean"},
                      scroll_id={"type": "string"}))
 async def get_plot_sample(call: Call) -> dict[str, Any]:
-    task = _task(call)
+    task = task_param(call)
     metric = get_str(call.body, "metric", required=True, max_len=1024)
     assert metric is not None
-    iteration = get_int(call.body, "iteration", lo=_INT64_MIN, hi=_INT64_MAX)
+    iteration = get_int(call.body, "iteration", lo=calls.INT64_MIN, hi=calls.INT64_MAX)
     get_bool(call.body, "refresh", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
-    scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
+    calls.scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
     found = await events_store.latest_iteration(
-        call.ctx.store, tenant, task, metric, _INT64_MAX if iteration is None else iteration)
+        call.ctx.store, tenant, task, metric, calls.INT64_MAX if iteration is None else iteration)
     return await _plot_sample(call, tenant, task, metric, found)
 
 
 @action(router, "next_plot_sample",
         summary="The next (or previous) metric's plots at the iteration, then the next "
         "iteration's; with next_iteration, the same metric's next iteration",
-        body_doc=doc(["task", "scroll_id"], task=_TASK, scroll_id={"type": "string"},
+        body_doc=doc(["task", "scroll_id"], task=TASK_DOC, scroll_id={"type": "string"},
                      navigate_earlier={"type": "boolean"}, next_iteration={"type": "boolean"}))
 async def next_plot_sample(call: Call) -> dict[str, Any]:
-    task = _task(call)
+    task = task_param(call)
     if not call.body.get("scroll_id"):
         raise bad_param("scroll_id", None, "scroll_id is required (from get_plot_sample)")
     earlier = get_bool(call.body, "navigate_earlier", False)
     same_metric = get_bool(call.body, "next_iteration", False)
     tenant = await task_events_db.resolve_tenant(call.ctx.store, call.key, [task])
-    state = scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
+    state = calls.scroll_state(call, {"a": "plot_sample", "t": tenant, "k": task})
     assert state is not None
     if state["i"] is None:
         raise ApiError(400, "INVALID_SCROLL_ID", "scroll_id: no current plot to move from; "
@@ -195,7 +146,7 @@ def _metric_variants(call: Call) -> dict[str, list[str]] | None:
 @action(router, "get_task_single_value_metrics",
         summary="Single-value scalars of tasks: [{task, task_name, values: [{metric, variant, "
         "value, timestamp}]}]",
-        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": TASK_DOC},
                      metrics={"type": "array", "items": {"type": "object"}}))
 async def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=100)
@@ -214,13 +165,13 @@ async def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
 
 @action(router, "scalar_metrics_iter_raw",
         summary="Every scalar of one metric, unsampled, paged: variants → {y, <key>}",
-        body_doc=doc(["task", "metric"], task=_TASK, metric={"type": "object"},
+        body_doc=doc(["task", "metric"], task=TASK_DOC, metric={"type": "object"},
                      key={"type": "string", "enum": list(_KEYS)},
                      batch_size={"type": "integer", "minimum": 1, "maximum": MAX_RAW_BATCH},
                      count_total={"type": "boolean"}, scroll_id={"type": "string"}))
 async def scalar_metrics_iter_raw(call: Call) -> dict[str, Any]:
     b = call.body
-    task = _task(call)
+    task = task_param(call)
     spec = b.get("metric")
     if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str) or \
             not isinstance(spec.get("variants") or [], list):
@@ -234,7 +185,7 @@ async def scalar_metrics_iter_raw(call: Call) -> dict[str, Any]:
     tenant = await task_events_db.resolve_tenant(db, call.key, [task])
     expect = {"a": "scalar_raw", "t": tenant, "k": task, "m": metric, "v": variants,
               "x": key}
-    state = scroll_state(call, expect)
+    state = calls.scroll_state(call, expect)
     limit = int(batch) if batch else (state["b"] if state else 10_000)
     total = state.get("n") if state else None
     if count_total and total is None:
@@ -249,4 +200,4 @@ async def scalar_metrics_iter_raw(call: Call) -> dict[str, Any]:
     pos = list(rows[-1][:3]) if rows else (state.get("p") if state else None)
     cursor = {**expect, "b": limit, "n": total, "p": pos}
     return {"variants": out, "returned": len(rows), "total": total,
-            "scroll_id": scroll_codec(call.ctx).encode(cursor)}
+            "scroll_id": calls.scroll_codec(call.ctx).encode(cursor)}

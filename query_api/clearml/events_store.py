@@ -12,10 +12,12 @@ from pipeline.storage.clickhouse import AsyncStore
 from query_api.clearml.histogram import SINGLE_SCALAR_ITERATION
 from query_api.clearml.task_events_store import METRIC_SELECT
 
-__all__ = ["clear_log", "latest_iteration", "latest_per_metric", "metric_range", "plot_metrics",
-           "plots_at", "raw_scalars", "scalar_count", "single_values", "step_from"]
+__all__ = ["IMAGE", "PLOT", "clear_log", "latest_iteration", "latest_per_metric", "metric_range",
+           "metrics_with", "plots_at", "raw_scalars", "scalar_count", "single_values",
+           "step_from"]
 
 PLOT = "plot"
+IMAGE = "training_debug_image"
 SCALAR = "training_stats_scalar"
 _X = {"iter": "iter", "timestamp": "toUnixTimestamp64Milli(timestamp)",
       "iso_time": "toUnixTimestamp64Milli(timestamp)"}
@@ -25,30 +27,33 @@ def _table(store: AsyncStore) -> str:
     return f"{store.database}.task_metric_events FINAL"
 
 
-async def latest_per_metric(store: AsyncStore, tenant: str, pairs: Sequence[tuple[str, str]],
-                            bounds: Sequence[int], default: int, *, earlier: bool, iters: int
+async def latest_per_metric(store: AsyncStore, tenant: str, event_type: str,
+                            pairs: Sequence[tuple[str, str]], bounds: Sequence[int],
+                            default: int, *, earlier: bool, iters: int
                             ) -> list[tuple[Any, ...]]:
-    """Plots of the next `iters` iterations of each (task, metric) past its bound (earlier:
-    below it, else above), ordered by task, metric, iteration (in the walking direction),
-    variant."""
+    """Events of `event_type` (PLOT or IMAGE) of the next `iters` iterations of each (task,
+    metric) past its bound (earlier: below it, else above), ordered by task, metric, iteration
+    (in the walking direction), variant."""
     names = [f"{t}\x1f{m}" for t, m in pairs]
     op, d = ("<", "DESC") if earlier else (">", "ASC")
     return await store.rows(
         f"SELECT {METRIC_SELECT} FROM (SELECT *, dense_rank() OVER (PARTITION BY task, metric "
         f"ORDER BY iter {d}) AS r FROM {_table(store)} WHERE tenant = {{t:String}} AND "
-        f"event_type = '{PLOT}' AND concat(task, '\\x1f', metric) IN {{names:Array(String)}} "
-        f"AND iter {op} transform(concat(task, '\\x1f', metric), {{names:Array(String)}}, "
-        f"{{bounds:Array(Int64)}}, toInt64({default}))) WHERE r <= {int(iters)} "
-        f"ORDER BY task, metric, iter {d}, variant, event_id",
+        f"event_type = '{event_type}' AND concat(task, '\\x1f', metric) IN "
+        f"{{names:Array(String)}} AND iter {op} transform(concat(task, '\\x1f', metric), "
+        f"{{names:Array(String)}}, {{bounds:Array(Int64)}}, toInt64({default}))) "
+        f"WHERE r <= {int(iters)} ORDER BY task, metric, iter {d}, variant, event_id",
         {"t": tenant, "names": names, "bounds": list(bounds)})
 
 
-async def plot_metrics(store: AsyncStore, tenant: str, tasks: Sequence[str]
+async def metrics_with(store: AsyncStore, tenant: str, tasks: Sequence[str], event_type: str
                        ) -> list[tuple[str, str]]:
+    """The (task, metric) pairs of `tasks` that have events of `event_type`, sorted."""
     rows = await store.rows(
         f"SELECT DISTINCT task, metric FROM {store.database}.task_metric_events WHERE "
-        f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}} AND event_type = '{PLOT}' "
-        f"ORDER BY task, metric", {"t": tenant, "tasks": list(tasks)})
+        f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}} AND "
+        f"event_type = '{event_type}' ORDER BY task, metric",
+        {"t": tenant, "tasks": list(tasks)})
     return [(str(t), str(m)) for t, m in rows]
 
 

@@ -7,12 +7,11 @@ from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from query_api.clearml import task_events_store as task_events_db
+from query_api.clearml.events_store import IMAGE
 from query_api.clearml.task_events_store import METRIC_SELECT, event_from_row
 
-__all__ = ["IMAGE", "image_at", "image_metrics", "image_range", "image_step", "images_around",
-           "latest_iters"]
+__all__ = ["IMAGE", "image_at", "image_range", "image_step", "latest_iters"]
 
-IMAGE = "training_debug_image"
 
 
 async def latest_iters(store: AsyncStore, tenant: str, tasks: list[str], etype: str, *,
@@ -48,31 +47,6 @@ async def latest_iters(store: AsyncStore, tenant: str, tasks: list[str], etype: 
     pos = [last[12], last[4], last[5], -int(last[3]), last[2]] if last is not None else after
     return events, int(total), pos
 
-
-
-async def image_metrics(store: AsyncStore, tenant: str, tasks: list[str]
-                        ) -> list[tuple[str, str]]:
-    """(task, metric) pairs that have debug images."""
-    rows = await store.rows(
-        f"SELECT DISTINCT task, metric FROM {store.database}.task_metric_events WHERE "
-        f"tenant = {{t:String}} AND task IN {{tasks:Array(String)}} AND event_type = '{IMAGE}' "
-        f"ORDER BY task, metric", {"t": tenant, "tasks": tasks})
-    return [(t, m) for t, m in rows]
-
-
-async def images_around(store: AsyncStore, tenant: str, names: list[str], bounds: list[int],
-                        *, earlier: bool, iters: int, default: int) -> list[Any]:
-    """Image rows of the next `iters` iterations past each (task, metric) name's bound,
-    earlier or later."""
-    op, d = ("<", "DESC") if earlier else (">", "ASC")
-    return await store.rows(
-        f"SELECT {METRIC_SELECT} FROM (SELECT *, dense_rank() OVER (PARTITION BY task, metric "
-        f"ORDER BY iter {d}) AS r FROM {store.database}.task_metric_events FINAL WHERE "
-        f"tenant = {{t:String}} AND event_type = '{IMAGE}' AND concat(task, '\\x1f', metric) "
-        f"IN {{names:Array(String)}} AND iter {op} transform(concat(task, '\\x1f', metric), "
-        f"{{names:Array(String)}}, {{bounds:Array(Int64)}}, toInt64({default}))) "
-        f"WHERE r <= {iters} ORDER BY task, metric, iter {d}, variant, event_id",
-        {"t": tenant, "names": names, "bounds": bounds})
 
 
 async def image_range(store: AsyncStore, tenant: str, task: str, metric: str, variant: str

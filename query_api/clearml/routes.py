@@ -10,7 +10,9 @@ unknown (400 invalid_task_id / invalid_project_id, as clearml-server answers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,7 +20,7 @@ from fastapi import APIRouter
 from query_api.clearml import shapes, store, tokens
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml.caller import token_secret
-from query_api.clearml.calls import Call, action, doc, get_bool, get_str_list
+from query_api.clearml.calls import TASK_DOC, Call, action, doc, get_bool, get_str_list, task_param
 from query_api.clearml.envelope import INVALID_PROJECT_ID, INVALID_TASK_ID, CallError
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_str
@@ -28,7 +30,6 @@ __all__ = ["router"]
 router = APIRouter()
 
 MAX_PAGE_SIZE = 500
-_TASK = {"type": "string", "description": "Task ID"}
 _TAG = "clearml server"
 
 
@@ -127,6 +128,16 @@ async def projects_update(call: Call) -> dict[str, Any]:
 
 # --- tasks ------------------------------------------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def _edited(call: Call, task_id: str) -> AsyncIterator[dict[str, Any]]:
+    """The task, read under the write lock and stored (newer version) when the block ends
+    without an error."""
+    async with _lock(call):
+        task = (await _tasks(call, [task_id]))[0]
+        yield task
+        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
+
+
 async def _tasks(call: Call, ids: list[str]) -> list[dict[str, Any]]:
     found = await store.get_tasks(call.ctx.store, call.key.tenant, ids)
     missing = sorted(set(ids) - {d["id"] for d in found})
@@ -137,12 +148,6 @@ async def _tasks(call: Call, ids: list[str]) -> list[dict[str, Any]]:
     for d in found:
         d["last_iteration"] = max(int(d.get("last_iteration") or 0), iters.get(d["id"], 0))
     return found
-
-
-def _task_id(call: Call) -> str:
-    task = get_str(call.body, "task", required=True, max_len=128)
-    assert task is not None
-    return task
 
 
 @action(router, "create", service="tasks", role="admin", tag=_TAG, summary="Create a task",
@@ -158,9 +163,9 @@ async def tasks_create(call: Call) -> dict[str, Any]:
 
 
 @action(router, "get_by_id", service="tasks", tag=_TAG, summary="One task",
-        body_doc=doc(["task"], task=_TASK))
+        body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_get_by_id(call: Call) -> dict[str, Any]:
-    return {"task": (await _tasks(call, [_task_id(call)]))[0]}
+    return {"task": (await _tasks(call, [task_param(call)]))[0]}
 
 
 @action(router, "get_all", service="tasks", tag=_TAG,
@@ -181,9 +186,9 @@ async def tasks_get_all(call: Call) -> dict[str, Any]:
 
 @action(router, "edit", service="tasks", role="admin", tag=_TAG,
         summary="Edit a task (in status created, or with force)",
-        body_doc=doc(["task"], task=_TASK, force={"type": "boolean"}))
+        body_doc=doc(["task"], task=TASK_DOC, force={"type": "boolean"}))
 async def tasks_edit(call: Call) -> dict[str, Any]:
-    task_id = _task_id(call)
+    task_id = task_param(call)
     get_bool(call.body, "force", False)
     async with _lock(call):
         task = (await _tasks(call, [task_id]))[0]
@@ -197,37 +202,35 @@ async def tasks_edit(call: Call) -> dict[str, Any]:
 
 async def _status(call: Call, new_status: str, **extra: Any) -> dict[str, Any]:
     b = call.body
-    task_id = _task_id(call)
+    task_id = task_param(call)
     force = get_bool(b, "force", False)
     reason = get_str(b, "status_reason", default="", max_len=4096) or ""
     message = get_str(b, "status_message", default="", max_len=4096) or ""
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         now = call.ctx.clock()
         if new_status == "in_progress" and not task.get("started"):
             extra["started"] = shapes.iso(now)
         fields = shapes.change_status(task, new_status, force=force, reason=reason,
                                       message=message, user=call.key.key_id, now=now,
                                       **extra)
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": fields}
 
 
 @action(router, "started", service="tasks", role="admin", tag=_TAG,
-        summary="Mark a task in_progress", body_doc=doc(["task"], task=_TASK))
+        summary="Mark a task in_progress", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_started(call: Call) -> dict[str, Any]:
     res = await _status(call, "in_progress")
     return {**res, "started": res["updated"]}
 
 
 @action(router, "stopped", service="tasks", role="admin", tag=_TAG,
-        summary="Mark a task stopped", body_doc=doc(["task"], task=_TASK))
+        summary="Mark a task stopped", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_stopped(call: Call) -> dict[str, Any]:
     return await _status(call, "stopped", completed=shapes.iso(call.ctx.clock()))
 
 
 @action(router, "completed", service="tasks", role="admin", tag=_TAG,
-        summary="Mark a task completed", body_doc=doc(["task"], task=_TASK))
+        summary="Mark a task completed", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_completed(call: Call) -> dict[str, Any]:
     if get_bool(call.body, "publish", False):
         raise bad_param("publish", True, "publishing tasks is not served by Vitals", [False])
@@ -236,106 +239,96 @@ async def tasks_completed(call: Call) -> dict[str, Any]:
 
 
 @action(router, "failed", service="tasks", role="admin", tag=_TAG,
-        summary="Mark a task failed", body_doc=doc(["task"], task=_TASK))
+        summary="Mark a task failed", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_failed(call: Call) -> dict[str, Any]:
     return await _status(call, "failed")
 
 
 @action(router, "close", service="tasks", role="admin", tag=_TAG,
-        summary="Mark a task closed", body_doc=doc(["task"], task=_TASK))
+        summary="Mark a task closed", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_close(call: Call) -> dict[str, Any]:
     return await _status(call, "closed")
 
 
 @action(router, "reset", service="tasks", role="admin", tag=_TAG,
         summary="Reset a task to created, deleting its events (the SDK reuses a dev task so)",
-        body_doc=doc(["task"], task=_TASK, force={"type": "boolean"},
+        body_doc=doc(["task"], task=TASK_DOC, force={"type": "boolean"},
                      clear_all={"type": "boolean"}))
 async def tasks_reset(call: Call) -> dict[str, Any]:
-    task_id = _task_id(call)
+    task_id = task_param(call)
     force = get_bool(call.body, "force", False)
     clear_all = get_bool(call.body, "clear_all", False)
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         fields = shapes.reset_task(task, force=force, clear_all=clear_all,
                                    user=call.key.key_id, now=call.ctx.clock())
         await task_events_db.delete_task(call.ctx.store, call.key.tenant, task_id)
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": fields, "dequeued": {}, "deleted_models": 0,
             "updated_children": 0, "updated_models": 0, "urls": None}
 
 
 @action(router, "ping", service="tasks", role="admin", tag=_TAG,
-        summary="Refresh a task's last_update", body_doc=doc(["task"], task=_TASK))
+        summary="Refresh a task's last_update", body_doc=doc(["task"], task=TASK_DOC))
 async def tasks_ping(call: Call) -> dict[str, Any]:
-    task_id = _task_id(call)
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    task_id = task_param(call)
+    async with _edited(call, task_id) as task:
         task["last_update"] = shapes.iso(call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {}
 
 
 @action(router, "set_requirements", service="tasks", role="admin", tag=_TAG,
         summary="Set a task's script.requirements (pip, conda, ...)",
-        body_doc=doc(["task", "requirements"], task=_TASK, requirements={"type": "object"}))
+        body_doc=doc(["task", "requirements"], task=TASK_DOC, requirements={"type": "object"}))
 async def tasks_set_requirements(call: Call) -> dict[str, Any]:
-    task_id = _task_id(call)
+    task_id = task_param(call)
     requirements = call.body.get("requirements")
     if not isinstance(requirements, dict):
         raise bad_param("requirements", requirements,
                         "requirements must be an object (e.g. {pip: '...'})")
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         script = task.get("script")
         task["script"] = {**(script if isinstance(script, dict) else {}),
                           "requirements": requirements}
         now = shapes.iso(call.ctx.clock())
         task.update(last_update=now, last_change=now, last_changed_by=call.key.key_id)
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": 1, "fields": {"script.requirements": requirements}}
 
 
 @action(router, "edit_hyper_params", service="tasks", role="admin", tag=_TAG,
         summary="Add or replace hyperparameters (what task.connect() and argparse store)",
-        body_doc=doc(["task", "hyperparams"], task=_TASK, hyperparams={"type": "array"},
+        body_doc=doc(["task", "hyperparams"], task=TASK_DOC, hyperparams={"type": "array"},
                      replace_hyperparams={"type": "string", "enum": ["none", "section", "all"]},
                      force={"type": "boolean"}))
 async def tasks_edit_hyper_params(call: Call) -> dict[str, Any]:
-    task_id = _task_id(call)
+    task_id = task_param(call)
     replace = get_choice(call.body, "replace_hyperparams", ("none", "section", "all"),
                          default="none")
     force = get_bool(call.body, "force", False)
     assert replace is not None
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         updated = shapes.edit_hyperparams(task, call.body.get("hyperparams"), replace=replace,
                                           force=force, user=call.key.key_id,
                                           now=call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": updated}
 
 
 @action(router, "edit_configuration", service="tasks", role="admin", tag=_TAG,
         summary="Add or replace configuration objects (connect_configuration)",
-        body_doc=doc(["task", "configuration"], task=_TASK, configuration={"type": "array"},
+        body_doc=doc(["task", "configuration"], task=TASK_DOC, configuration={"type": "array"},
                      replace_configuration={"type": "boolean"}, force={"type": "boolean"}))
 async def tasks_edit_configuration(call: Call) -> dict[str, Any]:
-    task_id = _task_id(call)
+    task_id = task_param(call)
     replace = get_bool(call.body, "replace_configuration", False)
     force = get_bool(call.body, "force", False)
-    async with _lock(call):
-        task = (await _tasks(call, [task_id]))[0]
+    async with _edited(call, task_id) as task:
         updated = shapes.edit_configuration(task, call.body.get("configuration"),
                                             replace=replace, force=force,
                                             user=call.key.key_id, now=call.ctx.clock())
-        await store.put_task(call.ctx.store, call.key.tenant, task, version=call.ctx.versions())
     return {"updated": updated}
 
 
 @action(router, "get_hyper_params", service="tasks", tag=_TAG,
         summary="Hyperparameters of tasks, by section and name",
-        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK}))
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": TASK_DOC}))
 async def tasks_get_hyper_params(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=100)
     found = await _tasks(call, tasks)
@@ -345,7 +338,7 @@ async def tasks_get_hyper_params(call: Call) -> dict[str, Any]:
 
 @action(router, "get_configurations", service="tasks", tag=_TAG,
         summary="Configuration objects of tasks (all, or those named)",
-        body_doc=doc(["tasks"], tasks={"type": "array", "items": _TASK},
+        body_doc=doc(["tasks"], tasks={"type": "array", "items": TASK_DOC},
                      names={"type": "array", "items": {"type": "string"}}))
 async def tasks_get_configurations(call: Call) -> dict[str, Any]:
     tasks = get_str_list(call.body, "tasks", max_items=100)

@@ -209,15 +209,23 @@ async def events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
                               after=after, limit=limit, metric=metric, bound=None, kinds=kinds)
 
 
-async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
-                       event_type: str | None, after: Pos | None, limit: int,
-                       metric: str | None, bound: str | None, kinds: frozenset[str]) -> Page:
-    db = store.database
+def _task_past(tenant: str, task: str, after: Pos | None, order: str
+               ) -> tuple[str, dict[str, Any]]:
+    """(condition, parameters) of the task's events, past position `after` in `order` when
+    given."""
     params: dict[str, Any] = {"t": tenant, "task": task}
     where = "tenant = {t:String} AND task = {task:String}"
     if after is not None:
         where += " AND " + after_clause(order)
         params["ts"], params["id"] = after
+    return where, params
+
+
+async def _events_page(store: AsyncStore, tenant: str, task: str, *, order: str,
+                       event_type: str | None, after: Pos | None, limit: int,
+                       metric: str | None, bound: str | None, kinds: frozenset[str]) -> Page:
+    db = store.database
+    where, params = _task_past(tenant, task, after, order)
     if bound is not None:
         where += " AND " + bound
     metrics = event_type != "log" and bool(kinds & {"metrics", "blobs"})
@@ -303,12 +311,8 @@ async def log_page(store: AsyncStore, tenant: str, task: str, *, direction: str,
                    kinds: frozenset[str] = frozenset({"logs", "blobs"})) -> Page:
     """Log events in `direction` (asc: later, desc: earlier) past a position, or strictly
     past `from_ts` (ms), or from the start/end of the log."""
-    params: dict[str, Any] = {"t": tenant, "task": task}
-    where = "tenant = {t:String} AND task = {task:String}"
-    if after is not None:
-        where += " AND " + after_clause(direction)
-        params["ts"], params["id"] = after
-    elif from_ts is not None:
+    where, params = _task_past(tenant, task, after, direction)
+    if after is None and from_ts is not None:
         op = ">" if direction == "asc" else "<"
         where += f" AND timestamp {op} fromUnixTimestamp64Milli({{fts:Int64}}, 'UTC')"
         params["fts"] = from_ts

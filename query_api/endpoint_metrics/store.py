@@ -22,6 +22,7 @@ from query_api.endpoint_metrics.scaling import Session, sessions_from_gaps
 from query_api.endpoint_metrics.sections import Pricing, Resources, Sums
 from query_api.endpoint_metrics.series_cache import Bucket, ScopeSeries, SeriesCache
 from query_api.entities import Scope
+from query_api.entities_store import scope_params, scope_where
 from query_api.windows import split_range
 
 __all__ = [
@@ -46,11 +47,10 @@ _SUMS = ", ".join(merged(c) for c in SUM_COLUMNS)
 #: The merged histogram `h` as sorted bucket indexes `ks`, their counts `vs`, running counts
 #: `cs` and total `n`; a quantile is the first bucket whose running count reaches q * n (the
 #: same rule as `sketch.quantile` and the compacted rows' p50/p95/p99).
-_HIST_ARRAYS = ("arraySort(mapKeys(h)) AS ks, "
-                "arraySort((v, k) -> k, mapValues(h), mapKeys(h)) AS vs, arrayCumSum(vs) AS cs, "
-                "arraySum(vs) AS n")
-_QUANTILE_EXPRS = [f"ks[arrayFirstIndex(c -> c >= greatest(1, ceil({q} * n)), cs)]"
-                   for q in (0.5, 0.95, 0.99)]
+_HIST_ARRAYS = (f"{sketch.sql_sorted_keys('h')} AS ks, {sketch.sql_sorted_counts('h')} AS vs, "
+                "arrayCumSum(vs) AS cs, arraySum(vs) AS n")
+_QUANTILE_EXPRS = [sketch.sql_quantile(q, "ks", "cs", "n")
+                   for q in sketch.STORED_PERCENTILES.values()]
 _QUANTILES = ", ".join(_QUANTILE_EXPRS)
 _SUMS_AS = ", ".join(f"{merged(c)} AS c{i}" for i, c in enumerate(SUM_COLUMNS))
 _RES_AGG = {"avg": "avg({c})", "sum": "sum({c})", "min": "min({c})", "max": "max({c})",
@@ -87,7 +87,7 @@ async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, e
     bucket, else the bucket's source rows (`_split` decides)."""
     db, table = store.database, _table(step)
     merged, width = MERGED[table], 60 if table == "requests_1m" else 3600
-    rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+    rng = (f"{scope_where(scope)} AND bucket >= toDateTime({start}, 'UTC') "
            f"AND bucket < toDateTime({end}, 'UTC')")
     cols = ", ".join(("bucket", *ROLLUP_FIELDS))
     if scope.autogroup_id is not None:
@@ -123,7 +123,7 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     sql = (f"WITH sumMap(lh) AS h, {_HIST_ARRAYS} SELECT p, {outer}, {_QUANTILES}, "
            f"if(p = 0, ks, []), if(p = 0, vs, []) FROM ({inner}) "
            f"GROUP BY GROUPING SETS ((p), ()) ORDER BY p")
-    rows = await store.rows(sql + _FINAL, scope.params())
+    rows = await store.rows(sql + _FINAL, scope_params(scope))
     points = {t: Sums() for t in range(start, end, step)}
     total = Sums()
     hist: dict[int, int] = {}
@@ -156,7 +156,7 @@ async def _split(store: AsyncStore, scope: Scope, table: str, rng: str
         f"SELECT b, sum(n), sum(m) FROM (SELECT toUnixTimestamp(bucket) AS b, "
         f"sum(rows) AS n, toUInt64(0) AS m FROM {db}.{table}_rows WHERE {rng} GROUP BY b "
         f"UNION ALL SELECT toUnixTimestamp(bucket), toUInt64(0), src_rows "
-        f"FROM {db}.{merged} FINAL WHERE {rng}) GROUP BY b{_FINAL}", scope.params())
+        f"FROM {db}.{merged} FINAL WHERE {rng}) GROUP BY b{_FINAL}", scope_params(scope))
     fresh = [int(b) for b, n, m in rows if n and n == m]
     stale = [int(b) for b, n, m in rows if n and n != m]
     return fresh, stale
@@ -188,11 +188,10 @@ _SOURCE_BUCKETS = (
 #: Compacted rows as they are: their percentiles were computed when they were written.
 _MERGED_BUCKETS = (
     "SELECT toUInt32(toUnixTimestamp(bucket)), toUInt64(src_rows), {casts}, "
-    "toInt16(p50_bucket), toInt16(p95_bucket), toInt16(p99_bucket), "
-    "CAST(mapKeys(latency_hist), 'Array(Int16)'), CAST(mapValues(latency_hist), "
+    "{stored}, CAST(mapKeys(latency_hist), 'Array(Int16)'), CAST(mapValues(latency_hist), "
     "'Array(UInt64)') FROM {source} FINAL WHERE {where}"
 ).format(casts=", ".join(_typed(c, c) for c in SUM_COLUMNS), source="{source}",
-         where="{where}")
+         where="{where}", stored=", ".join(f"toInt16({c})" for c in sketch.STORED_PERCENTILES))
 #: At most this many missing buckets are read from the source rows straight away; more (a
 #: scope's first call) try the compacted rows first.
 _DIRECT_READ = 8
@@ -237,7 +236,7 @@ def parse_buckets(data: bytes) -> dict[int, Bucket]:
 async def _read_buckets(store: AsyncStore, scope: Scope, template: str, source: str,
                         where: str) -> dict[int, Bucket]:
     sql = template.format(source=f"{store.database}.{source}", where=where) + _FINAL
-    return parse_buckets(await store.raw(sql, "RowBinary", scope.params()))
+    return parse_buckets(await store.raw(sql, "RowBinary", scope_params(scope)))
 
 
 async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end: int,
@@ -253,7 +252,7 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
     An autogroup scope has neither counters nor compacted rows of its own: its buckets are
     read from the source rows on every call."""
     db, table = store.database, _table(step)
-    rng = (f"{scope.where()} AND bucket >= toDateTime({start}, 'UTC') "
+    rng = (f"{scope_where(scope)} AND bucket >= toDateTime({start}, 'UTC') "
            f"AND bucket < toDateTime({end}, 'UTC')")
     if scope.autogroup_id is not None:
         series = ScopeSeries()
@@ -264,7 +263,7 @@ async def _fetch_bucket_series(store: AsyncStore, scope: Scope, start: int, end:
         series = cache.scope(key) if cache is not None else ScopeSeries()
         counters = {int(b): int(n) for b, n in await store.rows(
             f"SELECT toUnixTimestamp(bucket) AS b, sum(rows) FROM {db}.{table}_rows "
-            f"WHERE {rng} GROUP BY b", scope.params())}
+            f"WHERE {rng} GROUP BY b", scope_params(scope))}
         missing = series.missing(counters)
         read: dict[int, Bucket] = {}
         if len(missing) > _DIRECT_READ:
@@ -302,13 +301,13 @@ async def fetch_sums(store: AsyncStore, scope: Scope, lo: int, hi: int,
     key = "0" if step is None else f"intDiv(toUnixTimestamp(bucket), {step}) * {step}"
     inner = " UNION ALL ".join(
         f"SELECT {key} AS t, {_SUMS_AS} FROM {store.database}.{table} FINAL "
-        f"WHERE {scope.where()} "
+        f"WHERE {scope_where(scope)} "
         f"AND bucket >= toDateTime({a}, 'UTC') AND bucket < toDateTime({b}, 'UTC') GROUP BY t"
         for table, a, b in pieces)
     outer = ", ".join(("min" if c == "latency_min" else "max" if c == "latency_max" else "sum")
                       + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))
     rows = await store.rows(f"SELECT t, {outer} FROM ({inner}) GROUP BY t{_FINAL}",
-                            scope.params())
+                            scope_params(scope))
     return {int(r[0]): Sums.from_row((*r[1:], sketch.ZERO_BUCKET, sketch.ZERO_BUCKET,
                                       sketch.ZERO_BUCKET)) for r in rows}
 
@@ -322,10 +321,10 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
     sql = (f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, {cols}, count(), "
            f"avg(gpu_util), max(gpu_util), avg(gpu_mem_util), max(gpu_mem_util), "
            f"avg(cpu_util), max(cpu_util) FROM {store.database}.heartbeats_raw FINAL "
-           f"WHERE {scope.where()} AND ts >= toDateTime64({start}, 3, 'UTC') "
+           f"WHERE {scope_where(scope)} AND ts >= toDateTime64({start}, 3, 'UTC') "
            f"AND ts < toDateTime64({end}, 3, 'UTC') GROUP BY GROUPING SETS ((t), ()) ORDER BY t"
            f"{_FINAL}")
-    rows = await store.rows(sql, scope.params())
+    rows = await store.rows(sql, scope_params(scope))
     series: dict[int, tuple[float, float, float, int]] = {}
     samples = 0
     stats: list[float | None] = [None] * 6
@@ -338,9 +337,9 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
     gpu = await store.rows(
         f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, avgOrNull(gpu_temp_c), "
         f"maxOrNull(gpu_temp_c) FROM {store.database}.heartbeats_raw FINAL "
-        f"WHERE {scope.where()} AND ts >= toDateTime64({start}, 3, 'UTC') "
+        f"WHERE {scope_where(scope)} AND ts >= toDateTime64({start}, 3, 'UTC') "
         f"AND ts < toDateTime64({end}, 3, 'UTC') AND gpu_temp_c IS NOT NULL "
-        f"GROUP BY GROUPING SETS ((t), ()) ORDER BY t{_FINAL}", scope.params())
+        f"GROUP BY GROUPING SETS ((t), ()) ORDER BY t{_FINAL}", scope_params(scope))
     temp_avg = temp_peak = None
     temps: dict[int, float] = {}
     for t, avg, peak in gpu:
@@ -351,9 +350,9 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
             temps[int(t)] = float(avg)
     mem = await store.rows(
         f"SELECT sum(m), count() FROM (SELECT worker_id, argMax(gpu_mem_total_bytes, ts) AS m "
-        f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
+        f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope_where(scope)} "
         f"AND ts >= toDateTime64({start}, 3, 'UTC') AND ts < toDateTime64({end}, 3, 'UTC') "
-        f"AND gpu_mem_total_bytes IS NOT NULL GROUP BY worker_id){_FINAL}", scope.params())
+        f"AND gpu_mem_total_bytes IS NOT NULL GROUP BY worker_id){_FINAL}", scope_params(scope))
     mem_total = int(mem[0][0]) if mem and mem[0][1] else None
     return Resources(samples, stats[0], stats[1], stats[2], stats[3], stats[4], stats[5],
                      series, temp_avg, temp_peak, temps, mem_total)
@@ -365,9 +364,9 @@ async def fetch_input_cache(store: AsyncStore, scope: Scope, start: int, end: in
     raw rows (these optional fields have no rollup columns)."""
     rows = await store.rows(
         f"SELECT sum(bytes_in), countIf(cache = 'hit'), countIf(cache = 'miss') "
-        f"FROM {store.database}.requests_raw FINAL WHERE {scope.where()} "
+        f"FROM {store.database}.requests_raw FINAL WHERE {scope_where(scope)} "
         f"AND ts >= toDateTime64({start}, 3, 'UTC') AND ts < toDateTime64({end}, 3, 'UTC')"
-        f"{_FINAL}", scope.params())
+        f"{_FINAL}", scope_params(scope))
     b, hits, misses = rows[0]
     return int(b or 0), int(hits or 0), int(misses or 0)
 
@@ -384,10 +383,10 @@ async def fetch_sessions(store: AsyncStore, scope: Scope, lo_ms: int, hi_ms: int
            f"arrayFilter(d -> d > {live}, gaps) FROM (SELECT worker_id, "
            f"arraySort(groupArray(toUnixTimestamp64Milli(ts))) AS ts_, "
            f"arrayDifference(ts_) AS gaps FROM {store.database}.heartbeats_raw "
-           f"WHERE {scope.where()} AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
+           f"WHERE {scope_where(scope)} AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
            f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY worker_id) "
            f"ORDER BY worker_id")
-    rows = await store.rows(sql, {**scope.params(), "lo": lo_ms - live, "hi": hi_ms})
+    rows = await store.rows(sql, {**scope_params(scope), "lo": lo_ms - live, "hi": hi_ms})
     return sessions_from_gaps(rows, live)
 
 

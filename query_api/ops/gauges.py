@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pipeline.core.errors import StorageError
 from pipeline.ingest.topics import KINDS
 from query_api.context import ApiContext
+from query_api.ops.store import live_workers
 
 __all__ = ["REFRESH_S", "consumer_lag", "refresh"]
 
@@ -61,12 +62,8 @@ async def consumer_lag(bootstrap: str, group: str, topics: list[str]
 
 async def _live_workers(ctx: ApiContext) -> list[tuple[dict[str, str], float]]:
     now_ms = int(ctx.clock() * 1000)
-    rows = await ctx.store.rows(
-        f"SELECT tenant, endpoint_id, uniqExact(worker_id) FROM {ctx.store.database}"
-        f".heartbeats_raw WHERE ts > fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
-        f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY tenant, endpoint_id",
-        {"lo": now_ms - ctx.settings.liveness_timeout_s * 1000, "hi": now_ms})
-    return [({"tenant": str(t), "endpoint_id": str(ep)}, float(n)) for t, ep, n in rows]
+    rows = await live_workers(ctx.store, now_ms - ctx.settings.liveness_timeout_s * 1000, now_ms)
+    return [({"tenant": t, "endpoint_id": str(ep)}, float(n)) for t, ep, n in rows]
 
 
 async def refresh(ctx: ApiContext) -> None:

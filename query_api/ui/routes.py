@@ -63,14 +63,21 @@ async def asset(relative: str) -> Response:
                                  "X-Content-Type-Options": "nosniff"})
 
 
+_VENDOR = f"{ASSETS}/vendor"
+_FAVICON = f"{_VENDOR}/swagger-ui/favicon-32x32.png"
+
+
+def _spec_and_title(request: Request, viewer: str) -> tuple[str, str]:
+    return request.app.openapi_url or "/openapi.json", f"{request.app.title} — {viewer}"
+
+
 @router.get("/docs")
 async def swagger(request: Request) -> HTMLResponse:
+    spec, title = _spec_and_title(request, "Swagger UI")
     return get_swagger_ui_html(
-        openapi_url=request.app.openapi_url or "/openapi.json",
-        title=f"{request.app.title} — Swagger UI",
-        swagger_js_url=f"{ASSETS}/vendor/swagger-ui/swagger-ui-bundle.js",
-        swagger_css_url=f"{ASSETS}/vendor/swagger-ui/swagger-ui.css",
-        swagger_favicon_url=f"{ASSETS}/vendor/swagger-ui/favicon-32x32.png",
+        openapi_url=spec, title=title,
+        swagger_js_url=f"{_VENDOR}/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{_VENDOR}/swagger-ui/swagger-ui.css", swagger_favicon_url=_FAVICON,
         # null: no badge fetched from the public validator service
         swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
     )
@@ -78,13 +85,10 @@ async def swagger(request: Request) -> HTMLResponse:
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(
-        openapi_url=request.app.openapi_url or "/openapi.json",
-        title=f"{request.app.title} — ReDoc",
-        redoc_js_url=f"{ASSETS}/vendor/redoc/redoc.standalone.js",
-        redoc_favicon_url=f"{ASSETS}/vendor/swagger-ui/favicon-32x32.png",
-        with_google_fonts=False,
-    )
+    spec, title = _spec_and_title(request, "ReDoc")
+    return get_redoc_html(openapi_url=spec, title=title,
+                          redoc_js_url=f"{_VENDOR}/redoc/redoc.standalone.js",
+                          redoc_favicon_url=_FAVICON, with_google_fonts=False)
 
 
 class OverviewState:

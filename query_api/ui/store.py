@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from query_api.entities import Scope
+from query_api.entities_store import scope_params, scope_where
 
 __all__ = ["MAX_ENDPOINTS", "EndpointRow", "dead_letters", "endpoints", "tasks", "workers"]
 
@@ -50,11 +51,11 @@ async def workers(store: AsyncStore, scope: Scope, since_ms: int, until_ms: int
         f"argMax(cur_load, ts), argMax(max_perf, ts), argMax(cur_perf, ts), "
         f"argMax(cur_capacity, ts), argMax(max_capacity, ts), argMax(num_requests_working, ts), "
         f"argMax(num_requests_recieved, ts), argMax(gpu_util, ts), argMax(error_msg, ts) "
-        f"FROM {store.database}.heartbeats_raw WHERE {scope.where()} "
+        f"FROM {store.database}.heartbeats_raw WHERE {scope_where(scope)} "
         f"AND ts > fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
         f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') "
         f"GROUP BY worker_id ORDER BY max(ts) DESC, worker_id LIMIT {MAX_WORKERS}",
-        {**scope.params(), "lo": since_ms, "hi": until_ms})
+        {**scope_params(scope), "lo": since_ms, "hi": until_ms})
     keys = ("workerId", "autogroupId", "lastHeartbeatMs", "curLoad", "maxPerf", "curPerf",
             "curCapacity", "maxCapacity", "requestsWorking", "requestsReceived", "gpuUtil",
             "errorMsg")

@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from query_api.entities import Scope
+from query_api.entities_store import scope_params, scope_where
 from query_api.windows import series_resolution, split_range
 
 __all__ = ["METRICS", "current_load", "current_stats", "live_workers", "timeseries"]
@@ -30,7 +31,7 @@ METRICS = ("nworkers", "totreqs", "curload", "capacity", "reliable", "reqrate")
 
 def _union(db: str, scope: Scope, pieces: list[tuple[str, int, int]], cols: str) -> str:
     parts = [
-        f"SELECT {cols} FROM {db}.{table} FINAL WHERE {scope.where()} "
+        f"SELECT {cols} FROM {db}.{table} FINAL WHERE {scope_where(scope)} "
         f"AND bucket >= toDateTime({lo}, 'UTC') AND bucket < toDateTime({hi}, 'UTC')"
         for table, lo, hi in pieces
     ]
@@ -44,7 +45,7 @@ async def _window_sums(store: AsyncStore, scope: Scope, lo: int, hi: int) -> tup
         return 0, 0, 0.0
     inner = _union(store.database, scope, pieces,
                    "sum(requests) AS r, sum(successes) AS s, sum(work_units) AS w")
-    rows = await store.rows(f"SELECT sum(r), sum(s), sum(w) FROM ({inner})", scope.params())
+    rows = await store.rows(f"SELECT sum(r), sum(s), sum(w) FROM ({inner})", scope_params(scope))
     r, s, w = rows[0]
     return int(r or 0), int(s or 0), float(w or 0.0)
 
@@ -52,9 +53,9 @@ async def _window_sums(store: AsyncStore, scope: Scope, lo: int, hi: int) -> tup
 async def _reported_load(store: AsyncStore, scope: Scope, lo: int, hi: int) -> float:
     """Σ `new_load` of heartbeats with ts in [lo, hi) (seconds)."""
     sql = (f"SELECT sum(new_load) FROM {store.database}.heartbeats_raw FINAL "
-           f"WHERE {scope.where()} AND ts >= toDateTime64({{lo:Int64}}, 3, 'UTC') "
+           f"WHERE {scope_where(scope)} AND ts >= toDateTime64({{lo:Int64}}, 3, 'UTC') "
            f"AND ts < toDateTime64({{hi:Int64}}, 3, 'UTC')")
-    rows = await store.rows(sql, {**scope.params(), "lo": lo, "hi": hi})
+    rows = await store.rows(sql, {**scope_params(scope), "lo": lo, "hi": hi})
     return float(rows[0][0] or 0.0)
 
 
@@ -62,18 +63,18 @@ async def _reported_load_buckets(store: AsyncStore, scope: Scope, lo: int, hi: i
                                  width: int) -> dict[int, float]:
     """Bucket start (aligned like the rollups) → Σ `new_load` of heartbeats in [lo, hi)."""
     sql = (f"SELECT intDiv(toUnixTimestamp(ts), {width}) * {width} AS b, sum(new_load) "
-           f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope.where()} "
+           f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope_where(scope)} "
            f"AND ts >= toDateTime64({{lo:Int64}}, 3, 'UTC') "
            f"AND ts < toDateTime64({{hi:Int64}}, 3, 'UTC') AND new_load > 0 GROUP BY b")
-    rows = await store.rows(sql, {**scope.params(), "lo": lo, "hi": hi})
+    rows = await store.rows(sql, {**scope_params(scope), "lo": lo, "hi": hi})
     return {int(b): float(v) for b, v in rows}
 
 
 async def _total_requests(store: AsyncStore, scope: Scope, before: int | None) -> int:
     db = store.database
     if before is None:
-        sql = f"SELECT sum(requests) FROM {db}.requests_1h FINAL WHERE {scope.where()}"
-        rows = await store.rows(sql, scope.params())
+        sql = f"SELECT sum(requests) FROM {db}.requests_1h FINAL WHERE {scope_where(scope)}"
+        rows = await store.rows(sql, scope_params(scope))
         return int(rows[0][0] or 0)
     r, _, _ = await _window_sums(store, scope, 0, before)
     return r
@@ -85,10 +86,11 @@ async def live_workers(store: AsyncStore, scope: Scope, at_ms: int,
     younger than the timeout, and the sum of their latest `max_perf`."""
     db = store.database
     sql = (f"SELECT count(), sum(perf) FROM (SELECT worker_id, argMax(max_perf, ts) AS perf "
-           f"FROM {db}.heartbeats_raw WHERE {scope.where()} "
+           f"FROM {db}.heartbeats_raw WHERE {scope_where(scope)} "
            f"AND ts > fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
            f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') GROUP BY worker_id)")
-    rows = await store.rows(sql, {**scope.params(), "lo": at_ms - timeout_s * 1000, "hi": at_ms})
+    rows = await store.rows(sql, {**scope_params(scope), "lo": at_ms - timeout_s * 1000,
+                                  "hi": at_ms})
     n, cap = rows[0]
     return int(n or 0), float(cap or 0.0)
 
@@ -123,10 +125,10 @@ async def _bucket_series(store: AsyncStore, scope: Scope, lo: int, hi: int,
                          width: int) -> dict[int, tuple[int, int, float]]:
     table = {1: "requests_1s", 60: "requests_1m", 3600: "requests_1h"}[width]
     sql = (f"SELECT toUnixTimestamp(bucket), sum(requests), sum(successes), sum(work_units) "
-           f"FROM {store.database}.{table} FINAL WHERE {scope.where()} "
+           f"FROM {store.database}.{table} FINAL WHERE {scope_where(scope)} "
            f"AND bucket >= toDateTime({lo}, 'UTC') AND bucket < toDateTime({hi}, 'UTC') "
            f"GROUP BY bucket")
-    rows = await store.rows(sql, scope.params())
+    rows = await store.rows(sql, scope_params(scope))
     return {int(b): (int(r), int(s), float(w)) for b, r, s, w in rows}
 
 
@@ -176,11 +178,11 @@ async def _worker_series(store: AsyncStore, scope: Scope, metric: str, points: l
     # idx = first sample point at or after the heartbeat: ts <= p_k  <=>  idx <= k.
     sql = (f"SELECT worker_id, greatest(0, toInt64(ceil((toUnixTimestamp64Milli(ts) - "
            f"{t1 * 1000}) / {step * 1000}))) AS idx, max(toUnixTimestamp64Milli(ts)), "
-           f"argMax(max_perf, ts) FROM {store.database}.heartbeats_raw WHERE {scope.where()} "
+           f"argMax(max_perf, ts) FROM {store.database}.heartbeats_raw WHERE {scope_where(scope)} "
            f"AND ts > fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
            f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC') "
            f"GROUP BY worker_id, idx ORDER BY worker_id, idx")
-    rows = await store.rows(sql, {**scope.params(), "lo": (t1 - liveness_s) * 1000,
+    rows = await store.rows(sql, {**scope_params(scope), "lo": (t1 - liveness_s) * 1000,
                                   "hi": last * 1000})
     count = [0.0] * len(points)
     cap = [0.0] * len(points)

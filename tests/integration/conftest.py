@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.cli.runtime import Runtime
 from pipeline.core.settings import Settings, TopicNames
+from pipeline.sdk.producer import Producer
 from pipeline.storage import keys
 from tests.integration.kafka_fixture import kafka_bootstrap  # noqa: F401
 
@@ -79,6 +80,18 @@ class Stack:
             "(SELECT sum(requests) FROM {db}.requests_1s FINAL), "
             "(SELECT sum(requests) FROM {db}.requests_1m FINAL), "
             "(SELECT sum(requests) FROM {db}.requests_1h FINAL)"), [(n, n, n, n)], timeout)
+
+    async def ingest(self, requests: list[dict[str, Any]], heartbeats: list[dict[str, Any]],
+                     clock: Callable[[], float]) -> None:
+        """Publish request and heartbeat events (validated at `clock`) and wait until every
+        one is stored and rolled up."""
+        async with Producer(self.settings.kafka_bootstrap, self.settings.topics,
+                            clock=clock) as p:
+            await p.send_many("requests", requests)
+            await p.send_many("heartbeats", heartbeats)
+        await self.wait_requests(len(requests))
+        await self.wait_for(lambda: self.rows("SELECT count() FROM {db}.heartbeats_raw FINAL"),
+                            [(len(heartbeats),)])
 
     async def wait_for(self, probe: Callable[[], Any], expected: Any, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout

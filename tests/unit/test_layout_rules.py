@@ -55,7 +55,8 @@ def test_topic_kinds_are_named_once() -> None:
 #: faust and mode (its service layer): the worker builds the app; everything else sees the
 #: protocols in `pipeline/ingest/faust_types.py`. clickhouse-connect and chdb (loaded by
 #: clickhouse-connect through the `chdb://` DSN): the store creates clients and translates the
-#: driver's exceptions; everything else sees `Store` and `pipeline/storage/ch_types.py`.
+#: driver's exceptions, and `pipeline/storage/embedded.py` opens the embedded engine's sessions;
+#: everything else sees `Store` and `pipeline/storage/ch_types.py`.
 #: aiokafka ships no types (a mypy override lets it through): each module below is a Kafka
 #: boundary of its own part (the SDK's link, topic creation, the local broker's readiness, the
 #: lag gauges) or catches `KafkaError` where a Kafka call's failure is reported (the CLI, HTTP
@@ -63,7 +64,7 @@ def test_topic_kinds_are_named_once() -> None:
 BOUNDARIES = {
     "faust": {"pipeline/ingest/worker.py"},
     "mode": {"pipeline/ingest/worker.py"},
-    "clickhouse_connect": {"pipeline/storage/clickhouse.py"},
+    "clickhouse_connect": {"pipeline/storage/clickhouse.py", "pipeline/storage/embedded.py"},
     "chdb": {"pipeline/storage/clickhouse.py"},
     "aiokafka": {"pipeline/sdk/producer_kafka.py", "pipeline/ingest/topic_admin.py",
                  "pipeline/local/processes.py", "query_api/ops/gauges.py",
@@ -100,3 +101,52 @@ def test_untyped_and_driver_packages_stay_in_their_boundary_modules() -> None:
     gone = {name: sorted(BOUNDARIES[name] - found) for name, found in importers.items()
             if BOUNDARIES[name] - found and name not in INDIRECT}
     assert gone == {}
+
+
+#: SQL in a string literal: a statement (upper-case keywords, as every query here writes them)
+#: or a condition with a ClickHouse query parameter (`{name:Type}`).
+SQL = re.compile(r"\bSELECT\b.*?\bFROM\b|\bINSERT\s+INTO\b|\b(ALTER|OPTIMIZE|TRUNCATE)\s+TABLE\b"
+                 r"|\b(CREATE|DROP)\s+(TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\b"
+                 r"|\{\w+:(U?Int\d+|String|Float\d+|Bool|DateTime\w*|Array\([^)]*\))\}", re.S)
+
+
+def _sql_homes(path: Path) -> bool:
+    """Where SQL may be written: the storage layer and each route family's store modules."""
+    rel = path.relative_to(ROOT)
+    return (rel.parts[:2] == ("pipeline", "storage") or path.name == "store.py"
+            or path.name.endswith("_store.py"))
+
+
+def _literals(source: str) -> list[str]:
+    """The string literals of a module but its docstrings; an f-string's fields read `{}`."""
+    tree = ast.parse(source)
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and n.body and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            out.append("".join(v.value if isinstance(v, ast.Constant) else "{}"
+                               for v in node.values))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in docs):
+            out.append(node.value)
+    return out
+
+
+def sql_outside_stores(root: Path = ROOT) -> list[str]:
+    return sorted(str(p.relative_to(root)) for pkg in PACKAGES for p in (root / pkg).rglob("*.py")
+                  if not _sql_homes(p) and any(SQL.search(s) for s in _literals(p.read_text())))
+
+
+def test_sql_only_in_store_modules() -> None:
+    assert sql_outside_stores() == []
+
+
+def test_the_sql_rule_sees_a_statement_but_not_prose() -> None:
+    assert [bool(SQL.search(s)) for s in (
+        "SELECT count() FROM {db}.requests_raw", "INSERT INTO t", "ALTER TABLE t ADD COLUMN x",
+        "tenant = {tenant:String} AND ep = {ep:UInt64}", "select a field from the list",
+        "Selecting rows", "the FROM header of a mail", "{asctime} {level}", "{x!r:>8}")] == [
+        True, True, True, True, False, False, False, False, False]

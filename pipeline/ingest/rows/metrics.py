@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pipeline.core.telemetry import Telemetry
+from pipeline.ingest.rows.metrics_store import stored_series
 from pipeline.ingest.rows.requests import SinkBatch
 from pipeline.statsd.parse import HISTOGRAM_KINDS, MAX_NAME, MAX_TAG_LEN, MAX_TAGS, NAME_CHARS
 from pipeline.storage import sketch
@@ -102,10 +103,7 @@ class SeriesGate:
         """Load the stored series of every tenant (at most `max_series` + 1 each), once."""
         if self.ready:
             return
-        rows = await store.rows(
-            f"SELECT tenant, name, series_key, kind FROM {store.database}.metric_series FINAL "
-            f"LIMIT {self.max_series + 1} BY tenant")
-        for tenant, name, key, kind in rows:
+        for tenant, name, key, kind in await stored_series(store, self.max_series + 1):
             self.known.setdefault(tenant, set()).add((name, key, kind))
         self.ready = True
 

@@ -23,6 +23,7 @@ import orjson
 
 from pipeline.ingest.rows.requests import SinkBatch
 from schemas import SchemaViolation
+from schemas.validator import kind_of
 
 __all__ = [
     "EVENT_TYPES",
@@ -81,7 +82,7 @@ def refine(event: dict[str, Any]) -> dict[str, Any]:
         for i, v in enumerate(values):
             t = type(v)
             if not (t is int or (t is float and math.isfinite(v))):
-                raise SchemaViolation(f"values[{i}]: expected number, got {_kind(v)}")
+                raise SchemaViolation(f"values[{i}]: expected number, got {kind_of(v)}")
     elif etype == "plot" and not event.get("skip_validation"):
         try:
             orjson.loads(event["plot_str"])
@@ -90,17 +91,6 @@ def refine(event: dict[str, Any]) -> dict[str, Any]:
                 f"plot_str: not valid JSON ({exc}); set skip_validation to store it anyway"
             ) from None
     return event
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, float):
-        return "non-finite number"
-    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
-    return names.get(type(v)) or type(v).__name__
 
 
 def metric_event_id(etype: str, iteration: int, metric: str, variant: str, key: str) -> str:

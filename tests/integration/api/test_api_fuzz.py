@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import hypothesis
 import pytest
@@ -26,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline.sdk.producer import Producer
+from tests.integration.api.api_helpers import one_endpoint
 
 # schemathesis' own strategies use `random`; Hypothesis deprecates that (a warning, not a bug here)
 pytestmark = pytest.mark.filterwarnings(
@@ -90,11 +89,7 @@ def fuzz(url: str, doc: dict, key: str) -> list[str]:
 
 async def test_schemathesis_finds_no_5xx_and_no_schema_violations(stack_factory):
     stack = await stack_factory()
-    async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics) as p:
-        await p.send("requests", {"v": 1, "type": "request", "ts": time.time(), "tenant": "acme",
-                                  "endpoint_id": 1, "endpoint": "mine", "status": 200})
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.endpoints FINAL"), [(1,)])
-    key = await stack.key("acme", "admin")
+    key = await one_endpoint(stack)
     doc = (await stack.http.get("/openapi.json")).json()
     # the routes that read query parameters declare them (schema-driven fuzzing sends them)
     assert {label for label in declared_query(doc)} >= {

@@ -6,11 +6,10 @@ with the bounds the server enforces."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
-from pipeline.sdk.producer import Producer
+from tests.integration.api.api_helpers import one_endpoint
 
 CUSTOM = "/v2/metrics/custom/timeseries"
 SERIES = "/v2/metrics/custom/series"
@@ -23,11 +22,7 @@ MAX_TS = 4_102_444_800
 @pytest.fixture
 async def api(stack_factory):
     stack = await stack_factory()
-    async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics) as p:
-        await p.send("requests", {"v": 1, "type": "request", "ts": time.time(), "tenant": "acme",
-                                  "endpoint_id": 1, "endpoint": "mine", "status": 200})
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.endpoints FINAL"), [(1,)])
-    return stack, await stack.key("acme", "admin")
+    return stack, await one_endpoint(stack)
 
 
 HOSTILE = [

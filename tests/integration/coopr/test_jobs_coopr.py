@@ -75,21 +75,26 @@ def node_seconds(events, start, end, *, tenant=None, user=None) -> int:
     return total
 
 
+async def ingest_jobs(stack, events: list[dict]) -> None:
+    """Publish job events and wait until every one is stored."""
+    s = stack.settings
+    async with Producer(s.kafka_bootstrap, s.topics) as p:
+        await p.send_many("jobs", events)
+    await stack.wait_for(lambda: stack.rows(
+        "SELECT (SELECT count() FROM {db}.job_tasks FINAL) + "
+        "(SELECT count() FROM {db}.job_nodes FINAL)"), [(len(events),)])
+
+
 def coopr(key: str, tenant: str, user: str = "admin") -> dict:
     return {"Coopr-UserID": user, "Coopr-ApiKey": key, "Coopr-TenantID": tenant}
 
 
 async def test_queues_and_node_usage_match_the_script(stack_factory):
     stack = await stack_factory()
-    s = stack.settings
     events = lifecycle()
     shuffled = events[:]
     random.Random(3).shuffle(shuffled)  # arrival order must not matter: event time decides
-    async with Producer(s.kafka_bootstrap, s.topics) as p:
-        await p.send_many("jobs", shuffled)
-    await stack.wait_for(lambda: stack.rows(
-        "SELECT (SELECT count() FROM {db}.job_tasks FINAL) + "
-        "(SELECT count() FROM {db}.job_nodes FINAL)"), [(len(events),)])
+    await ingest_jobs(stack, shuffled)
     sa = await stack.key("superadmin", "superadmin")
     t1_admin = await stack.key("tenant1", "admin")
     my_admin = await stack.key("mytenant", "admin")
@@ -166,18 +171,13 @@ async def test_user_usage_ends_at_the_nodes_next_event_and_superadmin_tenant_hea
     to the end of the range); a superadmin key of any tenant sends the reference's
     `Coopr-TenantID: superadmin`."""
     stack = await stack_factory()
-    s = stack.settings
     events = [node("hand", "alice", "h", "n0", "up", T0),
               node("hand", "bob", "h", "n0", "down", T0 + 100),
               node("hand", "bob", "h", "n0", "up", T0 + 200),
               node("hand", "carol", "h", "n1", "up", T0 + 300),
               node("hand", "alice", "h", "n1", "up", T0 + 350),  # a repeated up, another user
               task("hand", "alice", "x", "queued", T0)]
-    async with Producer(s.kafka_bootstrap, s.topics) as p:
-        await p.send_many("jobs", events)
-    await stack.wait_for(lambda: stack.rows(
-        "SELECT (SELECT count() FROM {db}.job_tasks FINAL) + "
-        "(SELECT count() FROM {db}.job_nodes FINAL)"), [(len(events),)])
+    await ingest_jobs(stack, events)
     admin = await stack.key("hand", "admin")
     usage = f"/v2/metrics/nodes/usage?start={T0}&end={T0 + 600}"
 

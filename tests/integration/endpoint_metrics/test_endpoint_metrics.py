@@ -144,13 +144,7 @@ async def loaded(stack_factory):
     clock = FakeClock(NOW)
     stack = await stack_factory(clock=clock, metrics_rate_limit=1000)
     requests, heartbeats = workload()
-    async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
-                        clock=FakeClock(NOW)) as p:
-        await p.send_many("requests", requests)
-        await p.send_many("heartbeats", heartbeats)
-    await stack.wait_requests(len(requests))
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.heartbeats_raw FINAL"),
-                         [(len(heartbeats),)])
+    await stack.ingest(requests, heartbeats, FakeClock(NOW))
     admin = await stack.key("acme", "admin")
     r = await stack.http.put(f"/v2/endpoints/{EP}/pricing", json=PRICES,
                              headers={"Authorization": f"Bearer {admin}"})

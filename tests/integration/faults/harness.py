@@ -17,12 +17,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.core.settings import TopicNames
 from pipeline.sdk.producer import Producer
@@ -199,6 +200,35 @@ class VitalsProcess:
             await asyncio.sleep(0.2)
         raise AssertionError(f"timed out waiting for {expected!r}; last {last!r}\n"
                              f"{self.log_tail()}")
+
+
+async def trickle_through(p: Producer, requests: list[dict[str, Any]],
+                          heartbeats: list[dict[str, Any]],
+                          fault: Callable[[], Awaitable[Any]], *, at: int = 500) -> None:
+    """Send `requests`, each followed by the heartbeat of its index while there are any, in a
+    steady trickle; start `fault` after the `at`-th request and wait until it is over."""
+    task = None
+    for i, e in enumerate(requests):
+        await p.send("requests", e)
+        if i < len(heartbeats):
+            await p.send("heartbeats", heartbeats[i])
+        if i == at:
+            task = asyncio.create_task(fault())
+        if i % 10 == 0:
+            await asyncio.sleep(0.05)  # a steady trickle through the fault
+    assert task is not None
+    await task
+
+
+async def committed(bootstrap: str, group: str) -> int:
+    """Sum of the consumer group's committed offsets (messages it will not see again)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(max(0, meta.offset) for meta in offsets.values())
 
 
 def names(tag: str | None = None) -> tuple[str, TopicNames, str, str]:

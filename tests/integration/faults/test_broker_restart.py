@@ -12,7 +12,7 @@ import time
 
 from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.producer import Producer
-from tests.integration.faults.harness import InProcess, assert_exact, workload
+from tests.integration.faults.harness import InProcess, assert_exact, trickle_through, workload
 from tests.integration.faults.ledger import Ledger
 from tests.integration.kafka_fixture import JAR_CACHE
 
@@ -39,17 +39,7 @@ async def test_broker_restart_under_load(stack_factory, tmp_path):
         # delivery timeout (30 s): the SDK must ride through it, not give up
         async with Producer(s.kafka_bootstrap, s.topics, max_events=10, delivery_timeout_s=180,
                             on_delivery=ledger.on_delivery) as p:
-            task = None
-            for i, e in enumerate(requests):
-                await p.send("requests", e)
-                if i < len(heartbeats):
-                    await p.send("heartbeats", heartbeats[i])
-                if i == 500:
-                    task = asyncio.create_task(restart())
-                if i % 10 == 0:
-                    await asyncio.sleep(0.05)  # a steady trickle through the restart
-            assert task is not None
-            await task
+            await trickle_through(p, requests, heartbeats, restart)
         assert restarted.is_set()
         assert not ledger.failed, {k: len(v) for k, v in ledger.failed.items()}
         lines = await assert_exact(InProcess(stack), ledger, t0=t0, span_s=span)

@@ -8,24 +8,19 @@ import signal
 import time
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.core.settings import Settings
 from pipeline.core.telemetry import Telemetry
 from pipeline.ingest.worker import create_worker_app
-from tests.integration.faults.harness import VitalsProcess, assert_exact, names, publish, workload
+from tests.integration.faults.harness import (
+    VitalsProcess,
+    assert_exact,
+    committed,
+    names,
+    publish,
+    workload,
+)
 from tests.integration.faults.ledger import Ledger, distinct_stored
-
-
-async def committed(bootstrap: str, group: str) -> int:
-    """Sum of the consumer group's committed offsets (messages it will not see again)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(max(0, meta.offset) for meta in offsets.values())
 
 
 @pytest.mark.parametrize("fault", ["before_insert:3", "after_insert:3", "after_commit:3"])

@@ -17,7 +17,7 @@ from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.ingest.topics import KINDS
 from pipeline.local.kafka_cluster import LocalKafkaCluster
 from pipeline.sdk.producer import Producer
-from tests.integration.faults.harness import InProcess, assert_exact, workload
+from tests.integration.faults.harness import InProcess, assert_exact, trickle_through, workload
 from tests.integration.faults.ledger import Ledger
 from tests.integration.kafka_fixture import JAR_CACHE
 
@@ -65,19 +65,9 @@ async def test_leader_kill_on_three_brokers_loses_and_duplicates_nothing(stack_f
             await asyncio.sleep(5)
             await asyncio.to_thread(cluster.start_node, leader)
 
-        task = None
         async with Producer(bootstrap, s.topics, max_events=10,
                             on_delivery=ledger.on_delivery) as p:
-            for i, e in enumerate(requests):
-                await p.send("requests", e)
-                if i < len(heartbeats):
-                    await p.send("heartbeats", heartbeats[i])
-                if i == 500:
-                    task = asyncio.create_task(kill_and_restore())
-                if i % 10 == 0:
-                    await asyncio.sleep(0.05)
-            assert task is not None
-            await task
+            await trickle_through(p, requests, heartbeats, kill_and_restore)
         assert not ledger.failed, {k: len(v) for k, v in ledger.failed.items()}
         lines = await assert_exact(InProcess(stack), ledger, t0=t0, span_s=span)
         print(f"\nleader kill on 3 brokers (partition {killed[0][0]}'s leader, broker "

@@ -7,23 +7,13 @@ import asyncio
 import time
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.core.errors import StorageUnavailable
 from pipeline.sdk.producer import Producer
+from tests.integration.faults.harness import committed
 from tests.integration.faults.ledger import Ledger, check_ledger
 
 N = 2500  # one event per message: enough messages to fill a 1000-message stream buffer
-
-
-async def committed(bootstrap: str, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(max(0, meta.offset) for meta in offsets.values())
 
 
 async def test_storage_outage_backpressure_then_exact_catch_up(stack_factory):

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from pipeline.sdk.producer import Producer
 from tests.integration.conftest import FakeClock
 
 # The latest full hour + 20 min 34.5 s: recent, so within the tables' retention (TTL).
@@ -106,13 +105,7 @@ def truth(requests, heartbeats, t, *, ep=11, ag=None, metric):
 async def loaded(stack_factory):
     stack = await stack_factory(clock=FakeClock(NOW))
     requests, heartbeats = workload()
-    async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
-                        clock=FakeClock(NOW)) as p:
-        await p.send_many("requests", requests)
-        await p.send_many("heartbeats", heartbeats)
-    await stack.wait_requests(len(requests))
-    await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.heartbeats_raw FINAL"),
-                         [(len(heartbeats),)])
+    await stack.ingest(requests, heartbeats, FakeClock(NOW))
     key = await stack.key("acme", "reader")
     return stack, key, requests, heartbeats
 

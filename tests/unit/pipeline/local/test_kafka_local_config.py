@@ -85,20 +85,14 @@ def test_choose_ports_reuses_previous_ports_when_free() -> None:
 
 
 def test_choose_ports_replaces_only_the_taken_previous_port() -> None:
-    ports = choose_ports(
-        requested=None,
-        previous=Ports(41000, 41001),
-        is_free=lambda p: p != 41000,
-        allocate=iter([42000]).__next__,
-    )
-    assert ports == Ports(42000, 41001)
-    ports = choose_ports(
-        requested=None,
-        previous=Ports(41000, 41001),
-        is_free=lambda p: p != 41001,
-        allocate=iter([42000]).__next__,
-    )
-    assert ports == Ports(41000, 42000)
+    for taken, expected in ((41000, Ports(42000, 41001)), (41001, Ports(41000, 42000))):
+        ports = choose_ports(
+            requested=None,
+            previous=Ports(41000, 41001),
+            is_free=lambda p, taken=taken: p != taken,
+            allocate=iter([42000]).__next__,
+        )
+        assert ports == expected
 
 
 def test_choose_ports_requested_port_wins_and_controller_differs() -> None:

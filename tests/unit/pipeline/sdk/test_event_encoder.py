@@ -15,7 +15,7 @@ import pytest
 from pipeline.core.errors import InvalidEvent
 from pipeline.core.settings import TopicNames
 from pipeline.sdk.envelopes import Envelope
-from pipeline.sdk.event_encoder import EventEncoder
+from pipeline.sdk.event_encoder import EventEncoder, event_key
 
 NOW = 1_796_000_000.0
 
@@ -92,3 +92,13 @@ def test_key_values_that_print_alike_are_not_packed_apart() -> None:
     enc = encoder()
     events = [request(0, 1), {**request(1, 1), "endpoint_id": "1"}]
     assert enc.pack("requests", events, max_events=500, max_bytes=4096) is None
+
+
+def test_event_key_is_the_key_prepare_and_pack_send_with() -> None:
+    enc = encoder()
+    events = [request(i, endpoint=i % 3) for i in range(6)]
+    packed = enc.pack("requests", events, max_events=500, max_bytes=512 * 1024)
+    assert packed is not None
+    assert {k for _, k, _, _ in packed} == {event_key("requests", e) for e in events}
+    for e in events:
+        assert enc.prepare("requests", e)[1] == event_key("requests", e) == b"%d" % e["endpoint_id"]
