@@ -45,8 +45,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration -q
 
+# two workers, a test file each at a time: each has its own broker and embedded engine, and
+# most of a test's time is spent waiting on them
 test: lint typecheck
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.e2e
