@@ -83,8 +83,11 @@ class ReadCache:
         if e is not None and self._usable(e, instant, now, reuse):
             self._count(cache, "joined" if not e.task.done() else "hit")
             self._entries.move_to_end(full)
-            if e.task.done() and not e.refreshing and now - e.started > self.fresh_s / 2:
-                self._refresh(cache, full, e, compute, instant, now)
+            if e.task.done():
+                if not e.refreshing and now - e.started > self.fresh_s / 2:
+                    self._refresh(cache, full, e, compute, instant, now)
+                done: T = e.task.result()  # a kept answer: no await, no shield
+                return done
             result: T = await asyncio.shield(e.task)
             return result
         if self.fresh_s <= 0:
