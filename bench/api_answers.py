@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from pipeline.cli.runtime import Runtime
+from pipeline.core.clock import ManualClock
 from pipeline.core.settings import Settings, TopicNames
 from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.producer import Producer
@@ -47,14 +48,6 @@ JAR_CACHE = Path.home() / ".cache" / "vitals"
 NOW = 1796198400 + 1234.5
 T = int(NOW)
 MASK = "<masked>"
-
-
-class FixedClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def requests_and_heartbeats() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -273,7 +266,7 @@ async def _record(home: Path, bootstrap: str, out: Path) -> None:
                         topics=TopicNames(prefix=f"a{tag}-"), consumer_group=f"g{tag}",
                         api_port=0, batch_max_seconds=0.1, metrics_rate_limit=10_000,
                         statsd_port=None)
-    clock = FixedClock(NOW)
+    clock = ManualClock(NOW)
     rt = Runtime(settings, clock=clock, statsd=False)
     await rt.start()
     try:
@@ -283,7 +276,7 @@ async def _record(home: Path, bootstrap: str, out: Path) -> None:
         superadmin = (await store.call(lambda s: keys.create_key(s, "ops", "superadmin"))).key
         req, hb = requests_and_heartbeats()
         job_events, metric_events = jobs(), custom_metrics()
-        async with Producer(bootstrap, settings.topics, clock=FixedClock(NOW)) as p:
+        async with Producer(bootstrap, settings.topics, clock=ManualClock(NOW)) as p:
             await p.send_many("requests", req)
             await p.send_many("heartbeats", hb)
             await p.send_many("jobs", job_events)

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from pipeline.core.errors import StorageError, StorageUnavailable, VitalsError
 
@@ -43,6 +44,14 @@ class ApiError(VitalsError):
         if self.details:
             body["details"] = self.details
         return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+    async def send(self, send: Send) -> None:
+        """Answer with this error from ASGI middleware, before (or outside) the app's
+        handlers."""
+        response: Any = self.response()
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
 
 
 def bad_param(parameter: str, value: Any, message: str,

@@ -9,7 +9,7 @@ PAYLOAD_TOO_LARGE in the API's error shape.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,10 +23,10 @@ def _too_large(limit: int) -> ApiError:
                     {"limit": limit})
 
 
+@dataclass(slots=True)
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    app: ASGIApp
+    max_bytes: int
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +40,7 @@ class BodyLimit:
                 except ValueError:
                     declared = limit + 1
                 if declared > limit:
-                    await _send_json(send, _too_large(limit))
+                    await _too_large(limit).send(send)
                     return
         received = 0
 
@@ -55,9 +55,3 @@ class BodyLimit:
 
         await self.app(scope, limited, send)
 
-
-async def _send_json(send: Send, error: ApiError) -> None:
-    response: Any = error.response()
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
 from query_api.errors import ApiError, bad_param
 
 __all__ = ["get_choice", "get_int", "get_number", "get_str", "json_object", "parse_json_body"]
+
+N = TypeVar("N", int, float)
 
 def parse_json_body(raw: bytes, *, max_bytes: int = 1 << 20) -> dict[str, Any]:
     if len(raw) > max_bytes:
@@ -44,9 +46,28 @@ def _given(body: Mapping[str, Any], name: str, required: bool,
 def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
             default: int | None = None, lo: int | None = None,
             hi: int | None = None) -> int | None:
+    """An integer (a JSON integer, an integral float or a decimal string), within [lo, hi]
+    when given."""
+    return _bounded(body, name, required, default, lo, hi, _as_int)
+
+
+def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
+               default: float | None = None, lo: float | None = None,
+               hi: float | None = None) -> float | None:
+    """A finite number (a JSON number or a decimal string), within [lo, hi] when given."""
+    return _bounded(body, name, required, default, lo, hi, _as_number)
+
+
+def _bounded(body: Mapping[str, Any], name: str, required: bool, default: N | None,
+             lo: float | None, hi: float | None,
+             read: Callable[[str, Any, float | None, float | None], N]) -> N | None:
+    """`default` when `name` is absent or null (a 400 then if `required`), else the value as
+    `read` reads and bounds it."""
     v = _given(body, name, required)
-    if v is None:
-        return default
+    return default if v is None else read(name, v, lo, hi)
+
+
+def _as_int(name: str, v: Any, lo: float | None, hi: float | None) -> int:
     if isinstance(v, bool):
         raise bad_param(name, v, f"{name} must be an integer")
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
@@ -61,6 +82,20 @@ def get_int(body: Mapping[str, Any], name: str, *, required: bool = False,
         raise bad_param(name, v, f"{name} must be an integer", allowed_range=_range(lo, hi))
     _check_range(name, v, lo, hi)
     return v
+
+
+def _as_number(name: str, v: Any, lo: float | None, hi: float | None) -> float:
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            raise bad_param(name, v, f"{name} must be a number",
+                            allowed_range=_range(lo, hi)) from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise bad_param(name, v, f"{name} must be a finite number",
+                        allowed_range=_range(lo, hi))
+    _check_range(name, v, lo, hi)
+    return float(v)
 
 
 def _range(lo: float | None, hi: float | None) -> tuple[float | None, float | None] | None:
@@ -79,24 +114,6 @@ def _out_of_range(name: str, v: Any, lo: float | None, hi: float | None) -> ApiE
     return bad_param(name, v, f"{name} must be {bounds}", allowed_range=_range(lo, hi))
 
 
-def get_number(body: Mapping[str, Any], name: str, *, required: bool = False,
-               default: float | None = None, lo: float | None = None,
-               hi: float | None = None) -> float | None:
-    """A finite number (a JSON number or a decimal string), within [lo, hi] when given."""
-    v = _given(body, name, required)
-    if v is None:
-        return default
-    if isinstance(v, str):
-        try:
-            v = float(v)
-        except ValueError:
-            raise bad_param(name, v, f"{name} must be a number",
-                            allowed_range=_range(lo, hi)) from None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise bad_param(name, v, f"{name} must be a finite number",
-                        allowed_range=_range(lo, hi))
-    _check_range(name, v, lo, hi)
-    return float(v)
 
 
 def get_str(body: Mapping[str, Any], name: str, *, required: bool = False,

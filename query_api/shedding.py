@@ -17,7 +17,7 @@ many routes the router scans.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,38 +30,39 @@ __all__ = ["EXEMPT_PATHS", "Liveness", "LoadShedder", "RequestTiming"]
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+@dataclass(slots=True)
 class LoadShedder:
-    def __init__(self, app: ASGIApp, max_inflight: int, telemetry: Telemetry) -> None:
-        self.app = app
-        self.max_inflight = max_inflight
-        self.inflight = 0
-        self._telemetry = telemetry
+    app: ASGIApp
+    max_inflight: int
+    telemetry: Telemetry
+    inflight: int = field(default=0, init=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
         if self.inflight >= self.max_inflight:
-            self._telemetry.inc("vitals_api_shed_total")
-            await _send_error(send, ApiError(
+            self.telemetry.inc("vitals_api_shed_total")
+            await ApiError(
                 503, "OVERLOADED",
                 f"the API is serving its limit of {self.max_inflight} requests at once "
                 f"(VITALS_API_MAX_INFLIGHT); retry after 1 s",
-                {"limit": self.max_inflight, "retryAfter": 1}, headers={"Retry-After": "1"}))
+                {"limit": self.max_inflight, "retryAfter": 1},
+                headers={"Retry-After": "1"}).send(send)
             return
         self.inflight += 1
-        self._telemetry.set("vitals_api_inflight", self.inflight)
+        self.telemetry.set("vitals_api_inflight", self.inflight)
         try:
             await self.app(scope, receive, send)
         finally:
             self.inflight -= 1
-            self._telemetry.set("vitals_api_inflight", self.inflight)
+            self.telemetry.set("vitals_api_inflight", self.inflight)
 
 
+@dataclass(slots=True)
 class RequestTiming:
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
-        self.app = app
-        self._telemetry = telemetry
+    app: ASGIApp
+    telemetry: Telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +73,7 @@ class RequestTiming:
             await self.app(scope, receive, send)
         finally:
             route = scope.get("route")
-            self._telemetry.observe("vitals_api_request_seconds",
+            self.telemetry.observe("vitals_api_request_seconds",
                                     time.perf_counter() - started,
                                     route=getattr(route, "path", "unmatched"))
 
@@ -82,10 +83,10 @@ _ALIVE_HEADERS = [(b"content-length", str(len(_ALIVE)).encode()),
                   (b"content-type", b"application/json")]
 
 
+@dataclass(slots=True)
 class Liveness:
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
-        self.app = app
-        self._telemetry = telemetry
+    app: ASGIApp
+    telemetry: Telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/healthz" \
@@ -96,12 +97,6 @@ class Liveness:
         await send({"type": "http.response.start", "status": 200, "headers": _ALIVE_HEADERS})
         await send({"type": "http.response.body",
                     "body": _ALIVE if scope["method"] == "GET" else b""})
-        self._telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
+        self.telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
                                 route="/healthz")
 
-
-async def _send_error(send: Send, error: ApiError) -> None:
-    response: Any = error.response()
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})

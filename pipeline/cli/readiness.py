@@ -22,7 +22,7 @@ import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from pipeline.core.health import Health, State
@@ -148,23 +148,23 @@ def readiness_document(checks: list[Any], lag: Mapping[str, int]) -> tuple[bool,
     return ready, {"status": "ready" if ready else "not ready", "checks": body}
 
 
+@dataclass
 class ReadinessMonitor:
-    def __init__(self, health: Health, *, storage: Callable[[], Awaitable[Any]] | None,
-                 bootstrap: str | None, worker: Callable[[], WorkerApp | None] | None = None,
-                 interval_s: float = 1.0, probe_timeout_s: float = 2.0,
-                 stall_after_s: float = 60.0, clock: Callable[[], float] = time.time,
-                 telemetry: Telemetry | None = None) -> None:
-        self.health = health
-        self._telemetry = telemetry
-        self._storage = storage
-        self._bootstrap = bootstrap
-        self._worker = worker
-        self.interval_s = interval_s
-        self.probe_timeout_s = probe_timeout_s
-        self._clock = clock
-        self._stalls = StallWatch(stall_after_s)
+    health: Health
+    _: KW_ONLY
+    storage: Callable[[], Awaitable[Any]] | None
+    bootstrap: str | None
+    worker: Callable[[], WorkerApp | None] | None = None
+    interval_s: float = 1.0
+    probe_timeout_s: float = 2.0
+    stall_after_s: float = 60.0
+    clock: Callable[[], float] = time.time
+    telemetry: Telemetry | None = None
+    lag: dict[str, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._stalls = StallWatch(self.stall_after_s)
         self._log = RateLimitedLog(log, every_s=60.0, clock=time.monotonic)
-        self.lag: dict[str, int] = {}
 
     async def run(self) -> None:
         while True:
@@ -173,15 +173,15 @@ class ReadinessMonitor:
 
     async def check_once(self) -> None:
         probes: list[Awaitable[None]] = []
-        if self._storage is not None:
-            probes.append(self._probe_storage(self._storage))
-        if self._bootstrap is not None:
-            probes.append(self._probe_broker(self._bootstrap))
+        if self.storage is not None:
+            probes.append(self._probe_storage(self.storage))
+        if self.bootstrap is not None:
+            probes.append(self._probe_broker(self.bootstrap))
         await asyncio.gather(*probes)
-        if self._worker is not None:
-            self._watch_agents(self._worker())
-        if self._telemetry is not None:  # /metrics: the same checks as /readyz
-            self._telemetry.replace("vitals_ready", [
+        if self.worker is not None:
+            self._watch_agents(self.worker())
+        if self.telemetry is not None:  # /metrics: the same checks as /readyz
+            self.telemetry.replace("vitals_ready", [
                 ({"check": c.name}, 1.0 if c.ready else 0.0) for c in self.health.snapshot()])
 
     async def _probe_storage(self, storage: Callable[[], Awaitable[Any]]) -> None:
@@ -205,7 +205,7 @@ class ReadinessMonitor:
             return
         progress = lag_of(app)
         self.lag = {topic: lag for topic, (lag, _) in progress.items()}
-        stalled = self._stalls.observe(self._clock(), progress)
+        stalled = self._stalls.observe(self.clock(), progress)
         for check in self.health.snapshot():
             if not check.name.startswith("agent:"):
                 continue
@@ -221,7 +221,7 @@ class ReadinessMonitor:
     def _set(self, name: str, state: State, reason: str | None) -> None:
         before = self.health.get(name)
         changed = self.health.report(name, state, reason)
-        now = self._clock()
+        now = self.clock()
         if changed and before is not None and not before.ready and state in ("ok", "consuming"):
             self._log.clear(name)
             log.info("%s recovered after %.0f s (%s)", name, now - before.since, before.reason)

@@ -10,9 +10,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-__all__ = ["Clock", "RowVersions", "row_version"]
+__all__ = ["Clock", "ManualClock", "RowVersions", "row_version"]
 
 Clock = Callable[[], float]
+
+
+class ManualClock:
+    """A `Clock` that stands still at `t` until set: what tests, and runs that must answer at
+    one fixed instant (bench/api_answers.py), inject."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
 
 
 def row_version(now: float) -> int:

@@ -10,12 +10,17 @@ shares with the worker (pipeline/core/errors.py). Which is raised where:
   ones no `flush()` raised yet) that were not delivered: `DeliveryTimeout` (not acknowledged in
   time) or `DeliveryFailed` (refused by Kafka), with `undelivered` = how many events;
 - to `on_delivery(topic, events, error)`, per envelope: `DeliveryTimeout` or `DeliveryFailed`.
+
+An error that carries fields declares them as a dataclass (`eq=False, repr=False`: compared by
+identity and shown as any exception) with the `template` its message is made from.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
 
 from pipeline.core.errors import InvalidEvent, VitalsError
 
@@ -28,51 +33,57 @@ class ProducerError(VitalsError):
     """Root of the producer SDK's own errors."""
 
 
-class TopicNotFound(ProducerError):
+class _Described(ProducerError):
+    """An error whose message is its `template` filled in with its fields."""
+
+    template: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(self.template.format_map(vars(self)))
+
+
+@dataclass(eq=False, repr=False)
+class TopicNotFound(_Described):
     """The broker answered that `topic` does not exist (Vitals never auto-creates topics)."""
 
-    def __init__(self, topic: str, bootstrap: str) -> None:
-        super().__init__(
-            f"topic {topic!r} does not exist on {bootstrap}: create the topics first "
-            f"(`vitals up` creates them, or `ensure_topics`), and check the topic prefix")
-        self.topic = topic
-        self.bootstrap = bootstrap
+    topic: str
+    bootstrap: str
+    template = ("topic {topic!r} does not exist on {bootstrap}: create the topics first "
+                "(`vitals up` creates them, or `ensure_topics`), and check the topic prefix")
 
 
-class BrokerUnavailable(ProducerError):
+@dataclass(eq=False, repr=False)
+class BrokerUnavailable(_Described):
     """No broker at `bootstrap` answered within `waited_s` seconds; `detail` is the last error."""
 
-    def __init__(self, bootstrap: str, waited_s: float, detail: str) -> None:
-        super().__init__(
-            f"no Kafka broker answered at {bootstrap} within {waited_s:g} s ({detail}): is the "
-            f"broker running (`vitals kafka start`) and is KAFKA_BOOTSTRAP / the address right?")
-        self.bootstrap = bootstrap
-        self.waited_s = waited_s
-        self.detail = detail
+    bootstrap: str
+    waited_s: float
+    detail: str
+    template = ("no Kafka broker answered at {bootstrap} within {waited_s:g} s ({detail}): is "
+                "the broker running (`vitals kafka start`) and is KAFKA_BOOTSTRAP / the address "
+                "right?")
 
 
-class EventTooLarge(ProducerError):
+@dataclass(eq=False, repr=False)
+class EventTooLarge(_Described):
     """The event is `size` bytes as JSON; one Kafka message may hold at most `limit`."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"event of {size} bytes exceeds the {limit}-byte message limit: split it, or raise "
-            f"max_message_bytes together with the worker's VITALS_MAX_MESSAGE_BYTES")
-        self.size = size
-        self.limit = limit
+    size: int
+    limit: int
+    template = ("event of {size} bytes exceeds the {limit}-byte message limit: split it, or "
+                "raise max_message_bytes together with the worker's VITALS_MAX_MESSAGE_BYTES")
 
 
-class BufferFull(ProducerError):
+@dataclass(eq=False, repr=False)
+class BufferFull(_Described):
     """`send()` waited `waited_s` seconds for room among the undelivered events and got none."""
 
-    def __init__(self, events: int, nbytes: int, waited_s: float) -> None:
-        super().__init__(
-            f"the producer holds {events} undelivered events ({nbytes} bytes), its buffer "
-            f"limit, and none was delivered within {waited_s:g} s: the broker is slow or away; "
-            f"slow down, retry later, or raise buffer_max_events / buffer_max_bytes")
-        self.events = events
-        self.nbytes = nbytes
-        self.waited_s = waited_s
+    events: int
+    nbytes: int
+    waited_s: float
+    template = ("the producer holds {events} undelivered events ({nbytes} bytes), its buffer "
+                "limit, and none was delivered within {waited_s:g} s: the broker is slow or "
+                "away; slow down, retry later, or raise buffer_max_events / buffer_max_bytes")
 
 
 class ProducerClosed(ProducerError):

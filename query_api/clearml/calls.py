@@ -23,17 +23,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from pipeline.storage.keys import ApiKey, Role
 from query_api.auth import require_role
-from query_api.clearml import caller, envelope
+from query_api.clearml import envelope
 from query_api.clearml.scroll import ScrollCodec, ScrollIdInvalid
 from query_api.context import ApiContext
-from query_api.deps import Ctx
+from query_api.deps import ClearmlCall, Ctx, clearml_call
 from query_api.errors import ApiError, bad_param
-from query_api.params import get_str, parse_json_body
+from query_api.params import get_str
 from query_api.responses import JsonResponse
 
 __all__ = ["INT64_MAX", "INT64_MIN", "TASK_DOC", "Call", "action", "get_bool", "get_str_list",
@@ -103,11 +103,19 @@ def get_str_list(body: Mapping[str, Any], name: str, *, max_items: int) -> list[
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def _parse_version(text: str | None) -> tuple[int, int] | None:
-    try:
-        return envelope.parse_version(text)
-    except ValueError:
-        raise bad_param("version", text, "API version must read like 2.9") from None
+#: The dependency of an action that reads a JSON body, and of one that reads its body itself.
+_INCOMING = {raw: Depends(clearml_call(raw)) for raw in (False, True)}
+
+
+def _failed(full: str, version: tuple[int, int] | None, exc: ApiError) -> JsonResponse:
+    """A failed call's answer: Vitals' error body inside ClearML's envelope."""
+    out = {"meta": envelope.meta(full, version, exc.status, exc.message,
+                                 subcode=envelope.subcode_of(exc.code, exc),
+                                 error_data=exc.details),
+           "data": {}, "error": exc.code, "message": exc.message}
+    if exc.details:
+        out["details"] = exc.details
+    return JsonResponse(out, status_code=exc.status, headers=exc.headers)
 
 
 def action(router: APIRouter, name: str, *, role: Role | None = "reader", summary: str,
@@ -120,28 +128,23 @@ def action(router: APIRouter, name: str, *, role: Role | None = "reader", summar
     full = f"{service}.{name}"
 
     def register(handler: Handler) -> Handler:
-        async def endpoint(request: Request, ctx: Ctx) -> Response:
-            version: tuple[int, int] | None = None
+        async def endpoint(request: Request, ctx: Ctx,
+                           incoming: ClearmlCall = _INCOMING[raw_body]) -> Response:
+            if incoming.error is not None:
+                return _failed(full, incoming.version, incoming.error)
+            key = incoming.key
+            assert key is not None  # a call without an error has its key
             try:
-                version = _parse_version(request.path_params.get("version")
-                                         or request.headers.get("x-clearml-version"))
-                body = {} if raw_body else envelope.merge_query(
-                    parse_json_body(await request.body()), request.query_params.multi_items())
-                key = await caller.authenticate(ctx, request, body.get("api_key"))
                 if role is not None:
                     require_role(key, role)
-                data = await handler(Call(ctx, request, body, key, name, version))
+                data = await handler(Call(ctx, request, incoming.body, key, name,
+                                          incoming.version))
             except ApiError as exc:
-                out = {"meta": envelope.meta(full, version, exc.status, exc.message,
-                                             subcode=envelope.subcode_of(exc.code, exc),
-                                             error_data=exc.details),
-                       "data": {}, "error": exc.code, "message": exc.message}
-                if exc.details:
-                    out["details"] = exc.details
-                return JsonResponse(out, status_code=exc.status, headers=exc.headers)
+                return _failed(full, incoming.version, exc)
             if isinstance(data, Response):
                 return data
-            return JsonResponse({"meta": envelope.meta(full, version, 200, "OK"), "data": data})
+            return JsonResponse({"meta": envelope.meta(full, incoming.version, 200, "OK"),
+                                 "data": data})
 
         extra = {"requestBody": {"content": {
             "application/json": {"schema": body_doc or {"type": "object"}}}, "required": True}}

@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from query_api.errors import ApiError
+from query_api.errors import ApiError, bad_param
 
 __all__ = ["CALL_PATH", "SUBCODES", "CallError", "error_document", "merge_query", "meta",
-           "parse_path", "parse_version", "subcode_of"]
+           "parse_path", "parse_version", "subcode_of",
+           "version_param"]
 
 CALL_PATH = re.compile(
     r"^/(?:v(?P<version>[^/]*)/)?(?P<name>[a-zA-Z_]\w*\.[a-zA-Z_]\w*)/?$")
@@ -69,6 +70,14 @@ def parse_version(text: str | None) -> tuple[int, int] | None:
     if not major.isdigit() or (minor and not minor.isdigit()):
         raise ValueError(text)
     return int(major), int(minor or 0)
+
+
+def version_param(text: str | None) -> tuple[int, int] | None:
+    """`parse_version` of a call's version (path or `X-Clearml-Version`), 400 when unreadable."""
+    try:
+        return parse_version(text)
+    except ValueError:
+        raise bad_param("version", text, "API version must read like 2.9") from None
 
 
 def _shown(version: tuple[int, int] | None) -> str | None:

@@ -8,7 +8,7 @@ holds produce insights; a finding whose input is null (no requests, no trend) is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["IMPLEMENTATION", "RULES", "insights", "recommendations"]
@@ -41,79 +41,96 @@ IMPLEMENTATION = {
 }
 
 
-def _insight(kind: str, severity: str, message: str, recommendation: str,
-             **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "severity": severity, "message": message,
-            "recommendation": recommendation, "rule": RULES[kind], **extra}
+#: A rule's finding: (severity, message, recommendation); None when the rule does not fire.
+Finding = tuple[str, str, str] | None
 
 
-def _performance(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    perf = doc.get("performance", {})
-    hourly = perf.get("latency", {}).get("trends", {}).get("hourly", {})
+def _latency_trend(doc: Mapping[str, Any]) -> Finding:
+    hourly = doc.get("performance", {}).get("latency", {}).get("trends", {}).get("hourly", {})
     change = hourly.get("changePercent")
     if hourly.get("trend") == "degrading" and change is not None:
-        out.append(_insight(
-            "latency_trend", "high" if change >= HIGH_CHANGE_PCT else "medium",
-            f"Mean latency rose {change:.1f}% in the last complete hour against the hour before",
-            "Check the workers' load and queue time; add capacity or warm workers"))
-    rate = perf.get("errorRates", {}).get("errorRate")
+        return ("high" if change >= HIGH_CHANGE_PCT else "medium",
+                f"Mean latency rose {change:.1f}% in the last complete hour against the hour "
+                "before", "Check the workers' load and queue time; add capacity or warm workers")
+    return None
+
+
+def _error_rate(doc: Mapping[str, Any]) -> Finding:
+    rate = doc.get("performance", {}).get("errorRates", {}).get("errorRate")
     if rate is not None and rate > ERROR_RATE_PCT:
-        out.append(_insight(
-            "error_rate", "high" if rate > 2 * ERROR_RATE_PCT else "medium",
-            f"{rate:.2f}% of requests failed", "See errorRates.breakdown for the failing class"))
+        return ("high" if rate > 2 * ERROR_RATE_PCT else "medium",
+                f"{rate:.2f}% of requests failed", "See errorRates.breakdown for the failing class")
+    return None
+
+
+def _cold_starts(doc: Mapping[str, Any]) -> Finding:
     cold = doc.get("coldStarts", {}).get("rate")
     if cold is not None and cold > COLD_START_RATE_PCT:
-        out.append(_insight(
-            "cold_starts", "medium", f"{cold:.2f}% of requests waited for a cold start",
-            "Keep warm workers"))
-    return out
+        return "medium", f"{cold:.2f}% of requests waited for a cold start", "Keep warm workers"
+    return None
 
 
-def _usage(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    usage = doc.get("usage")
-    if not usage:
-        return out
+def _usage_pattern(usage: Mapping[str, Any]) -> Finding:
     patterns = usage["requests"]["patterns"]
     if patterns["peakHour"] is not None and usage["requests"]["total"]:
-        out.append(_insight(
-            "usage_pattern", "info",
-            f"Most requests arrive {patterns['peakHour']} UTC, fewest {patterns['lowestHour']}",
-            "Plan capacity for the peak hour; scale down in the quiet one"))
+        return ("info", f"Most requests arrive {patterns['peakHour']} UTC, fewest "
+                f"{patterns['lowestHour']}",
+                "Plan capacity for the peak hour; scale down in the quiet one")
+    return None
+
+
+def _low_utilization(usage: Mapping[str, Any]) -> Finding:
     util = usage["compute"]["utilizationRate"]
     if util is not None and util < LOW_UTILIZATION_PCT:
-        out.append(_insight(
-            "low_utilization", "warning",
-            f"Workers were busy {util:.1f}% of their live time",
-            "Fewer or smaller workers would serve the same load"))
-    return out
+        return ("warning", f"Workers were busy {util:.1f}% of their live time",
+                "Fewer or smaller workers would serve the same load")
+    return None
 
 
-def _costs(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    costs = doc.get("costs")
-    if not costs:
-        return out
+def _cost_trend(costs: Mapping[str, Any]) -> Finding:
     daily = costs.get("trends", {}).get("daily", {})
     change = daily.get("changePercent")
     if daily.get("trend") == "increasing" and change is not None:
-        out.append(_insight(
-            "cost_trend", "high" if change >= HIGH_CHANGE_PCT else "warning",
-            f"Daily cost trending upward by {change:.1f}%",
-            "Review usage patterns and the optimization suggestions"))
+        return ("high" if change >= HIGH_CHANGE_PCT else "warning",
+                f"Daily cost trending upward by {change:.1f}%",
+                "Review usage patterns and the optimization suggestions")
+    return None
+
+
+def _budget(costs: Mapping[str, Any]) -> Finding:
     budget = costs.get("budgetAnalysis")
     if budget and not budget["onTrack"]:
-        out.append(_insight(
-            "budget", "high",
-            f"Projected month total {budget['projectedTotal']:.2f} exceeds the budget "
-            f"{budget['monthlyBudget']:.2f}", "Lower cost or raise the monthly budget"))
-    return out
+        return ("high", f"Projected month total {budget['projectedTotal']:.2f} exceeds the "
+                f"budget {budget['monthlyBudget']:.2f}", "Lower cost or raise the monthly budget")
+    return None
+
+
+Rule = Callable[[Mapping[str, Any]], Finding]
+
+#: Each area: the document section its rules read ("" for the whole document; an area whose
+#: section is absent or empty has no insights) and its rules, by `RULES` key, in order.
+_AREAS: dict[str, tuple[str, tuple[tuple[str, Rule], ...]]] = {
+    "performance": ("", (("latency_trend", _latency_trend), ("error_rate", _error_rate),
+                         ("cold_starts", _cold_starts))),
+    "usage": ("usage", (("usage_pattern", _usage_pattern),
+                        ("low_utilization", _low_utilization))),
+    "costs": ("costs", (("cost_trend", _cost_trend), ("budget", _budget))),
+}
+
+
+def _area(doc: Mapping[str, Any], section: str, rules: tuple[tuple[str, Rule], ...]
+          ) -> list[dict[str, Any]]:
+    read = doc.get(section) if section else doc
+    if not read:
+        return []
+    return [{"type": kind, "severity": found[0], "message": found[1],
+             "recommendation": found[2], "rule": RULES[kind]}
+            for kind, rule in rules if (found := rule(read)) is not None]
 
 
 def insights(doc: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Insights per area (performance, usage, costs) from the document's sections."""
-    return {"performance": _performance(doc), "usage": _usage(doc), "costs": _costs(doc)}
+    return {area: _area(doc, section, rules) for area, (section, rules) in _AREAS.items()}
 
 
 def recommendations(suggestions: list[dict[str, Any]]) -> list[dict[str, Any]]:

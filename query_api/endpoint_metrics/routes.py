@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from pipeline.storage.keys import ApiKey
 from query_api.auth import require_role
 from query_api.context import ApiContext
-from query_api.deps import Ctx
+from query_api.deps import BodyCaller, Caller, Ctx
 from query_api.endpoint_metrics import formats
 from query_api.endpoint_metrics.params import DECLARED, FORMATS, MetricsQuery, parse_query
 from query_api.endpoint_metrics.sections import Pricing, iso
@@ -29,7 +29,7 @@ from query_api.endpoint_metrics.service import Computed, build_document, csv_tab
 from query_api.endpoint_metrics.store import load_pricing, save_pricing
 from query_api.entities import Scope, resolve_endpoint
 from query_api.errors import ApiError, bad_param
-from query_api.params import get_number, get_str, parse_json_body
+from query_api.params import get_number, get_str
 from query_api.query_params import declare
 from query_api.ratelimit import RateLimiter, TtlCache
 from query_api.responses import JsonResponse
@@ -170,12 +170,11 @@ def _query_params(request: Request) -> dict[str, Any]:
 @router.get("/v2/endpoints/{endpointId}/metrics",
             summary="Performance, usage, cost and resource metrics of one endpoint",
             openapi_extra=declare(*DECLARED))
-async def endpoint_metrics(request: Request, ctx: Ctx, st: FamilyState, endpointId: str
-                           ) -> Response:
+async def endpoint_metrics(request: Request, ctx: Ctx, key: Caller, st: FamilyState,
+                           endpointId: str) -> Response:
     """Query: `timeframe` (1h, 6h, 24h, 7d, 30d), `granularity` (1m, 5m, 15m, 1h, 1d),
     `metrics` (performance, usage, costs, resources, errors; comma-separated or repeated),
     `format` (json, csv, prometheus), `aggregation` (avg, sum, min, max, p95, p99)."""
-    key = await ctx.auth.authenticate(request)
     st.limiter.check(key.key_id)
     q = parse_query(_query_params(request), ctx.settings.metrics_max_range)
     scope, c, cached = await _resolved_document(ctx, st, key, endpointId, q)
@@ -210,12 +209,11 @@ def _combine(values: list[float], how: str) -> float | None:
 
 
 @router.post("/v2/endpoints/metrics/batch", summary="Metrics of several endpoints in one call")
-async def batch_metrics(request: Request, ctx: Ctx, st: FamilyState) -> JsonResponse:
+async def batch_metrics(ctx: Ctx, call: BodyCaller, st: FamilyState) -> JsonResponse:
     """Body: `endpointIds` (1-50 ids or names), `timeframe`, `granularity`, `metrics`,
     `aggregation`. Counts as one call against the rate limit. Endpoints the key may not read
     are reported in `errors`; `aggregate` combines the summaries with `aggregation`."""
-    body = parse_json_body(await request.body())
-    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    body, key = call.body, call.key
     st.limiter.check(key.key_id)
     ids = body.get("endpointIds")
     if not isinstance(ids, list) or not ids:
@@ -264,8 +262,7 @@ def _pricing_json(scope: Scope, p: Pricing) -> dict[str, Any]:
 
 
 @router.get("/v2/endpoints/{endpointId}/pricing", summary="Price configuration and budget")
-async def get_pricing(request: Request, ctx: Ctx, endpointId: str) -> JsonResponse:
-    key = await ctx.auth.authenticate(request)
+async def get_pricing(ctx: Ctx, key: Caller, endpointId: str) -> JsonResponse:
     scope, _ = await _resolve(ctx, key, endpointId)
     p = await ctx.store.call(lambda s: load_pricing(s, scope.tenant, scope.endpoint_id))
     return JsonResponse(_pricing_json(scope, p))
@@ -273,13 +270,12 @@ async def get_pricing(request: Request, ctx: Ctx, endpointId: str) -> JsonRespon
 
 @router.put("/v2/endpoints/{endpointId}/pricing", openapi_extra=_PRICING_DOC,
             summary="Set prices (GPU-second, request, GB) and monthly budget (admin)")
-async def put_pricing(request: Request, ctx: Ctx, st: FamilyState, endpointId: str
+async def put_pricing(ctx: Ctx, call: BodyCaller, st: FamilyState, endpointId: str
                       ) -> JsonResponse:
     """Body: `gpuSecondPrice`, `requestPrice`, `gbTransferredPrice` (numbers in [0, 1e6],
     default 0), `monthlyBudget` (number in (0, 1e15], or null/absent for none), `currency`
     (1-8 letters, default USD)."""
-    body = parse_json_body(await request.body())
-    key = await ctx.auth.authenticate(request, body.get("api_key"))
+    body, key = call.body, call.key
     require_role(key, "admin")
     scope, _ = await _resolve(ctx, key, endpointId)
     prices = []

@@ -13,10 +13,10 @@ from pipeline.core.health import Check
 from pipeline.storage import keys
 from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
-from query_api.deps import Caller, Ctx
+from query_api.deps import BodyCaller, Caller, Ctx
 from query_api.errors import ApiError, bad_param
 from query_api.ops import gauges as pipeline_metrics
-from query_api.params import get_choice, get_str, parse_json_body
+from query_api.params import get_choice, get_str
 from query_api.probes import ALIVE, readyz_answer
 from query_api.query_params import QueryParam, declare
 from query_api.responses import JsonResponse
@@ -69,13 +69,12 @@ async def metrics(request: Request, ctx: Ctx) -> Response:
 @router.post("/sql", tags=["ops"],
              summary="Run read-only SQL (superadmin key); ClickHouse formats",
              responses={200: {"content": {"text/plain": {}, "application/json": {}}}})
-async def sql(request: Request, ctx: Ctx) -> Response:
+async def sql(ctx: Ctx, call: BodyCaller) -> Response:
     """Body `{"query": "...", "format": "TSV"}`; runs with `readonly=1`. This is how analysts
     reach the embedded engine, which only the running process may open. SQL sees every
     tenant's rows, so it takes the superadmin role."""
-    body = parse_json_body(await request.body())
-    key = await ctx.auth.authenticate(request, body.get("api_key"))
-    require_role(key, "superadmin")
+    body = call.body
+    require_role(call.key, "superadmin")
     query = get_str(body, "query", required=True, max_len=100_000)
     fmt = get_choice(body, "format", SQL_FORMATS, default="TSVWithNames")
     assert query is not None and fmt is not None
@@ -95,9 +94,8 @@ async def sql(request: Request, ctx: Ctx) -> Response:
 
 @router.post("/admin/keys", tags=["admin"], summary="Create an API key (admin)",
              status_code=201)
-async def create_key(request: Request, ctx: Ctx) -> JsonResponse:
-    body = parse_json_body(await request.body())
-    caller = await ctx.auth.authenticate(request, body.get("api_key"))
+async def create_key(ctx: Ctx, call: BodyCaller) -> JsonResponse:
+    body, caller = call.body, call.key
     require_role(caller, "admin")
     tenant = get_str(body, "tenant", default=caller.tenant, max_len=64)
     role = get_choice(body, "role", keys.ROLES, default="reader")

@@ -32,14 +32,21 @@ def _tenant_filter(tenant: str | None) -> tuple[str, dict[str, Any]]:
     return "tenant = {tenant:String}", {"tenant": tenant}
 
 
+async def _listing(store: AsyncStore, tenant: str | None, columns: str, table: str,
+                   grouped: str, limit: int) -> list[Any]:
+    """`SELECT columns FROM table FINAL` of one tenant (every tenant's for None), then
+    `grouped` (GROUP BY … ORDER BY …), at most `limit` rows."""
+    where, params = _tenant_filter(tenant)
+    return await store.rows(f"SELECT {columns} FROM {store.database}.{table} FINAL "
+                            f"WHERE {where} {grouped} LIMIT {limit}", params)
+
+
 async def endpoints(store: AsyncStore, tenant: str | None) -> list[EndpointRow]:
     """Endpoints by name, at most `MAX_ENDPOINTS`; `tenant=None` lists every tenant's."""
-    where, params = _tenant_filter(tenant)
-    rows = await store.rows(
-        f"SELECT tenant, endpoint_id, argMax(endpoint_name, (endpoint_name != '', last_seen)), "
-        f"toUnixTimestamp64Milli(max(last_seen)) FROM {store.database}.endpoints FINAL "
-        f"WHERE {where} GROUP BY tenant, endpoint_id ORDER BY tenant, endpoint_id "
-        f"LIMIT {MAX_ENDPOINTS}", params)
+    rows = await _listing(
+        store, tenant, "tenant, endpoint_id, argMax(endpoint_name, (endpoint_name != '', "
+        "last_seen)), toUnixTimestamp64Milli(max(last_seen))", "endpoints",
+        "GROUP BY tenant, endpoint_id ORDER BY tenant, endpoint_id", MAX_ENDPOINTS)
     return [EndpointRow(str(t), int(e), str(n), int(ls)) for t, e, n, ls in rows]
 
 
@@ -74,12 +81,10 @@ async def workers(store: AsyncStore, scope: Scope, since_ms: int, until_ms: int
 async def tasks(store: AsyncStore, tenant: str | None) -> list[dict[str, Any]]:
     """Tasks with events, most recently active first: what they hold (`metrics`, `logs`,
     `blobs`) and when they last reported."""
-    where, params = _tenant_filter(tenant)
-    rows = await store.rows(
-        f"SELECT task, tenant, arraySort(groupUniqArray(kind)), "
-        f"toUnixTimestamp64Milli(max(last_seen)) FROM {store.database}.task_owners FINAL "
-        f"WHERE {where} GROUP BY task, tenant ORDER BY max(last_seen) DESC, task "
-        f"LIMIT {MAX_TASKS}", params)
+    rows = await _listing(
+        store, tenant, "task, tenant, arraySort(groupUniqArray(kind)), "
+        "toUnixTimestamp64Milli(max(last_seen))", "task_owners",
+        "GROUP BY task, tenant ORDER BY max(last_seen) DESC, task", MAX_TASKS)
     return [{"task": str(t), "tenant": str(te), "kinds": [str(k) for k in kinds],
              "lastSeen": int(ls) / 1000} for t, te, kinds, ls in rows]
 

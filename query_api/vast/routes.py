@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from query_api.context import ApiContext
-from query_api.deps import Ctx
+from query_api.deps import BodyCaller, Ctx
 from query_api.entities import Scope, resolve_autogroup, resolve_endpoint
 from query_api.errors import bad_param
-from query_api.params import get_choice, get_int, get_number, get_str, parse_json_body
+from query_api.params import get_choice, get_int, get_number, get_str
 from query_api.query_params import MAX_UNIX_S
 from query_api.responses import JsonResponse
 from query_api.vast import store as stats
@@ -82,9 +82,8 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: i
 
 @router.post("/get_endpoint_stats/", openapi_extra=_BODY_DOC,
              summary="Current stats or a timeseries of one endpoint group")
-async def get_endpoint_stats(request: Request, ctx: Ctx) -> JsonResponse:
-    body = parse_json_body(await request.body())
-    key = await ctx.auth.authenticate(request, body.get("api_key"))
+async def get_endpoint_stats(ctx: Ctx, call: BodyCaller) -> JsonResponse:
+    body, key = call.body, call.key
     ident = get_int(body, "id", lo=0, hi=MAX_ID)
     name = get_str(body, "endpoint", max_len=128)
     if ident is None and not name:
@@ -96,9 +95,8 @@ async def get_endpoint_stats(request: Request, ctx: Ctx) -> JsonResponse:
 
 @router.post("/get_autogroup_stats/", openapi_extra=_BODY_DOC,
              summary="Current stats or a timeseries of one autogroup")
-async def get_autogroup_stats(request: Request, ctx: Ctx) -> JsonResponse:
-    body = parse_json_body(await request.body())
-    key = await ctx.auth.authenticate(request, body.get("api_key"))
+async def get_autogroup_stats(ctx: Ctx, call: BodyCaller) -> JsonResponse:
+    body, key = call.body, call.key
     ident = get_int(body, "id", required=True, lo=0, hi=MAX_ID)
     assert ident is not None
     scope, ep_name = await resolve_autogroup(ctx.store, key, ident, ctx.reads)

@@ -16,19 +16,18 @@ with Retry-After when Kafka does not acknowledge them; the worker retries).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import PlainTextResponse
+from fastapi import APIRouter, Depends
+from starlette.responses import PlainTextResponse, Response
 
 from pipeline.ingest.admission import Admission
-from pipeline.storage.keys import ApiKey
 from query_api import ingest
 from query_api.auth import require_role
 from query_api.context import ApiContext
-from query_api.deps import Ctx
+from query_api.deps import BodyCall, Ctx, ReportCaller
 from query_api.errors import ApiError, bad_param
-from query_api.params import parse_json_body
 from query_api.responses import JsonResponse
 from query_api.vast_worker import reports, signing
 
@@ -45,13 +44,6 @@ def _id(name: str, raw: str) -> int:
         raise bad_param(name, raw[:40], f"{name} must be an integer 0-{MAX_ID}",
                         allowed_range=(0, MAX_ID))
     return int(raw)
-
-
-async def _caller(ctx: ApiContext, request: Request) -> tuple[ApiKey, dict[str, Any]]:
-    body = parse_json_body(await request.body())
-    key = await ctx.auth.authenticate(request, body.get("mtoken"), reports=True)
-    require_role(key, "ingest")
-    return key, body
 
 
 async def _publish(ctx: ApiContext, kind: str, events: list[dict[str, Any]]) -> None:
@@ -73,7 +65,17 @@ _PEM: dict[int | str, dict[str, Any]] = {
           "description": "The RSA public key, PEM-encoded"}}
 
 
-async def _pubkey(request: Request, ctx: ApiContext) -> PlainTextResponse:
+async def _endpoint_ids(endpoint_id: str) -> tuple[int, int]:
+    """(endpoint id, 0) of the `/vast/<endpoint_id>/…` form; 400 on a bad id."""
+    return _id("endpoint_id", endpoint_id), 0
+
+
+async def _autogroup_ids(endpoint_id: str, autogroup_id: str) -> tuple[int, int]:
+    """(endpoint id, autogroup id) of the `/vast/<endpoint_id>/<autogroup_id>/…` form."""
+    return _id("endpoint_id", endpoint_id), _id("autogroup_id", autogroup_id)
+
+
+async def _pubkey(ctx: ApiContext) -> PlainTextResponse:
     pem = ctx.vast_pubkey
     if pem is None:  # made (or read) on first use: the key pair lives in the data dir
         pem = ctx.vast_pubkey = await asyncio.to_thread(signing.public_pem,
@@ -81,64 +83,59 @@ async def _pubkey(request: Request, ctx: ApiContext) -> PlainTextResponse:
     return PlainTextResponse(pem, media_type="application/x-pem-file")
 
 
-async def _status(request: Request, ctx: ApiContext, endpoint_id: int, autogroup_id: int
-                  ) -> JsonResponse:
-    key, body = await _caller(ctx, request)
-    event = reports.heartbeat(body, tenant=key.tenant, endpoint_id=endpoint_id,
-                              autogroup_id=autogroup_id, now=ctx.clock())
+async def _status(ctx: ApiContext, ids: tuple[int, int], call: BodyCall) -> JsonResponse:
+    require_role(call.key, "ingest")
+    event = reports.heartbeat(call.body, tenant=call.key.tenant, endpoint_id=ids[0],
+                              autogroup_id=ids[1], now=ctx.clock())
     await _publish(ctx, "heartbeats", [event])
     return JsonResponse({"success": True})
 
 
-async def _deleted(request: Request, ctx: ApiContext, endpoint_id: int, autogroup_id: int
-                   ) -> JsonResponse:
-    key, body = await _caller(ctx, request)
-    events = reports.request_events(body, tenant=key.tenant, endpoint_id=endpoint_id,
-                                    autogroup_id=autogroup_id, now=ctx.clock())
+async def _deleted(ctx: ApiContext, ids: tuple[int, int], call: BodyCall) -> JsonResponse:
+    require_role(call.key, "ingest")
+    events = reports.request_events(call.body, tenant=call.key.tenant, endpoint_id=ids[0],
+                                    autogroup_id=ids[1], now=ctx.clock())
     await _publish(ctx, "requests", events)
     return JsonResponse({"success": True, "requests": len(events)})
 
 
-@router.get("/vast/{endpoint_id}/pubkey/", summary="Public key a vast.ai worker verifies "
-            "requests with", response_class=PlainTextResponse, responses=_PEM)
-async def pubkey(request: Request, ctx: Ctx, endpoint_id: str) -> PlainTextResponse:
-    _id("endpoint_id", endpoint_id)
-    return await _pubkey(request, ctx)
+def _handlers(ids: Any) -> dict[str, Callable[..., Awaitable[Response]]]:
+    """The handlers of one path form; `ids` is the form's dependency, resolved (and so
+    checked) before the body and the key."""
+
+    async def pubkey(ctx: Ctx, form_ids: tuple[int, int] = ids) -> PlainTextResponse:
+        return await _pubkey(ctx)
+
+    async def worker_status(ctx: Ctx, form_ids: tuple[int, int] = ids, *,
+                            call: ReportCaller) -> JsonResponse:
+        return await _status(ctx, form_ids, call)
+
+    async def delete_requests(ctx: Ctx, form_ids: tuple[int, int] = ids, *,
+                              call: ReportCaller) -> JsonResponse:
+        return await _deleted(ctx, form_ids, call)
+
+    return {"pubkey": pubkey, "worker_status": worker_status,
+            "delete_requests": delete_requests}
 
 
-@router.get("/vast/{endpoint_id}/{autogroup_id}/pubkey/", summary="Public key a vast.ai "
-            "worker verifies requests with (autogroup form)", response_class=PlainTextResponse,
-            responses=_PEM)
-async def pubkey_autogroup(request: Request, ctx: Ctx, endpoint_id: str,
-                           autogroup_id: str) -> PlainTextResponse:
-    _id("endpoint_id", endpoint_id)
-    _id("autogroup_id", autogroup_id)
-    return await _pubkey(request, ctx)
+#: The two path forms a worker reports to: (path prefix, route name suffix, handlers).
+_FORMS = (("/vast/{endpoint_id}", "", _handlers(Depends(_endpoint_ids))),
+          ("/vast/{endpoint_id}/{autogroup_id}", "_autogroup",
+           _handlers(Depends(_autogroup_ids))))
 
+#: Each route: (method, name, the summaries of the two forms, what else its route declares).
+_ROUTES: tuple[tuple[str, str, tuple[str, str], dict[str, Any]], ...] = (
+    ("GET", "pubkey", ("Public key a vast.ai worker verifies requests with",
+                       "Public key a vast.ai worker verifies requests with (autogroup form)"),
+     {"response_class": PlainTextResponse, "responses": _PEM}),
+    ("POST", "worker_status", ("A vast.ai worker's status report (becomes a heartbeat)",
+                               "A vast.ai worker's status report, autogroup form"), {}),
+    ("POST", "delete_requests", ("A vast.ai worker's finished requests (become request "
+                                 "events)", "A vast.ai worker's finished requests, autogroup "
+                                 "form"), {}),
+)
 
-@router.post("/vast/{endpoint_id}/worker_status/",
-             summary="A vast.ai worker's status report (becomes a heartbeat)")
-async def worker_status(request: Request, ctx: Ctx, endpoint_id: str) -> JsonResponse:
-    return await _status(request, ctx, _id("endpoint_id", endpoint_id), 0)
-
-
-@router.post("/vast/{endpoint_id}/{autogroup_id}/worker_status/",
-             summary="A vast.ai worker's status report, autogroup form")
-async def worker_status_autogroup(request: Request, ctx: Ctx, endpoint_id: str,
-                                  autogroup_id: str) -> JsonResponse:
-    return await _status(request, ctx, _id("endpoint_id", endpoint_id),
-                         _id("autogroup_id", autogroup_id))
-
-
-@router.post("/vast/{endpoint_id}/delete_requests/",
-             summary="A vast.ai worker's finished requests (become request events)")
-async def delete_requests(request: Request, ctx: Ctx, endpoint_id: str) -> JsonResponse:
-    return await _deleted(request, ctx, _id("endpoint_id", endpoint_id), 0)
-
-
-@router.post("/vast/{endpoint_id}/{autogroup_id}/delete_requests/",
-             summary="A vast.ai worker's finished requests, autogroup form")
-async def delete_requests_autogroup(request: Request, ctx: Ctx, endpoint_id: str,
-                                    autogroup_id: str) -> JsonResponse:
-    return await _deleted(request, ctx, _id("endpoint_id", endpoint_id),
-                          _id("autogroup_id", autogroup_id))
+for _method, _name, _summaries, _extra in _ROUTES:
+    for (_prefix, _suffix, _form), _summary in zip(_FORMS, _summaries, strict=True):
+        router.add_api_route(f"{_prefix}/{_name}/", _form[_name], methods=[_method],
+                             name=_name + _suffix, summary=_summary, **_extra)

@@ -23,16 +23,6 @@ from pipeline.storage import keys
 from tests.integration.kafka_fixture import kafka_bootstrap  # noqa: F401
 
 
-class FakeClock:
-    """Settable wall clock injected into the worker and the API."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):

@@ -150,3 +150,24 @@ def test_the_sql_rule_sees_a_statement_but_not_prose() -> None:
         "tenant = {tenant:String} AND ep = {ep:UInt64}", "select a field from the list",
         "Selecting rows", "the FROM header of a mail", "{asctime} {level}", "{x!r:>8}")] == [
         True, True, True, True, False, False, False, False, False]
+
+
+#: The modules that authenticate a caller: the key check itself and the route dependencies.
+AUTH_HOMES = ("query_api/auth.py", "query_api/deps.py")
+
+
+def authenticating_modules() -> list[str]:
+    """Modules under query_api/ outside `AUTH_HOMES` that call `.authenticate(`: a route
+    handler takes its caller from a dependency of `query_api.deps`, never authenticates."""
+    found = []
+    for p in sorted((ROOT / "query_api").rglob("*.py")):
+        rel = str(p.relative_to(ROOT))
+        if rel not in AUTH_HOMES and any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "authenticate" for n in ast.walk(ast.parse(p.read_text()))):
+            found.append(rel)
+    return found
+
+
+def test_only_the_dependencies_authenticate() -> None:
+    assert authenticating_modules() == []

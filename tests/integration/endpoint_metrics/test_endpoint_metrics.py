@@ -16,9 +16,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.core.clock import row_version
+from pipeline.core.clock import ManualClock, row_version
 from pipeline.sdk.producer import Producer
-from tests.integration.conftest import FakeClock
 from tests.promtool import check_metrics
 
 NOW = (int(time.time()) // 3600 - 1) * 3600 + 1234.5
@@ -141,10 +140,10 @@ def sessions(heartbeats):
 
 @pytest.fixture
 async def loaded(stack_factory):
-    clock = FakeClock(NOW)
+    clock = ManualClock(NOW)
     stack = await stack_factory(clock=clock, metrics_rate_limit=1000)
     requests, heartbeats = workload()
-    await stack.ingest(requests, heartbeats, FakeClock(NOW))
+    await stack.ingest(requests, heartbeats, ManualClock(NOW))
     admin = await stack.key("acme", "admin")
     r = await stack.http.put(f"/v2/endpoints/{EP}/pricing", json=PRICES,
                              headers={"Authorization": f"Bearer {admin}"})
@@ -520,7 +519,7 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     close(await doc(), before)
     close(await doc(p1), before_1m)
     replay = Runtime(stack.settings.with_(consumer_group=stack.settings.consumer_group + "-r",
-                                          compact_interval_s=0), api=False, clock=FakeClock(NOW))
+                                          compact_interval_s=0), api=False, clock=ManualClock(NOW))
     await replay.start()
     try:
         await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.requests_raw"),
@@ -531,7 +530,7 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     late = {"v": 1, "type": "request", "ts": T - 1000.5, "tenant": "acme", "endpoint_id": EP,
             "endpoint": NAME, "status": 500, "latency_ms": 12345.0}
     async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
-                        clock=FakeClock(NOW)) as p:
+                        clock=ManualClock(NOW)) as p:
         await p.send("requests", late)
     await stack.wait_requests(len(requests) + 1)
     after = await doc()

@@ -9,8 +9,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.core.clock import ManualClock
 from pipeline.sdk.producer import Producer
-from tests.integration.conftest import FakeClock
 from tests.promtool import check_metrics
 
 NOW = float(int(time.time()) // 60 * 60 + 30)
@@ -18,7 +18,7 @@ NOW = float(int(time.time()) // 60 * 60 + 30)
 
 async def seed(stack) -> None:
     async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
-                        clock=FakeClock(NOW)) as p:
+                        clock=ManualClock(NOW)) as p:
         for tenant, ep, name in (("acme", 1, "mine"), ("rival", 2, "theirs")):
             await p.send("requests", {"v": 1, "type": "request", "ts": NOW - 10,
                                       "tenant": tenant, "endpoint_id": ep, "endpoint": name,
@@ -32,7 +32,7 @@ async def seed(stack) -> None:
 
 @pytest.fixture
 async def api(stack_factory):
-    clock = FakeClock(NOW)
+    clock = ManualClock(NOW)
     stack = await stack_factory(clock=clock, metrics_rate_limit=3, metrics_rate_window_s=60,
                                 topic_partitions=2)
     await seed(stack)
@@ -166,7 +166,7 @@ async def test_rate_limit(api):
 async def test_pipeline_metrics_lag_and_live_workers(api):
     stack, clock = api
     async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
-                        clock=FakeClock(NOW)) as p:
+                        clock=ManualClock(NOW)) as p:
         await p.send_raw(stack.settings.topics.requests, b"{not json", b"1")  # a dead letter
     await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.dead_letters"), [(1,)])
 

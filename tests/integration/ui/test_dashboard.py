@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.clock import ManualClock
 from pipeline.sdk.producer import Producer
-from tests.integration.conftest import FakeClock
 from tests.integration.ui.conftest import Watch, watch
 
 T = int(time.time()) - 30  # whole second; recent, inside every retention
@@ -121,7 +121,7 @@ def jobs() -> list[dict[str, Any]]:
 async def publish(stack: Any) -> dict[str, str]:
     s = stack.settings
     reqs = requests_events()
-    async with Producer(s.kafka_bootstrap, s.topics, clock=FakeClock(NOW)) as p:
+    async with Producer(s.kafka_bootstrap, s.topics, clock=ManualClock(NOW)) as p:
         await p.send_many("requests", reqs)
         await p.send_many("heartbeats", heartbeats())
         await p.send_many("metrics", custom_metrics())
@@ -179,7 +179,7 @@ async def row_cells(w: Watch, table: str, key_col: str, key_text: str) -> dict[s
 
 
 async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
-    clock = FakeClock(NOW)
+    clock = ManualClock(NOW)
     stack = await stack_factory(clock=clock)
     keys = await publish(stack)
     base = stack.rt.api_url
@@ -213,7 +213,7 @@ async def test_pages_show_the_published_numbers(stack_factory, browser) -> None:
     # live: more traffic for llm-b shows up without reloading (the page refreshes every 10 s)
     assert (await row_cells(w, "endpoints-table", "id", "12"))["reqrate"] == "0.5"
     async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
-                        clock=FakeClock(NOW)) as p:
+                        clock=ManualClock(NOW)) as p:
         await p.send_many("requests", [
             {"v": 1, "type": "request", "ts": T - 30 + i * 0.5, "tenant": "acme",
              "endpoint_id": 12, "endpoint": "llm-b", "status": 200, "latency_ms": 5.0}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import FakeClock
+from pipeline.core.clock import ManualClock
 
 # The latest full hour + 20 min 34.5 s: recent, so within the tables' retention (TTL).
 NOW = (int(time.time()) // 3600 - 1) * 3600 + 1234.5
@@ -103,9 +103,9 @@ def truth(requests, heartbeats, t, *, ep=11, ag=None, metric):
 
 @pytest.fixture
 async def loaded(stack_factory):
-    stack = await stack_factory(clock=FakeClock(NOW))
+    stack = await stack_factory(clock=ManualClock(NOW))
     requests, heartbeats = workload()
-    await stack.ingest(requests, heartbeats, FakeClock(NOW))
+    await stack.ingest(requests, heartbeats, ManualClock(NOW))
     key = await stack.key("acme", "reader")
     return stack, key, requests, heartbeats
 
@@ -175,7 +175,7 @@ async def test_redelivery_does_not_double_count(loaded):
     before = (await stack.http.post("/get_endpoint_stats/", json={"id": 11, "api_key": key})).json()
     from pipeline.cli.runtime import Runtime
     replay = Runtime(stack.settings.with_(consumer_group=stack.settings.consumer_group + "-replay"),
-                     api=False, clock=FakeClock(NOW))
+                     api=False, clock=ManualClock(NOW))
     await replay.start()
     try:
         await stack.wait_for(

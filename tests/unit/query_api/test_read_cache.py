@@ -8,16 +8,9 @@ import asyncio
 
 import pytest
 
+from pipeline.core.clock import ManualClock
 from pipeline.core.telemetry import Telemetry
 from query_api.read_cache import ReadCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Counting:
@@ -41,7 +34,7 @@ def _counts(t: Telemetry, cache: str) -> dict[str, float]:
 
 
 async def test_identical_concurrent_reads_run_once_distinct_keys_apart():
-    clock, tel, r = Clock(), Telemetry(), Counting()
+    clock, tel, r = ManualClock(100.0), Telemetry(), Counting()
     cache = ReadCache(0.25, telemetry=tel, monotonic=clock)
     keys = [("acme", 11, "reqrate"), ("other", 11, "reqrate"), ("acme", 11, "curload")]
     calls = [cache.get("stats", k, r.read(k)) for k in keys for _ in range(10)]
@@ -55,7 +48,7 @@ async def test_identical_concurrent_reads_run_once_distinct_keys_apart():
 
 
 async def test_answer_reused_within_bound_then_recomputed():
-    clock, tel, r = Clock(), Telemetry(), Counting()
+    clock, tel, r = ManualClock(100.0), Telemetry(), Counting()
     r.gate.set()
     cache = ReadCache(0.25, telemetry=tel, monotonic=clock)
     assert await cache.get("s", "k", r.read("k")) == ("k", 1)
@@ -71,7 +64,7 @@ async def test_answer_reused_within_bound_then_recomputed():
 
 
 async def test_refresh_ahead_replaces_the_answer_without_making_callers_wait():
-    clock, tel, r = Clock(), Telemetry(), Counting()
+    clock, tel, r = ManualClock(100.0), Telemetry(), Counting()
     cache = ReadCache(1.0, telemetry=tel, monotonic=clock)
     first = asyncio.create_task(cache.get("s", "k", r.read("k"), instant=10.0))
     await asyncio.sleep(0)
@@ -94,7 +87,7 @@ async def test_refresh_ahead_replaces_the_answer_without_making_callers_wait():
 
 
 async def test_instant_reads_never_served_for_an_earlier_or_far_instant():
-    clock, r = Clock(), Counting()
+    clock, r = ManualClock(100.0), Counting()
     r.gate.set()
     cache = ReadCache(0.25, monotonic=clock)
     at = 1_700_000_000.5
@@ -108,7 +101,7 @@ async def test_instant_reads_never_served_for_an_earlier_or_far_instant():
 
 
 async def test_errors_reach_every_waiter_and_are_not_kept():
-    clock = Clock()
+    clock = ManualClock(100.0)
     cache = ReadCache(10.0, monotonic=clock)
     gate = asyncio.Event()
     runs = 0
@@ -133,7 +126,7 @@ async def test_errors_reach_every_waiter_and_are_not_kept():
 
 
 async def test_a_caller_going_away_does_not_cancel_the_shared_read():
-    clock, r = Clock(), Counting()
+    clock, r = ManualClock(100.0), Counting()
     cache = ReadCache(1.0, monotonic=clock)
     first = asyncio.create_task(cache.get("s", "k", r.read("k")))
     await asyncio.sleep(0)
@@ -148,7 +141,7 @@ async def test_a_caller_going_away_does_not_cancel_the_shared_read():
 
 
 async def test_zero_bound_shares_nothing():
-    clock, r = Clock(), Counting()
+    clock, r = ManualClock(100.0), Counting()
     r.gate.set()
     cache = ReadCache(0, monotonic=clock)
     answers = await asyncio.gather(*(cache.get("s", "k", r.read("k")) for _ in range(3)))
@@ -156,7 +149,7 @@ async def test_zero_bound_shares_nothing():
 
 
 async def test_without_reuse_only_computations_in_flight_are_shared():
-    clock, r = Clock(), Counting()
+    clock, r = ManualClock(100.0), Counting()
     cache = ReadCache(1.0, monotonic=clock)
     pending = asyncio.gather(*(cache.get("s", "k", r.read("k"), reuse=False) for _ in range(3)))
     await asyncio.sleep(0)

@@ -10,17 +10,10 @@ import socket
 import pytest
 
 from pipeline.cli.readiness import ReadinessMonitor, StallWatch, probe_broker, readiness_document
+from pipeline.core.clock import ManualClock
 from pipeline.core.health import Health
 from pipeline.core.log_limit import RateLimitedLog, RateLimitFilter, Throttle
 from pipeline.core.telemetry import Telemetry
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_stall_watch_needs_lag_without_committed_progress_for_the_whole_period():
@@ -36,7 +29,7 @@ def test_stall_watch_needs_lag_without_committed_progress_for_the_whole_period()
 
 
 def test_readiness_document_lists_each_check_and_is_ready_only_when_all_are():
-    clock = Clock()
+    clock = ManualClock(1000.0)
     h = Health(clock)
     assert readiness_document(h.snapshot(), {}) == (False, {"status": "not ready", "checks": {}})
     h.report("storage", "ok")
@@ -51,7 +44,7 @@ def test_readiness_document_lists_each_check_and_is_ready_only_when_all_are():
 
 
 def test_throttle_says_once_then_once_a_period_with_the_count_held_back():
-    clock = Clock()
+    clock = ManualClock(1000.0)
     t = Throttle(60, clock)
     assert t.allow("k") == 0
     assert [t.allow("k") for _ in range(5)] == [None] * 5
@@ -62,7 +55,7 @@ def test_throttle_says_once_then_once_a_period_with_the_count_held_back():
 
 
 def test_rate_limited_log_and_filter(caplog: pytest.LogCaptureFixture):
-    clock = Clock()
+    clock = ManualClock(1000.0)
     logger = logging.getLogger("test.ratelimit")
     rl = RateLimitedLog(logger, 60, clock)
     with caplog.at_level(logging.WARNING, "test.ratelimit"):
@@ -109,7 +102,7 @@ async def test_probe_broker_reports_a_closed_port_and_a_silent_one():
 
 
 async def test_monitor_marks_storage_down_and_back():
-    clock = Clock()
+    clock = ManualClock(1000.0)
     h = Health(clock)
     fail = True
 

@@ -9,22 +9,15 @@ from typing import Any
 
 import pytest
 
+from pipeline.core.clock import ManualClock
 from pipeline.local.demo import run_demo
 from pipeline.sdk.producer_errors import BufferFull
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class FlakySink:
     """Refuses every event while `away` (as the SDK does with its buffer full)."""
 
-    def __init__(self, clock: Clock, away_until: float) -> None:
+    def __init__(self, clock: ManualClock, away_until: float) -> None:
         self.clock = clock
         self.away_until = away_until
         self.sent: list[str] = []
@@ -39,7 +32,7 @@ class FlakySink:
 
 
 async def test_demo_drops_while_kafka_is_away_and_resumes(caplog: pytest.LogCaptureFixture):
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     sink = FlakySink(clock, away_until=clock.t + 30)
 
     async def sleep(s: float) -> None:

@@ -6,15 +6,8 @@ import logging
 
 import pytest
 
+from pipeline.core.clock import ManualClock
 from pipeline.sdk.producer_kafka import SDK_LOGGERS, SaidOnce
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
@@ -22,7 +15,7 @@ def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> l
 
 
 def test_one_record_per_cause_per_minute_and_the_next_says_how_many_were_held_back() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     said = SaidOnce(60.0, clock)
     # the 1,168 copies of one line, for three topics: one cause
     passed = [said.filter(_record("aiokafka.cluster", "Topic %s not found in cluster metadata",
@@ -39,7 +32,7 @@ def test_one_record_per_cause_per_minute_and_the_next_says_how_many_were_held_ba
 
 
 def test_logger_level_and_template_each_make_a_cause() -> None:
-    said = SaidOnce(60.0, Clock())
+    said = SaidOnce(60.0, ManualClock(1000.0))
     assert said.filter(_record("aiokafka", "Unable connect to node with id %s: %s", 1, "refused"))
     assert not said.filter(_record("aiokafka", "Unable connect to node with id %s: %s", 2, "x"))
     assert said.filter(_record("aiokafka", "Unable to update metadata from %s", [1]))
@@ -52,7 +45,7 @@ def test_logger_level_and_template_each_make_a_cause() -> None:
 
 
 def test_reset_forgets_and_install_is_idempotent() -> None:
-    said = SaidOnce(60.0, Clock())
+    said = SaidOnce(60.0, ManualClock(1000.0))
     assert said.filter(_record("aiokafka", "x"))
     assert not said.filter(_record("aiokafka", "x"))
     said.reset()
@@ -73,7 +66,7 @@ def test_the_sdk_filters_its_own_logger_and_every_aiokafka_producer_logger() -> 
 
 @pytest.mark.parametrize("n", [1, 2, 1000])
 def test_a_passing_record_never_loses_its_arguments(n: int) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     said = SaidOnce(1.0, clock)
     for _ in range(n):
         said.filter(_record("aiokafka", "Got error produce response: %s", "NodeNotReadyError"))
