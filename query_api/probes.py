@@ -29,9 +29,11 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from pipeline.cli.readiness import readiness_document
 from query_api.context import ApiContext
 
-__all__ = ["ALIVE", "Probes", "readyz_answer"]
+__all__ = ["ALIVE", "ALIVE_BODY", "Probes", "readyz_answer"]
 
 ALIVE = {"status": "ok"}
+#: `/healthz`'s body, as every path that answers it sends it
+ALIVE_BODY = orjson.dumps(ALIVE)
 _JSON = (b"content-type", b"application/json")
 
 
@@ -50,7 +52,6 @@ def readyz_answer(checks: list[Any], lag: Any) -> tuple[int, dict[str, Any], dic
 class Probes:
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
-        self._alive = orjson.dumps(ALIVE)
 
     def answer(self, method: bytes, target: bytes, default_headers: list[tuple[bytes, bytes]],
                keep_alive: bool) -> bytes | None:
@@ -61,7 +62,7 @@ class Probes:
         started = time.perf_counter()
         headers: dict[str, str] = {}
         if path == b"/healthz":
-            status, body = 200, self._alive
+            status, body = 200, ALIVE_BODY
         elif path == b"/readyz":
             checks = self._ctx.health.snapshot()
             if not any(c.name == "storage" for c in checks):

@@ -9,9 +9,10 @@ must answer whatever the load. The limit is `VITALS_API_MAX_INFLIGHT` (per API p
 
 `RequestTiming` observes each request's latency into `vitals_api_request_seconds{route}`.
 
-`Liveness` answers `GET /healthz` before routing (the route stays declared for OpenAPI): the
-probe says the process and its event loop run, and costs the loop a few microseconds, however
-many routes the router scans.
+`Liveness` answers `GET /healthz` before routing (the route stays declared for OpenAPI) when the
+HTTP protocol has not answered it already (query_api/probes.py): over h11, behind an answer
+still under way on the same connection, or with a body. The probe says the process and its event
+loop run, and costs the loop a few microseconds, however many routes the router scans.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.core.telemetry import Telemetry
 from query_api.errors import ApiError
+from query_api.probes import ALIVE_BODY
 
 __all__ = ["EXEMPT_PATHS", "Liveness", "LoadShedder", "RequestTiming"]
 
@@ -78,8 +80,7 @@ class RequestTiming:
                                     route=getattr(route, "path", "unmatched"))
 
 
-_ALIVE = b'{"status":"ok"}'
-_ALIVE_HEADERS = [(b"content-length", str(len(_ALIVE)).encode()),
+_ALIVE_HEADERS = [(b"content-length", str(len(ALIVE_BODY)).encode()),
                   (b"content-type", b"application/json")]
 
 
@@ -96,7 +97,7 @@ class Liveness:
         started = time.perf_counter()
         await send({"type": "http.response.start", "status": 200, "headers": _ALIVE_HEADERS})
         await send({"type": "http.response.body",
-                    "body": _ALIVE if scope["method"] == "GET" else b""})
+                    "body": ALIVE_BODY if scope["method"] == "GET" else b""})
         self.telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
                                 route="/healthz")
 
