@@ -24,6 +24,12 @@ Routes of the mix:
 | series | `POST /get_endpoint_stats/` with `metric_name=reqrate`, the last 10 minutes |
 | metrics | `GET /v2/endpoints/1/metrics?timeframe=1h&granularity=1m` |
 | healthz, readyz | `GET /healthz`, `GET /readyz` |
+
+Beside the mix, two paced clients probe `/healthz` and `/readyz` on the probe port
+(`VITALS_PROBE_PORT`, query_api/probe_server.py), each once every `--probe-every` seconds
+(default 0.05), as an orchestrator does; they are the rows `probe port healthz` and
+`probe port readyz`, and are not counted in the requests/s of the mix. A started stack gets a
+probe port; with `--url`, `--probe-url` names it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -102,7 +109,8 @@ class Tally:
 
 async def _client(host: str, port: int, key: str, endpoint: int, cycle: list[str],
                   offset: int, stop_at: float, tally: Tally, timeout_s: float,
-                  interval: float | None = None) -> None:
+                  interval: float | None = None, label: str = "",
+                  from_due: bool = True) -> None:
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     i = offset
     due = time.perf_counter() + (interval * offset / 50 % interval if interval else 0)
@@ -116,7 +124,7 @@ async def _client(host: str, port: int, key: str, endpoint: int, cycle: list[str
             wait = due - time.perf_counter()
             if wait > 0:
                 await asyncio.sleep(wait)
-            started = due
+            started = due if from_due else time.perf_counter()
             due += interval
         else:
             started = time.perf_counter()
@@ -132,8 +140,8 @@ async def _client(host: str, port: int, key: str, endpoint: int, cycle: list[str
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             outcome, close = type(exc).__name__, True
         if time.perf_counter() <= stop_at:
-            tally.latencies[route].append(time.perf_counter() - started)
-            tally.statuses[route][outcome] += 1
+            tally.latencies[label + route].append(time.perf_counter() - started)
+            tally.statuses[label + route][outcome] += 1
         if close and conn is not None:
             conn[1].close()
             conn = None
@@ -179,7 +187,8 @@ async def idle_cores(pid: int, seconds: float) -> float:
 
 async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[str, int],
               endpoint: int, pid: int | None, timeout_s: float,
-              idle: float | None = None, rate: float | None = None) -> dict[str, object]:
+              idle: float | None = None, rate: float | None = None,
+              probe_url: str | None = None, probe_every: float = 0.0) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     cycle = _cycle(mix)
@@ -189,24 +198,35 @@ async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[st
     busy0, total0 = _machine_busy()
     started = time.perf_counter()
     stop_at = started + duration
+    prober = None
+    if probe_url and probe_every > 0:
+        # an orchestrator's probes, paced, from a process of their own: on this one's loop
+        # they would wait behind the mix's clients and measure the load generator
+        prober = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.load", "--probe-only", probe_url, "--duration",
+            str(duration), "--probe-every", str(probe_every), stdout=subprocess.PIPE)
     await asyncio.gather(*(
         _client(host, port, key, endpoint, cycle, n, stop_at, tally, timeout_s,
                 clients / rate if rate else None)
         for n in range(clients)))
     wall = time.perf_counter() - started
     busy1, total1 = _machine_busy()
-    total = sum(len(v) for v in tally.latencies.values())
+    probed: dict[str, object] = {}
+    if prober is not None:
+        probed = orjson.loads((await prober.communicate())[0])
+    # the API port's requests (the probe port's are reported per route, not counted here)
+    total = sum(len(v) for r, v in tally.latencies.items() if r in mix)
     out: dict[str, object] = {
         "clients": clients, "offered_per_s": rate, "seconds": round(wall, 1), "requests": total,
         "requests_per_s": round(total / duration),
-        "ok_per_s": round(sum(c[s] for c in tally.statuses.values() for s in c
+        "ok_per_s": round(sum(c[s] for r, c in tally.statuses.items() if r in mix for s in c
                               if s.startswith("2")) / duration),
         "routes": {r: {"count": len(tally.latencies[r]),
                        "statuses": dict(tally.statuses[r]),
                        "p50_ms": round(_pct(tally.latencies[r], 0.50), 1),
                        "p99_ms": round(_pct(tally.latencies[r], 0.99), 1),
                        "max_ms": round(max(tally.latencies[r]) * 1000, 1)}
-                   for r in mix if tally.latencies[r]},
+                   for r in mix if tally.latencies[r]} | probed,
         "load_generator_cores": round((time.process_time() - own0) / wall, 2),
         "machine_busy_cores": round((busy1 - busy0) / max(1, total1 - total0)
                                     * (os.cpu_count() or 1), 2),
@@ -270,6 +290,29 @@ async def _wait_ready(url: str, key: str, endpoint: int, deadline: float,
     raise SystemExit(f"the API did not answer {route} in time")
 
 
+async def probe_only(probe_url: str, duration: float, every: float) -> dict[str, object]:
+    """The probe port's rows: `/healthz` and `/readyz`, each paced at one every `every` s and
+    timed from its send, as an orchestrator times its probes (this process's own timer lateness
+    is not the server's)."""
+    probe = urlsplit(probe_url)
+    tally = Tally()
+    stop_at = time.perf_counter() + duration
+    await asyncio.gather(*(_client(probe.hostname or "127.0.0.1", probe.port or 80, "", 0,
+                                   [route], 0, stop_at, tally, 30.0, every,
+                                   label="probe port ", from_due=False)
+                           for route in ("healthz", "readyz")))
+    return {r: {"count": len(v), "statuses": dict(tally.statuses[r]),
+                "p50_ms": round(_pct(v, 0.50), 1), "p99_ms": round(_pct(v, 0.99), 1),
+                "max_ms": round(max(v) * 1000, 1)}
+            for r, v in tally.latencies.items() if v}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _start_stack(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes],
                                                                      str, str]:
     env = {**os.environ, "VITALS_DATA_DIR": str(data_dir), "VITALS_API_PORT": "0",
@@ -314,12 +357,22 @@ async def main() -> None:
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="setting for the started stack (repeatable)")
+    ap.add_argument("--probe-every", type=float, default=0.05, metavar="SECONDS",
+                    help="also probe /healthz and /readyz on the probe port (VITALS_PROBE_PORT), "
+                         "each once every SECONDS, as an orchestrator does; 0: no probes")
+    ap.add_argument("--probe-url", help="the probe port of --url (a started stack gets one)")
+    ap.add_argument("--probe-only", metavar="PROBE_URL", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="also print each run as JSON")
     args = ap.parse_args()
+    if args.probe_only:
+        result = await probe_only(args.probe_only, args.duration, args.probe_every)
+        sys.stdout.write(orjson.dumps(result).decode())
+        return
     mix = _parse_mix(args.mix)
     proc: subprocess.Popen[bytes] | None = None
     tmp: tempfile.TemporaryDirectory[str] | None = None
     try:
+        probe_url = args.probe_url
         if args.url:
             url, pid = args.url, args.pid
             key = args.key or (Path(os.environ.get("VITALS_DATA_DIR", ".data")) / "admin.key"
@@ -327,6 +380,9 @@ async def main() -> None:
         else:
             tmp = tempfile.TemporaryDirectory(prefix="vitals-load-")
             env = dict(e.split("=", 1) for e in args.env)
+            if args.probe_every > 0:
+                env.setdefault("VITALS_PROBE_PORT", str(_free_port()))
+                probe_url = f"http://127.0.0.1:{env['VITALS_PROBE_PORT']}"
             proc, url, key = _start_stack(Path(tmp.name), env)
             pid = proc.pid
             print(f"started vitals up --demo (pid {pid}) at {url}"
@@ -340,7 +396,8 @@ async def main() -> None:
         for clients in args.clients:
             result = await run(url, key, clients=clients, duration=args.duration, mix=mix,
                                endpoint=args.endpoint, pid=pid, timeout_s=args.timeout,
-                               idle=idle, rate=args.rate)
+                               idle=idle, rate=args.rate, probe_url=probe_url,
+                               probe_every=args.probe_every)
             _print(result)
             if args.json:
                 print(orjson.dumps(result).decode())

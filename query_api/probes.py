@@ -53,6 +53,20 @@ class Probes:
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
+    def document(self, path: bytes, *, monitored_only: bool = True
+                 ) -> tuple[int, dict[str, str], bytes] | None:
+        """(status, extra headers, body) of probe `path`, or None when it is no probe, or it is
+        `/readyz` of a process whose `Health` has no storage check and `monitored_only`."""
+        if path == b"/healthz":
+            return 200, {}, ALIVE_BODY
+        if path != b"/readyz":
+            return None
+        checks = self._ctx.health.snapshot()
+        if monitored_only and not any(c.name == "storage" for c in checks):
+            return None
+        status, doc, headers = readyz_answer(checks, self._ctx.lag())
+        return status, headers, orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+
     def answer(self, method: bytes, target: bytes, default_headers: list[tuple[bytes, bytes]],
                keep_alive: bool) -> bytes | None:
         """The whole HTTP/1.1 answer to `method target`, or None when the routes answer it."""
@@ -60,17 +74,10 @@ class Probes:
             return None
         path = target.partition(b"?")[0]
         started = time.perf_counter()
-        headers: dict[str, str] = {}
-        if path == b"/healthz":
-            status, body = 200, ALIVE_BODY
-        elif path == b"/readyz":
-            checks = self._ctx.health.snapshot()
-            if not any(c.name == "storage" for c in checks):
-                return None
-            status, doc, headers = readyz_answer(checks, self._ctx.lag())
-            body = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
-        else:
+        found = self.document(path)
+        if found is None:
             return None
+        status, headers, body = found
         head = [STATUS_LINE[status]]
         for name, value in [*default_headers,
                             *((k.lower().encode(), v.encode()) for k, v in headers.items()),

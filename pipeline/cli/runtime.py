@@ -72,6 +72,9 @@ class Runtime:
         self._server: Any = None
         self._server_task: asyncio.Task[None] | None = None
         self.api_url: str | None = None
+        self._probe_port: Any = None
+        #: The probe port's URL (`VITALS_PROBE_PORT`), once it answers.
+        self.probe_url: str | None = None
         self.producer: Any = None
         self.with_statsd = statsd and settings.statsd_port is not None
         self.statsd: Any = None
@@ -210,10 +213,11 @@ class Runtime:
         from query_api.http_protocol import MAX_HEAD_BYTES, serving
         from query_api.probes import Probes
 
+        probes = Probes(ctx)
         # Oversized request lines/heads get 414/431 JSON answers instead of a reset.
         config = uvicorn.Config(self.api_app, host=s.api_host, port=s.api_port,
                                 log_level="warning", lifespan="off", access_log=False,
-                                http=serving(Probes(ctx)),
+                                http=serving(probes),
                                 h11_max_incomplete_event_size=MAX_HEAD_BYTES)
         self._server = uvicorn.Server(config)
         # The runtime owns SIGINT/SIGTERM; uvicorn must not swap the handlers.
@@ -227,6 +231,12 @@ class Runtime:
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.api_url = f"http://{s.api_host}:{port}"
         self.progress(f"query API listening on {self.api_url} (OpenAPI: {self.api_url}/docs)")
+        if s.probe_port is not None:
+            from query_api.probe_port import ProbePort
+
+            self._probe_port = ProbePort(probes, s.api_host, s.probe_port)
+            self.probe_url = await self._probe_port.start()
+            self.progress(f"probes answered on {self.probe_url}/healthz and /readyz")
 
     async def stop(self, timeout_s: float = 6.0) -> None:
         """Stop every part, each step bounded so that the whole takes at most about
@@ -256,6 +266,9 @@ class Runtime:
         if self._statsd_producer is not None:
             await step("the DogStatsD producer", self._statsd_producer.close(), 0.2)
             self._statsd_producer = None
+        if self._probe_port is not None:
+            await step("the probe port", self._probe_port.stop(), 0.2)
+            self._probe_port = self.probe_url = None
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task is not None:

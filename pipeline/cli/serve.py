@@ -194,7 +194,8 @@ async def _up(settings: Settings, args: argparse.Namespace, url_file: Path, key_
         print(
             f"\nVitals is up.\n  API:       {runtime.api_url}  (OpenAPI: {runtime.api_url}/docs)"
             f"\n  dashboard: {runtime.api_url}/ui  (sign in with the admin key)"
-            f"\n  Kafka:     {runtime.settings.kafka_bootstrap}"
+            + (f"\n  probes:    {runtime.probe_url}/healthz, /readyz" if runtime.probe_url else "")
+            + f"\n  Kafka:     {runtime.settings.kafka_bootstrap}"
             f"\n  admin key: {key_file}  (superadmin of tenant {ADMIN_TENANT!r}; "
             f"{admin['what']})\n  try:       {curl_line(runtime.api_url, key_file)}\n",
             flush=True,

@@ -72,6 +72,9 @@ class Settings:
       (default `./.data`).
     - `VITALS_TOPIC_PREFIX`, `VITALS_TOPIC_PARTITIONS`: topic naming and partition count.
     - `VITALS_API_HOST`, `VITALS_API_PORT`: where the query API listens (default 127.0.0.1:8000).
+    - `VITALS_PROBE_PORT`: a port on the API host where a process of its own answers `/healthz`
+      and `/readyz` within milliseconds however busy the API is (query_api/probe_server.py;
+      default off; 0 picks a free port). Point an orchestrator's probes at it.
     - `VITALS_STATS_WINDOW_S`: trailing window of reqrate/curload/reliable (default 60).
     - `VITALS_LIVENESS_TIMEOUT_S`: a worker is live while its last heartbeat is younger
       (default 60).
@@ -140,6 +143,7 @@ class Settings:
     consumer_group: str = "vitals-worker"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    probe_port: int | None = None
     stats_window_s: int = 60
     liveness_timeout_s: int = 60
     max_future_s: int = 300
@@ -233,6 +237,10 @@ class Settings:
         statsd_port = None if statsd_raw == "off" else num("VITALS_STATSD_PORT", 8125)
         if statsd_port is not None and statsd_port > 65535:
             raise SettingsError(f"VITALS_STATSD_PORT={statsd_port} must be <= 65535 or off")
+        probe_raw = (env.get("VITALS_PROBE_PORT") or "off").strip().lower()
+        probe_port = None if probe_raw == "off" else num("VITALS_PROBE_PORT", 0)
+        if probe_port is not None and probe_port > 65535:
+            raise SettingsError(f"VITALS_PROBE_PORT={probe_port} must be <= 65535 or off")
         kafka_port = num("VITALS_KAFKA_PORT", d.kafka_port)
         if kafka_port > 65535:
             raise SettingsError(f"VITALS_KAFKA_PORT={kafka_port} must be <= 65535")
@@ -260,6 +268,7 @@ class Settings:
             consumer_group=env.get("VITALS_CONSUMER_GROUP") or d.consumer_group,
             api_host=env.get("VITALS_API_HOST") or d.api_host,
             api_port=num("VITALS_API_PORT", d.api_port),
+            probe_port=probe_port,
             stats_window_s=num("VITALS_STATS_WINDOW_S", d.stats_window_s, 1),
             liveness_timeout_s=num("VITALS_LIVENESS_TIMEOUT_S", d.liveness_timeout_s, 1),
             max_future_s=num("VITALS_MAX_FUTURE_S", d.max_future_s),

@@ -60,7 +60,8 @@ def test_topic_kinds_are_named_once() -> None:
 #: aiokafka ships no types (a mypy override lets it through): each module below is a Kafka
 #: boundary of its own part (the SDK's link, topic creation, the local broker's readiness, the
 #: lag gauges) or catches `KafkaError` where a Kafka call's failure is reported (the CLI, HTTP
-#: ingest). pandas backs the SDK's optional `to_pandas()`, httptools uvicorn's fast parser.
+#: ingest). pandas backs the SDK's optional `to_pandas()`, httptools uvicorn's fast parser and
+#: the probe port's.
 BOUNDARIES = {
     "faust": {"pipeline/ingest/worker.py"},
     "mode": {"pipeline/ingest/worker.py"},
@@ -70,7 +71,7 @@ BOUNDARIES = {
                  "pipeline/local/processes.py", "query_api/ops/gauges.py",
                  "query_api/ingest.py", "pipeline/cli/main.py"},
     "pandas": {"pipeline/sdk/documents.py"},
-    "httptools": {"query_api/http_protocol.py"},
+    "httptools": {"query_api/http_protocol.py", "query_api/probe_server.py"},
 }
 
 INDIRECT = {"mode", "chdb"}
