@@ -88,7 +88,8 @@ class Settings:
       REQUESTS_1S, HEARTBEATS, METRICS and DEAD_LETTERS where their own variable is unset.
     - `VITALS_INGEST_TIMEOUT_S`: longest an HTTP ingest call waits for Kafka to acknowledge
       its events before it answers 503 with `Retry-After` (default 10).
-    - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds.
+    - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds (200
+      messages, 1 s: each flush costs the engine a new part per table and view).
     - `VITALS_STREAM_BUFFER`: messages faust buffers per topic ahead of the agent (default
       2000, at least 2 × the batch; see docs/operations.md "Backpressure").
     - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
@@ -150,7 +151,7 @@ class Settings:
     retention: Retention = field(default_factory=Retention)
     ingest_timeout_s: float = 10.0
     batch_max_messages: int = 200
-    batch_max_seconds: float = 0.25
+    batch_max_seconds: float = 1.0
     stream_buffer: int = 2000
     max_message_bytes: int = 4 * 1024 * 1024
     secret: str | None = None
