@@ -118,6 +118,13 @@ async def _resolved_document(ctx: ApiContext, st: State, key: ApiKey, ref: str,
         c, cached = await _computed(ctx, st, scope, name, q)
         return scope, c, cached
     guess = Scope(key.tenant, ident)
+    if st.cache.get(_cache_key(guess, q)) is not None:
+        # a kept document: nothing to overlap the check with, and a task of its own would
+        # cost the answer another turn of the event loop
+        scope, name = await resolve_endpoint(ctx.store, key, endpoint_id=ident, name=None,
+                                             reads=ctx.reads)
+        c, cached = await _computed(ctx, st, scope, name, q)
+        return scope, c, cached
     early = asyncio.create_task(_computed(ctx, st, guess, "", q))
     early.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
@@ -135,12 +142,16 @@ async def _resolved_document(ctx: ApiContext, st: State, key: ApiKey, ref: str,
     return scope, c, cached
 
 
+def _cache_key(scope: Scope, q: MetricsQuery) -> tuple[Any, ...]:
+    return (scope.tenant, scope.endpoint_id, q.timeframe, q.granularity, q.sections,
+            q.aggregation)
+
+
 async def _computed(ctx: ApiContext, st: State, scope: Scope, name: str,
                     q: MetricsQuery) -> tuple[Computed, bool]:
     """The scope's document, from the response cache or ClickHouse. `name` ("" while the
     endpoint is still being resolved) is set on the document whenever given."""
-    ck = (scope.tenant, scope.endpoint_id, q.timeframe, q.granularity, q.sections,
-          q.aggregation)
+    ck = _cache_key(scope, q)
     c: Computed | None = st.cache.get(ck)
     cached = c is not None
     if c is None:
