@@ -77,6 +77,11 @@ class TtlCache:
         self._items.move_to_end(key)
         return hit[1]
 
+    def expires_at(self, key: Any) -> float | None:
+        """When `key`'s entry expires (clock time), or None when there is none."""
+        hit = self._items.get(key)
+        return None if hit is None else hit[0]
+
     def clear(self) -> None:
         self._items.clear()
 

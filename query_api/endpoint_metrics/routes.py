@@ -66,6 +66,10 @@ class State:
         self.limiter = RateLimiter(s.metrics_rate_limit, s.metrics_rate_window_s, ctx.clock)
         self.cache = TtlCache(ctx.clock)
         self.series = SeriesCache(s.metrics_series_cache_buckets)
+        #: documents being recomputed ahead of their expiry (`_refresh_ahead`), by cache key
+        self.refreshing: dict[tuple[Any, ...], asyncio.Task[Computed]] = {}
+        #: bumped when prices change: a computation started before does not fill the cache
+        self.generation = 0
 
 
 async def _state(request: Request) -> State:
@@ -155,16 +159,47 @@ async def _computed(ctx: ApiContext, st: State, scope: Scope, name: str,
     c: Computed | None = st.cache.get(ck)
     cached = c is not None
     if c is None:
-        now = ctx.clock()
-        c = await ctx.reads.get(
-            "endpoint_metrics", ck,
-            lambda: build_document(ctx.store, scope, name, q, now,
-                                   ctx.settings.liveness_timeout_s, st.series,
-                                   ctx.settings.stats_window_s), instant=now, reuse=False)
-        st.cache.put(ck, c, cache_ttl(ctx, q))
+        c = await _compute(ctx, st, scope, name, q)
+    else:
+        _refresh_ahead(ctx, st, scope, name, q)
     if name:
         c.doc["endpoint"] = name
     return c, cached
+
+
+async def _compute(ctx: ApiContext, st: State, scope: Scope, name: str,
+                   q: MetricsQuery) -> Computed:
+    """The document from ClickHouse (identical computations in flight shared), kept in the
+    response cache unless prices changed meanwhile."""
+    ck, now, generation = _cache_key(scope, q), ctx.clock(), st.generation
+    c: Computed = await ctx.reads.get(
+        "endpoint_metrics", ck,
+        lambda: build_document(ctx.store, scope, name, q, now, ctx.settings.liveness_timeout_s,
+                               st.series, ctx.settings.stats_window_s),
+        instant=now, reuse=False)
+    if st.generation == generation:
+        st.cache.put(ck, c, cache_ttl(ctx, q))
+    return c
+
+
+def _refresh_ahead(ctx: ApiContext, st: State, scope: Scope, name: str,
+                   q: MetricsQuery) -> None:
+    """A kept document past half its lifetime is recomputed in the background, so callers of
+    a document asked for all the time never wait on ClickHouse; each answer is still at most
+    the cache lifetime old (a document nobody asks for expires)."""
+    ck = _cache_key(scope, q)
+    expires = st.cache.expires_at(ck)
+    if expires is None or ck in st.refreshing or expires - ctx.clock() > cache_ttl(ctx, q) / 2:
+        return
+    task = asyncio.create_task(_compute(ctx, st, scope, name, q))
+    st.refreshing[ck] = task
+
+    def landed(t: asyncio.Task[Computed]) -> None:
+        st.refreshing.pop(ck, None)
+        if not t.cancelled():
+            t.exception()  # an error is the next computation's, once the document expires
+
+    task.add_done_callback(landed)
 
 
 def _query_params(request: Request) -> dict[str, Any]:
@@ -305,5 +340,6 @@ async def put_pricing(ctx: Ctx, call: BodyCaller, st: FamilyState, endpointId: s
     p = Pricing(prices[0], prices[1], prices[2], budget, currency.upper(), True)
     await ctx.store.call(lambda s: save_pricing(s, scope.tenant, scope.endpoint_id, p,
                                                 ctx.clock()))
+    st.generation += 1
     st.cache.clear()
     return JsonResponse(_pricing_json(scope, p))

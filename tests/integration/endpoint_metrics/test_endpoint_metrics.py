@@ -6,6 +6,7 @@ the real `promtool check metrics` and is then read with prometheus_client's pars
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import csv
 import io
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.core.clock import ManualClock, row_version
 from pipeline.sdk.producer import Producer
+from query_api.endpoint_metrics.sections import iso
 from tests.promtool import check_metrics
 
 NOW = (int(time.time()) // 3600 - 1) * 3600 + 1234.5
@@ -454,18 +456,29 @@ async def test_batch_and_cache(loaded):
     assert {(e["endpointId"], e["status"]) for e in body["errors"]} == {("22", 403),
                                                                       ("999", 404)}
     assert body["aggregate"]["totalExecutions"] == len(mine(requests, start, end))
-    # cached for 5 s at 1m granularity: same generatedAt, then recomputed after the TTL
+    # cached for 5 s at 1m granularity: the same document, recomputed in the background once
+    # it is past half that age (its callers keep getting the kept one meanwhile), and never
+    # served older than 5 s
+    state = stack.rt.api_app.state.endpoint_metrics
     first = await get(stack, key, timeframe="1h", granularity="1m")
     assert first.headers["x-cache"] == "MISS" and first.json()["cached"] is False
-    clock.t = NOW + 4
+    clock.t = NOW + 2
     again = await get(stack, key, timeframe="1h", granularity="1m")
-    assert again.headers["x-cache"] == "HIT"
+    assert again.headers["x-cache"] == "HIT" and not state.refreshing
     assert again.json() == {**first.json(), "cached": True}  # the same document, said cached
     assert again.content == (await get(stack, key, timeframe="1h", granularity="1m")).content
-    clock.t = NOW + 5
+    clock.t = NOW + 3  # past half its age: served, and recomputed behind the answer
+    kept = await get(stack, key, timeframe="1h", granularity="1m")
+    assert kept.headers["x-cache"] == "HIT" and kept.content == again.content
+    assert len(state.refreshing) == 1
+    await asyncio.gather(*state.refreshing.values())
+    refreshed = await get(stack, key, timeframe="1h", granularity="1m")
+    assert refreshed.headers["x-cache"] == "HIT" and refreshed.json()["cached"] is True
+    assert refreshed.json()["generatedAt"] == iso(NOW + 3) != first.json()["generatedAt"]
+    clock.t = NOW + 8  # the refreshed document is 5 s old: computed again, in the call
     fresh = await get(stack, key, timeframe="1h", granularity="1m")
     assert fresh.headers["x-cache"] == "MISS"
-    assert fresh.json()["generatedAt"] != first.json()["generatedAt"]
+    assert fresh.json()["generatedAt"] == iso(NOW + 8)
 
 
 def close(a, b, path="doc"):
