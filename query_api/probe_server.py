@@ -12,12 +12,13 @@ at most `PUBLISH_EVERY_S` old.
   keeps its meaning; a board not yet published answers 503 `STARTING`.
 - Other paths get 404, other methods 405, a request head past `MAX_HEAD_BYTES` 431, each as
   JSON `{error, message}`. Keep-alive, pipelining, HTTP/1.0 and `Connection: close` are
-  honoured (httptools parses, as uvicorn does on the API port).
+  honoured (httptools parses, as uvicorn does on the API port); a connection idle for
+  `IDLE_TIMEOUT_S` (uvicorn's keep-alive timeout) is closed.
 - The process exits when its parent does (checked every `PARENT_CHECK_S`, so a `kill -9` of
   the API process leaves no orphan behind) and on SIGTERM or SIGINT.
 
 Run by `query_api.probe_port.ProbePort`; by hand:
-``python -m query_api.probe_server BOARD HOST PORT PARENT_PID STALE_S``. It prints
+``python -m query_api.probe_server BOARD HOST PORT PARENT_PID STALE_S [IDLE_S]``. It prints
 `listening <port>` once it is bound, or `error <reason>` when it cannot bind.
 """
 
@@ -38,11 +39,13 @@ import orjson
 
 from query_api.probe_board import ProbeBoard, Published
 
-__all__ = ["MAX_HEAD_BYTES", "PARENT_CHECK_S", "PROBE_PATHS", "ProbeServer", "main"]
+__all__ = ["IDLE_TIMEOUT_S", "MAX_HEAD_BYTES", "PARENT_CHECK_S", "PROBE_PATHS", "ProbeServer",
+           "main"]
 
 PROBE_PATHS = (b"/healthz", b"/readyz")
 MAX_HEAD_BYTES = 16 * 1024
 PARENT_CHECK_S = 0.5
+IDLE_TIMEOUT_S = 5.0
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
             431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
 
@@ -103,8 +106,10 @@ def render(status: int, headers: dict[str, str], body: bytes, *, head_only: bool
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, server: ProbeServer) -> None:
+    def __init__(self, server: ProbeServer, idle_s: float) -> None:
         self.server = server
+        self.idle_s = idle_s
+        self.idle: asyncio.TimerHandle | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -112,9 +117,21 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+
+    def _arm(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        assert self.transport is not None
+        self.idle = asyncio.get_running_loop().call_later(self.idle_s, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        self._arm()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -158,12 +175,13 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(board_path: Path, host: str, port: int, parent: int, stale_s: float) -> None:
+async def serve(board_path: Path, host: str, port: int, parent: int, stale_s: float,
+                idle_s: float = IDLE_TIMEOUT_S) -> None:
     board = ProbeBoard.attach(board_path)
     server = ProbeServer(board, stale_s)
     loop = asyncio.get_running_loop()
     try:
-        listener = await loop.create_server(lambda: _Connection(server), host, port)
+        listener = await loop.create_server(lambda: _Connection(server, idle_s), host, port)
     except OSError as exc:
         sys.stdout.write(f"error {host}:{port}: {exc.strerror or exc}\n")
         sys.stdout.flush()
@@ -183,12 +201,13 @@ async def serve(board_path: Path, host: str, port: int, parent: int, stale_s: fl
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 5:
+    if len(args) not in (5, 6):
         sys.stderr.write("usage: python -m query_api.probe_server BOARD HOST PORT PARENT_PID "
-                         "STALE_S\n")
+                         "STALE_S [IDLE_S]\n")
         return 2
-    board, host, port, parent, stale = args
-    asyncio.run(serve(Path(board), host, int(port), int(parent), float(stale)))
+    board, host, port, parent, stale = args[:5]
+    idle = float(args[5]) if len(args) == 6 else IDLE_TIMEOUT_S
+    asyncio.run(serve(Path(board), host, int(port), int(parent), float(stale), idle))
     return 0
 
 

@@ -110,12 +110,12 @@ async def test_a_stalled_loop_turns_the_probes_503_and_recovers() -> None:
 
 def test_the_probe_process_ends_with_a_killed_parent(tmp_path: Path) -> None:
     board = tmp_path / "board"
-    ProbeBoard.create(board)
+    ProbeBoard.create(board).publish({"/healthz": (200, {}, b'{"status":"ok"}')}, time.time())
     parent = subprocess.Popen(
         [sys.executable, "-c",
          "import os, subprocess, sys, time\n"
          f"subprocess.Popen([sys.executable, '-m', 'query_api.probe_server', {str(board)!r}, "
-         "'127.0.0.1', '0', str(os.getpid()), '10'])\n"
+         "'127.0.0.1', '0', str(os.getpid()), '10', '0.5'])\n"
          "time.sleep(120)\n"],
         stdout=subprocess.PIPE)
     try:
@@ -123,7 +123,15 @@ def test_the_probe_process_ends_with_a_killed_parent(tmp_path: Path) -> None:
         line = parent.stdout.readline().decode().split()
         assert line[0] == "listening"
         port = int(line[1])
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        # a keep-alive connection is answered, then closed once idle for IDLE_S (0.5 s here)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as idle:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b'{"status":"ok"}'):
+                answer += idle.recv(4096)
+            started = time.monotonic()
+            assert idle.recv(4096) == b""  # the server closed it
+            assert 0.3 < time.monotonic() - started < 3
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 5
