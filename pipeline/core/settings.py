@@ -17,13 +17,19 @@ from pipeline.core.faults import FaultSpec, parse_fault
 from pipeline.storage import retention as _retention
 from pipeline.storage.retention import Retention
 
-__all__ = ["NO_AGE_LIMIT_MS", "Settings", "SettingsError", "TopicNames"]
+__all__ = ["NO_AGE_LIMIT_MS", "TOPIC_MAX_MESSAGE_BYTES", "Settings", "SettingsError", "TopicNames"]
 
 #: `Settings.max_age_ms` of a family without retention: more than the epoch's age in ms, so no
 #: event is ever too old under it.
 NO_AGE_LIMIT_MS = 1 << 62
 
 TOPIC_KINDS = ("requests", "heartbeats", "task-events", "metrics", "jobs")
+
+
+#: Largest Kafka message the local broker and Vitals' topics accept: the bound of
+#: VITALS_MAX_MESSAGE_BYTES, and four times its default, so that an oversized envelope reaches
+#: the worker and is dead-lettered with its reason instead of failing at the producer.
+TOPIC_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class SettingsError(VitalsError, ValueError):
@@ -92,7 +98,8 @@ class Settings:
       messages, 1 s: each flush costs the engine a new part per table and view).
     - `VITALS_STREAM_BUFFER`: messages faust buffers per topic ahead of the agent (default
       2000, at least 2 × the batch; see docs/operations.md "Backpressure").
-    - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB).
+    - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB, at most
+      `TOPIC_MAX_MESSAGE_BYTES`).
     - `VITALS_SECRET`: HMAC key for scroll ids; default: generated once into the data dir.
     - `VITALS_STATSD_PORT`: UDP port of the DogStatsD listener that `vitals up` and
       `vitals statsd` run (default 8125; `off` disables it in `vitals up`; 0 picks a free port).
@@ -243,6 +250,12 @@ class Settings:
         if probe_port is not None and probe_port > 65535:
             raise SettingsError(f"VITALS_PROBE_PORT={probe_port} must be <= 65535 or off")
         kafka_port = num("VITALS_KAFKA_PORT", d.kafka_port)
+        max_message_bytes = num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024)
+        if max_message_bytes > TOPIC_MAX_MESSAGE_BYTES:
+            raise SettingsError(
+                f"VITALS_MAX_MESSAGE_BYTES={max_message_bytes} must be <= "
+                f"{TOPIC_MAX_MESSAGE_BYTES} (16 MiB, the largest message Vitals' topics and "
+                f"local broker accept)")
         if kafka_port > 65535:
             raise SettingsError(f"VITALS_KAFKA_PORT={kafka_port} must be <= 65535")
         ratio = flt("VITALS_DLQ_ALERT_RATIO", d.dlq_alert_ratio)
@@ -278,7 +291,7 @@ class Settings:
             batch_max_messages=num("VITALS_BATCH_MAX_MESSAGES", d.batch_max_messages, 1),
             batch_max_seconds=flt("VITALS_BATCH_MAX_SECONDS", d.batch_max_seconds),
             stream_buffer=num("VITALS_STREAM_BUFFER", d.stream_buffer, 1),
-            max_message_bytes=num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024),
+            max_message_bytes=max_message_bytes,
             secret=env.get("VITALS_SECRET") or None,
             statsd_port=statsd_port,
             statsd_host=env.get("VITALS_STATSD_HOST") or d.statsd_host,

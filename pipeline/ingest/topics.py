@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.core.settings import TOPIC_MAX_MESSAGE_BYTES
 from pipeline.ingest.rows import jobs, task_events
 from pipeline.ingest.rows import metrics as custom_metrics
 from pipeline.ingest.rows.requests import SinkBatch
@@ -25,10 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "MAX_MESSAGE_BYTES", "Builder", "Gate", "StructBuilder", "TopicKind", "kind"]
 
-#: Largest Kafka message the local broker and Vitals' topics accept. Larger than the pipeline's
-#: own limit (VITALS_MAX_MESSAGE_BYTES, 4 MiB) so an oversized envelope reaches the worker and
-#: is dead-lettered with its reason instead of failing at the producer.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Largest Kafka message the local broker and Vitals' topics accept (declared with the setting
+#: it bounds, `pipeline.core.settings.TOPIC_MAX_MESSAGE_BYTES`).
+MAX_MESSAGE_BYTES = TOPIC_MAX_MESSAGE_BYTES
 
 Event = tuple[int, dict[str, Any]]
 #: (batch, Kafka partition, Kafka offset, [(index in envelope, decoded event)]) -> None

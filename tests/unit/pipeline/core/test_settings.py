@@ -45,11 +45,18 @@ def test_read_sharing_and_inflight_limit() -> None:
     ({"VITALS_BATCH_MAX_SECONDS": "-1"}, "VITALS_BATCH_MAX_SECONDS=-1.0 must be > 0"),
     ({"VITALS_KAFKA_PORT": "70000"}, "VITALS_KAFKA_PORT=70000 must be <= 65535"),
     ({"VITALS_KAFKA_PORT": "kafka"}, "VITALS_KAFKA_PORT='kafka' is not an integer"),
+    ({"VITALS_MAX_MESSAGE_BYTES": "16777217"},
+     "VITALS_MAX_MESSAGE_BYTES=16777217 must be <= 16777216 (16 MiB, the largest message"),
 ])
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(SettingsError, match=None) as info:
         Settings.from_env(env)
     assert needle in str(info.value)
+
+
+def test_the_message_limit_may_reach_the_topics_limit() -> None:
+    s = Settings.from_env({"VITALS_MAX_MESSAGE_BYTES": str(16 * 1024 * 1024)})
+    assert s.max_message_bytes == 16 * 1024 * 1024
 
 
 def test_topic_kinds_are_closed() -> None:
