@@ -221,12 +221,7 @@ async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[st
         "requests_per_s": round(total / duration),
         "ok_per_s": round(sum(c[s] for r, c in tally.statuses.items() if r in mix for s in c
                               if s.startswith("2")) / duration),
-        "routes": {r: {"count": len(tally.latencies[r]),
-                       "statuses": dict(tally.statuses[r]),
-                       "p50_ms": round(_pct(tally.latencies[r], 0.50), 1),
-                       "p99_ms": round(_pct(tally.latencies[r], 0.99), 1),
-                       "max_ms": round(max(tally.latencies[r]) * 1000, 1)}
-                   for r in mix if tally.latencies[r]} | probed,
+        "routes": {r: _route_figures(tally, r) for r in mix if tally.latencies[r]} | probed,
         "load_generator_cores": round((time.process_time() - own0) / wall, 2),
         "machine_busy_cores": round((busy1 - busy0) / max(1, total1 - total0)
                                     * (os.cpu_count() or 1), 2),
@@ -301,10 +296,14 @@ async def probe_only(probe_url: str, duration: float, every: float) -> dict[str,
                                    [route], 0, stop_at, tally, 30.0, every,
                                    label="probe port ", from_due=False)
                            for route in ("healthz", "readyz")))
-    return {r: {"count": len(v), "statuses": dict(tally.statuses[r]),
-                "p50_ms": round(_pct(v, 0.50), 1), "p99_ms": round(_pct(v, 0.99), 1),
-                "max_ms": round(max(v) * 1000, 1)}
-            for r, v in tally.latencies.items() if v}
+    return {r: _route_figures(tally, r) for r, v in tally.latencies.items() if v}
+
+
+def _route_figures(tally: Tally, route: str) -> dict[str, object]:
+    xs = tally.latencies[route]
+    return {"count": len(xs), "statuses": dict(tally.statuses[route]),
+            "p50_ms": round(_pct(xs, 0.50), 1), "p99_ms": round(_pct(xs, 0.99), 1),
+            "max_ms": round(max(xs) * 1000, 1)}
 
 
 def _free_port() -> int:

@@ -37,6 +37,7 @@ from typing import Any
 import httptools
 import orjson
 
+from query_api.http_answer import http_answer
 from query_api.probe_board import ProbeBoard, Published
 
 __all__ = ["IDLE_TIMEOUT_S", "MAX_HEAD_BYTES", "PARENT_CHECK_S", "PROBE_PATHS", "ProbeServer",
@@ -92,17 +93,11 @@ class ProbeServer:
 def render(status: int, headers: dict[str, str], body: bytes, *, head_only: bool,
            keep_alive: bool) -> bytes:
     """One HTTP/1.1 answer, with the headers uvicorn sends on the API port."""
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")),
-             b"date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n",
-             b"server: uvicorn\r\n"]
-    lines += [f"{k.lower()}: {v}\r\n".encode() for k, v in headers.items()]
-    lines += [b"content-length: %d\r\n" % len(body), b"content-type: application/json\r\n"]
-    if not keep_alive:
-        lines.append(b"connection: close\r\n")
-    lines.append(b"\r\n")
-    if not head_only:
-        lines.append(body)
-    return b"".join(lines)
+    date = email.utils.formatdate(usegmt=True).encode()
+    return http_answer(b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")),
+                       [(b"date", date), (b"server", b"uvicorn"),
+                        *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+                       body, head_only=head_only, keep_alive=keep_alive)
 
 
 class _Connection(asyncio.Protocol):

@@ -28,13 +28,13 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from pipeline.cli.readiness import readiness_document
 from query_api.context import ApiContext
+from query_api.http_answer import http_answer
 
 __all__ = ["ALIVE", "ALIVE_BODY", "Probes", "readyz_answer"]
 
 ALIVE = {"status": "ok"}
 #: `/healthz`'s body, as every path that answers it sends it
 ALIVE_BODY = orjson.dumps(ALIVE)
-_JSON = (b"content-type", b"application/json")
 
 
 def readyz_answer(checks: list[Any], lag: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -78,16 +78,9 @@ class Probes:
         if found is None:
             return None
         status, headers, body = found
-        head = [STATUS_LINE[status]]
-        for name, value in [*default_headers,
-                            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-                            (b"content-length", str(len(body)).encode()), _JSON]:
-            head += [name, b": ", value, b"\r\n"]
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        if method == b"GET":
-            head.append(body)
+        extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        answer = http_answer(STATUS_LINE[status], [*default_headers, *extra], body,
+                             head_only=method == b"HEAD", keep_alive=keep_alive)
         self._ctx.telemetry.observe("vitals_api_request_seconds", time.perf_counter() - started,
                                     route=path.decode())
-        return b"".join(head)
+        return answer

@@ -241,14 +241,18 @@ class Settings:
             raise SettingsError(
                 f"CLICKHOUSE_DSN={dsn!r}: allowed schemes are chdb://, http://, https://"
             )
-        statsd_raw = (env.get("VITALS_STATSD_PORT") or "8125").strip().lower()
-        statsd_port = None if statsd_raw == "off" else num("VITALS_STATSD_PORT", 8125)
-        if statsd_port is not None and statsd_port > 65535:
-            raise SettingsError(f"VITALS_STATSD_PORT={statsd_port} must be <= 65535 or off")
-        probe_raw = (env.get("VITALS_PROBE_PORT") or "off").strip().lower()
-        probe_port = None if probe_raw == "off" else num("VITALS_PROBE_PORT", 0)
-        if probe_port is not None and probe_port > 65535:
-            raise SettingsError(f"VITALS_PROBE_PORT={probe_port} must be <= 65535 or off")
+        def port_or_off(name: str, unset: int | None) -> int | None:
+            """A port, or None for `off`; `unset` is the value of an unset variable."""
+            raw = (env.get(name) or "").strip().lower()
+            if raw == "off" or (not raw and unset is None):
+                return None
+            port = num(name, unset or 0)
+            if port > 65535:
+                raise SettingsError(f"{name}={port} must be <= 65535 or off")
+            return port
+
+        statsd_port = port_or_off("VITALS_STATSD_PORT", 8125)
+        probe_port = port_or_off("VITALS_PROBE_PORT", None)
         kafka_port = num("VITALS_KAFKA_PORT", d.kafka_port)
         max_message_bytes = num("VITALS_MAX_MESSAGE_BYTES", d.max_message_bytes, 1024)
         if max_message_bytes > TOPIC_MAX_MESSAGE_BYTES:

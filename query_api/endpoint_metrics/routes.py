@@ -159,19 +159,19 @@ async def _computed(ctx: ApiContext, st: State, scope: Scope, name: str,
     c: Computed | None = st.cache.get(ck)
     cached = c is not None
     if c is None:
-        c = await _compute(ctx, st, scope, name, q)
+        c = await _compute(ctx, st, ck, scope, name, q)
     else:
-        _refresh_ahead(ctx, st, scope, name, q)
+        _refresh_ahead(ctx, st, ck, scope, name, q)
     if name:
         c.doc["endpoint"] = name
     return c, cached
 
 
-async def _compute(ctx: ApiContext, st: State, scope: Scope, name: str,
+async def _compute(ctx: ApiContext, st: State, ck: tuple[Any, ...], scope: Scope, name: str,
                    q: MetricsQuery) -> Computed:
     """The document from ClickHouse (identical computations in flight shared), kept in the
     response cache unless prices changed meanwhile."""
-    ck, now, generation = _cache_key(scope, q), ctx.clock(), st.generation
+    now, generation = ctx.clock(), st.generation
     c: Computed = await ctx.reads.get(
         "endpoint_metrics", ck,
         lambda: build_document(ctx.store, scope, name, q, now, ctx.settings.liveness_timeout_s,
@@ -182,16 +182,15 @@ async def _compute(ctx: ApiContext, st: State, scope: Scope, name: str,
     return c
 
 
-def _refresh_ahead(ctx: ApiContext, st: State, scope: Scope, name: str,
+def _refresh_ahead(ctx: ApiContext, st: State, ck: tuple[Any, ...], scope: Scope, name: str,
                    q: MetricsQuery) -> None:
     """A kept document past half its lifetime is recomputed in the background, so callers of
     a document asked for all the time never wait on ClickHouse; each answer is still at most
     the cache lifetime old (a document nobody asks for expires)."""
-    ck = _cache_key(scope, q)
     expires = st.cache.expires_at(ck)
     if expires is None or ck in st.refreshing or expires - ctx.clock() > cache_ttl(ctx, q) / 2:
         return
-    task = asyncio.create_task(_compute(ctx, st, scope, name, q))
+    task = asyncio.create_task(_compute(ctx, st, ck, scope, name, q))
     st.refreshing[ck] = task
 
     def landed(t: asyncio.Task[Computed]) -> None:
