@@ -1,4 +1,6 @@
-"""Latency of `GET /v2/endpoints/{id}/metrics` (timeframe 24h, granularity 1m) over 10M requests.
+"""Latency of `GET /v2/endpoints/{id}/metrics` (timeframe 24h, granularity 1m) over 10M requests,
+and of the stats route (`POST /get_endpoint_stats/`, current mode and a 10-minute series) over
+the same events.
 
 Loads an embedded ClickHouse with the rollups of N request events (default 10,000,000) spread
 evenly over 24 h for one endpoint (4 autogroups, 500 events per Kafka message, exactly as the
@@ -6,7 +8,8 @@ worker writes them: the pure `SinkBatch.add_requests` builder + `store.insert` i
 `requests_raw`, whose materialized views fill the rollups), plus one heartbeat per worker every
 10 s, then times the route in-process through the ASGI app (auth,
 rate limit, parameters, ClickHouse reads, JSON encoding; no network). The response cache is off
-for the main figures (every call recomputes); a cached figure is printed apart.
+for the main figures (every call recomputes; the shared reads, `VITALS_READ_CACHE_MS`, off
+too); cached figures (`(cached)`, `(shared reads)`: the defaults) are printed apart.
 
 Live ingest: while the calls run, a background task writes one more Kafka message of
 `--live-events` events (default 500) into the window's newest minute every `--live-interval`
@@ -102,7 +105,8 @@ async def load(store: AsyncStore, events: int, t0: int, per_message: int) -> dic
         hb.add_heartbeats(0, t, [(w, {
             "tenant": "bench", "endpoint_id": EP, "endpoint": "bench-llm",
             "autogroup_id": 100 + w % 4, "id": w, "ts": t * 1000 + w * 37,
-            "loadtime": 0.0, "cur_load": 1.0, "max_perf": 10.0, "cur_perf": 5.0,
+            "loadtime": 0.0, "cur_load": 1.0, "new_load": 0.0, "rej_load": 0.0,
+            "max_perf": 10.0, "cur_perf": 5.0,
             "cur_capacity": 1.0, "max_capacity": 2.0, "num_requests_working": 1,
             "num_requests_recieved": 10, "error_msg": "",
             "gpu_util": 40.0 + (t // 60 + w) % 50, "gpu_mem_util": 60.0, "cpu_util": 20.0})
@@ -148,20 +152,27 @@ class Live:
 
 
 async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], calls: int,
-                headers: dict[str, str], before: Any = None
+                headers: dict[str, str], before: Any = None, body: dict[str, Any] | None = None
                 ) -> tuple[list[float], list[float], int]:
     """Wall-clock ms and process CPU ms (Python + the embedded engine's threads) per call, after
     WARMUP calls: the first few calls of a process cost up to 2-3x (the engine's mark and
-    uncompressed caches, allocator growth, memoised timestamps)."""
+    uncompressed caches, allocator growth, memoised timestamps). With `body`, a POST of that
+    JSON body."""
+
+    async def call() -> httpx.Response:
+        if body is not None:
+            return await client.post(url, json=body, headers=headers)
+        return await client.get(url, params=params, headers=headers)
+
     for _ in range(WARMUP):
-        r = await client.get(url, params=params, headers=headers)
+        r = await call()
         assert r.status_code == 200, r.text
     out, cpu = [], []
     for _ in range(calls):
         if before is not None:
             await before()
         t, c = time.perf_counter(), time.process_time()
-        r = await client.get(url, params=params, headers=headers)
+        r = await call()
         out.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
         assert r.status_code == 200
@@ -224,7 +235,11 @@ async def main() -> None:
     writer = asyncio.create_task(live.run(args.live_interval)) if args.live_events else None
     freeze_startup_heap()  # as `vitals up` / `vitals api` do once started
     for cache_s in (0, 5):
-        ctx = ApiContext(settings=settings.with_(metrics_cache_s=cache_s), store=store,
+        # cache 0: every call computes (the response cache and the shared reads off); 5: the
+        # endpoint-metrics document kept 5 s and the shared reads at their default
+        read_cache_ms = Settings().read_cache_ms if cache_s else 0
+        ctx = ApiContext(settings=settings.with_(metrics_cache_s=cache_s,
+                                                 read_cache_ms=read_cache_ms), store=store,
                          auth=Authenticator(store), clock=lambda: now)
         app = create_app(ctx)
         transport = httpx.ASGITransport(app=app)
@@ -248,6 +263,16 @@ async def main() -> None:
 
                 ms, cpu, size = await timed(client, url, cases[0][1], args.calls, headers, cold)
                 results.append(("json, all sections, cold series", ms, cpu, size))
+            # the Vast-style stats route over the same events: current mode (the stats window
+            # before `now`) and a 10-minute timeseries at step 1
+            for label, body in (("stats, current", {"id": EP}),
+                                ("stats, 10 min series", {"id": EP, "metric_name": "reqrate",
+                                                          "t1": int(now) - 600,
+                                                          "t2": int(now)})):
+                ms, cpu, size = await timed(client, "/get_endpoint_stats/", {}, args.calls,
+                                            headers, body=body)
+                results.append((label + (" (shared reads)" if cache_s else ""), ms, cpu,
+                                size))
     if writer is not None:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)

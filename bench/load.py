@@ -10,7 +10,9 @@ default it sends its next request as soon as the previous answer is read (closed
 figure is the most the API serves; by Little's law the mean latency is then clients ÷
 requests/s). With `--rate R` the clients are paced (open loop, like pollers and dashboards):
 R requests/s in all, each client at R ÷ clients, latency counted from when each request was
-due. The client is
+due. Each run's clients send for `--settle` seconds (default 2) before its measured window
+opens, so the figures are those of a load that has been running (its shared reads filled);
+`--settle 0` measures from the first request, cold reads included. The client is
 a small asyncio HTTP reader (no HTTP library), so the load generator's own CPU stays a small
 share of the two cores it shares with the API. It prints requests/s, status counts and
 p50/p99/max latency per route, and the CPU the API process used (`--url`: when `--pid` names
@@ -110,7 +112,7 @@ class Tally:
 async def _client(host: str, port: int, key: str, endpoint: int, cycle: list[str],
                   offset: int, stop_at: float, tally: Tally, timeout_s: float,
                   interval: float | None = None, label: str = "",
-                  from_due: bool = True) -> None:
+                  from_due: bool = True, measure_from: float = 0.0) -> None:
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     i = offset
     due = time.perf_counter() + (interval * offset / 50 % interval if interval else 0)
@@ -139,7 +141,7 @@ async def _client(host: str, port: int, key: str, endpoint: int, cycle: list[str
             outcome, close = "timeout", True
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             outcome, close = type(exc).__name__, True
-        if time.perf_counter() <= stop_at:
+        if measure_from <= started and time.perf_counter() <= stop_at:
             tally.latencies[label + route].append(time.perf_counter() - started)
             tally.statuses[label + route][outcome] += 1
         if close and conn is not None:
@@ -188,16 +190,24 @@ async def idle_cores(pid: int, seconds: float) -> float:
 async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[str, int],
               endpoint: int, pid: int | None, timeout_s: float,
               idle: float | None = None, rate: float | None = None,
-              probe_url: str | None = None, probe_every: float = 0.0) -> dict[str, object]:
+              probe_url: str | None = None, probe_every: float = 0.0,
+              settle: float = 0.0) -> dict[str, object]:
+    """One run: the clients send for `settle` seconds unmeasured (the shared reads fill, as
+    under a load that has been running), then for `duration` seconds measured."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     cycle = _cycle(mix)
     tally = Tally()
+    measure_from = time.perf_counter() + settle
+    clients_done = asyncio.gather(*(
+        _client(host, port, key, endpoint, cycle, n, measure_from + duration, tally, timeout_s,
+                clients / rate if rate else None, measure_from=measure_from)
+        for n in range(clients)))
+    await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
     cpu0 = _cpu_seconds(pid) if pid else None
     own0 = time.process_time()
     busy0, total0 = _machine_busy()
     started = time.perf_counter()
-    stop_at = started + duration
     prober = None
     if probe_url and probe_every > 0:
         # an orchestrator's probes, paced, from a process of their own: on this one's loop
@@ -205,10 +215,7 @@ async def run(url: str, key: str, *, clients: int, duration: float, mix: dict[st
         prober = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.load", "--probe-only", probe_url, "--duration",
             str(duration), "--probe-every", str(probe_every), stdout=subprocess.PIPE)
-    await asyncio.gather(*(
-        _client(host, port, key, endpoint, cycle, n, stop_at, tally, timeout_s,
-                clients / rate if rate else None)
-        for n in range(clients)))
+    await clients_done
     wall = time.perf_counter() - started
     busy1, total1 = _machine_busy()
     probed: dict[str, object] = {}
@@ -350,6 +357,9 @@ async def main() -> None:
     ap.add_argument("--pid", type=int, help="the API process of --url, for its CPU figure")
     ap.add_argument("--warmup", type=float, default=10.0,
                     help="seconds of demo traffic before the first run (started stack)")
+    ap.add_argument("--settle", type=float, default=2.0,
+                    help="seconds each run's clients send before its measured window opens "
+                         "(0: measure from the first request, cold shared reads included)")
     ap.add_argument("--idle", type=float, default=5.0,
                     help="seconds measuring the API process's CPU without read load, "
                          "subtracted for the CPU-per-request figure (0: skip)")
@@ -396,7 +406,7 @@ async def main() -> None:
             result = await run(url, key, clients=clients, duration=args.duration, mix=mix,
                                endpoint=args.endpoint, pid=pid, timeout_s=args.timeout,
                                idle=idle, rate=args.rate, probe_url=probe_url,
-                               probe_every=args.probe_every)
+                               probe_every=args.probe_every, settle=args.settle)
             _print(result)
             if args.json:
                 print(orjson.dumps(result).decode())

@@ -81,6 +81,7 @@ TTL_TABLES: tuple[tuple[str, str, Family], ...] = (
     ("requests_1m", "bucket", "requests_1m"),
     ("requests_1m_merged", "bucket", "requests_1m"),
     ("requests_1m_rows", "bucket", "requests_1m"),
+    ("requests_io_1m", "bucket", "requests_1m"),
     ("requests_1h", "bucket", "requests_1h"),
     ("requests_1h_merged", "bucket", "requests_1h"),
     ("requests_1h_rows", "bucket", "requests_1h"),

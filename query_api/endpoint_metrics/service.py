@@ -111,12 +111,15 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     want_sessions = bool(sections & {"usage", "resources", "costs"})
     want_hourly = "usage" in sections and win.step > 3600
     want_resources = "resources" in sections
+    want_usage = "usage" in sections
 
     async def when(wanted: bool, fetch: Callable[[], Awaitable[T]]) -> T | None:
         return await fetch() if wanted else None
 
     # Independent reads run concurrently (the store has a pool of sessions).
     live = asyncio.ensure_future(live_workers(store, scope, int(now * 1000), liveness_s))
+    io_read = (asyncio.ensure_future(ms.fetch_input_cache(store, scope, win.start, win.end))
+               if want_usage else None)
     try:
         (pricing, (points, total, hist), hours_read, sessions, hourly_read,
          res_read) = await asyncio.gather(
@@ -132,6 +135,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
         )
     except BaseException:
         live.cancel()
+        if io_read is not None:
+            io_read.cancel()
         raise
     active, capacity = await live
     doc: dict[str, Any] = {
@@ -152,7 +157,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
         doc["performance"] = em.performance(points, win.step, trends, sections, q.aggregation)
     if "performance" in sections:
         doc["coldStarts"] = em.cold_starts(total, pricing)
-    if "usage" in sections:
+    if want_usage:
         if win.step <= 3600:
             by_hour = em.by_hour(points, win.step)
         else:
@@ -161,8 +166,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                        for t in range(win.start, win.end, 3600)}
         doc["usage"] = em.usage(total, by_hour, q.timeframe_s,
                                 sc.worker_seconds if sc else None)
-        io = await ms.fetch_input_cache(store, scope, win.start, win.end)
-        doc["usage"]["data"].update(em.data_io(total, *io, q.timeframe_s))
+        assert io_read is not None
+        doc["usage"]["data"].update(em.data_io(total, *await io_read, q.timeframe_s))
     if "costs" in sections:
         budget_json = None
         if pricing.monthly_budget is not None:

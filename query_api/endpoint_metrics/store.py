@@ -318,41 +318,38 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
     and per point the samples aggregated with `aggregation`."""
     agg = _RES_AGG[aggregation]
     cols = ", ".join(agg.format(c=c) for c in ("gpu_util", "gpu_mem_util", "cpu_util"))
+    # one pass over the heartbeats for the utilisation and the GPU temperature (the aggregates
+    # skip the NULL temperatures of workers that report none)
     sql = (f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, {cols}, count(), "
            f"avg(gpu_util), max(gpu_util), avg(gpu_mem_util), max(gpu_mem_util), "
-           f"avg(cpu_util), max(cpu_util) FROM {store.database}.heartbeats_raw FINAL "
+           f"avg(cpu_util), max(cpu_util), avgOrNull(gpu_temp_c), maxOrNull(gpu_temp_c) "
+           f"FROM {store.database}.heartbeats_raw FINAL "
            f"WHERE {scope_where(scope)} AND ts >= toDateTime64({start}, 3, 'UTC') "
            f"AND ts < toDateTime64({end}, 3, 'UTC') GROUP BY GROUPING SETS ((t), ()) ORDER BY t"
            f"{_FINAL}")
-    rows = await store.rows(sql, scope_params(scope))
-    series: dict[int, tuple[float, float, float, int]] = {}
-    samples = 0
-    stats: list[float | None] = [None] * 6
-    for r in rows:
-        if int(r[0]) == 0:
-            if r[4]:
-                samples, stats = int(r[4]), [float(v) for v in r[5:11]]
-        else:
-            series[int(r[0])] = (float(r[1]), float(r[2]), float(r[3]), int(r[4]))
-    gpu = await store.rows(
-        f"SELECT intDiv(toUnixTimestamp(ts), {step}) * {step} AS t, avgOrNull(gpu_temp_c), "
-        f"maxOrNull(gpu_temp_c) FROM {store.database}.heartbeats_raw FINAL "
-        f"WHERE {scope_where(scope)} AND ts >= toDateTime64({start}, 3, 'UTC') "
-        f"AND ts < toDateTime64({end}, 3, 'UTC') AND gpu_temp_c IS NOT NULL "
-        f"GROUP BY GROUPING SETS ((t), ()) ORDER BY t{_FINAL}", scope_params(scope))
-    temp_avg = temp_peak = None
-    temps: dict[int, float] = {}
-    for t, avg, peak in gpu:
-        if int(t) == 0:
-            temp_avg, temp_peak = (None if avg is None else float(avg),
-                                   None if peak is None else float(peak))
-        elif avg is not None:
-            temps[int(t)] = float(avg)
-    mem = await store.rows(
+    mem_sql = (
         f"SELECT sum(m), count() FROM (SELECT worker_id, argMax(gpu_mem_total_bytes, ts) AS m "
         f"FROM {store.database}.heartbeats_raw FINAL WHERE {scope_where(scope)} "
         f"AND ts >= toDateTime64({start}, 3, 'UTC') AND ts < toDateTime64({end}, 3, 'UTC') "
-        f"AND gpu_mem_total_bytes IS NOT NULL GROUP BY worker_id){_FINAL}", scope_params(scope))
+        f"AND gpu_mem_total_bytes IS NOT NULL GROUP BY worker_id){_FINAL}")
+    rows, mem = await asyncio.gather(store.rows(sql, scope_params(scope)),
+                                     store.rows(mem_sql, scope_params(scope)))
+    series: dict[int, tuple[float, float, float, int]] = {}
+    samples = 0
+    stats: list[float | None] = [None] * 6
+    temp_avg = temp_peak = None
+    temps: dict[int, float] = {}
+    for r in rows:
+        avg, peak = r[11], r[12]
+        if int(r[0]) == 0:
+            if r[4]:
+                samples, stats = int(r[4]), [float(v) for v in r[5:11]]
+            temp_avg, temp_peak = (None if avg is None else float(avg),
+                                   None if peak is None else float(peak))
+        else:
+            series[int(r[0])] = (float(r[1]), float(r[2]), float(r[3]), int(r[4]))
+            if avg is not None:
+                temps[int(r[0])] = float(avg)
     mem_total = int(mem[0][0]) if mem and mem[0][1] else None
     return Resources(samples, stats[0], stats[1], stats[2], stats[3], stats[4], stats[5],
                      series, temp_avg, temp_peak, temps, mem_total)
@@ -360,12 +357,12 @@ async def fetch_resources(store: AsyncStore, scope: Scope, start: int, end: int,
 
 async def fetch_input_cache(store: AsyncStore, scope: Scope, start: int, end: int
                             ) -> tuple[int, int, int]:
-    """(Σ bytes_in, cache hits, cache misses) of the request events in [start, end), from the
-    raw rows (these optional fields have no rollup columns)."""
+    """(Σ bytes_in, cache hits, cache misses) of the request events in [start, end), whole
+    minutes, from their per-minute sums (`requests_io_1m`, migration 012)."""
     rows = await store.rows(
-        f"SELECT sum(bytes_in), countIf(cache = 'hit'), countIf(cache = 'miss') "
-        f"FROM {store.database}.requests_raw FINAL WHERE {scope_where(scope)} "
-        f"AND ts >= toDateTime64({start}, 3, 'UTC') AND ts < toDateTime64({end}, 3, 'UTC')"
+        f"SELECT sum(bytes_in), sum(cache_hits), sum(cache_misses) "
+        f"FROM {store.database}.requests_io_1m FINAL WHERE {scope_where(scope)} "
+        f"AND bucket >= toDateTime({start}, 'UTC') AND bucket < toDateTime({end}, 'UTC')"
         f"{_FINAL}", scope_params(scope))
     b, hits, misses = rows[0]
     return int(b or 0), int(hits or 0), int(misses or 0)

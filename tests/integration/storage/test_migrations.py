@@ -43,6 +43,7 @@ def test_migrate_is_idempotent_and_applies_retention_per_family(chdb_dsn: str) -
         "requests_1m": "bucket + toIntervalDay(400)",
         "requests_1m_merged": "bucket + toIntervalDay(400)",
         "requests_1m_rows": "bucket + toIntervalDay(400)",
+        "requests_io_1m": "bucket + toIntervalDay(400)",
         "requests_1h": "bucket + toIntervalDay(400)",
         "requests_1h_merged": "bucket + toIntervalDay(400)",
         "requests_1h_rows": "bucket + toIntervalDay(400)",

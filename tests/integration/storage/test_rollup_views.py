@@ -131,3 +131,42 @@ def test_row_counters_count_every_rollup_row_written(store: ClickHouseStore) -> 
     store.command(f"OPTIMIZE TABLE {db}.requests_1m FINAL")  # the duplicates merge away
     migrate(store)
     assert counters("requests_1m") == {m0: 2, m0 + 60: 1}
+
+
+def test_input_bytes_and_cache_outcomes_per_minute(store: ClickHouseStore) -> None:
+    """`requests_io_1m` (012_request_input_cache_1m.sql): Σ bytes_in, hits and misses per
+    (minute, message) equal the raw rows' sums; a message reporting neither writes no row; a
+    redelivery collapses under FINAL; the migration's backfill covers rows written before the
+    view existed."""
+    minute = 1_800_000_000_000 // 60_000 * 60_000
+    io = [(0, ev(minute, bytes_in=100, cache="hit")), (1, ev(minute + 5_000, bytes_in=7)),
+          (2, ev(minute + 6_000, cache="miss")), (3, ev(minute + 61_000, cache="hit"))]
+    insert(store, 0, 1, io)
+    insert(store, 0, 1, io)  # redelivered
+    insert(store, 0, 2, [(0, ev(minute + 1_000))])  # neither field: no row
+    db = store.database
+
+    def per_minute(final: str = "FINAL") -> list[tuple[int, int, int, int, int]]:
+        return [tuple(int(v) for v in r) for r in store.rows(
+            f"SELECT toUnixTimestamp(bucket), src_offset, sum(bytes_in), sum(cache_hits), "
+            f"sum(cache_misses) FROM {db}.requests_io_1m {final} "
+            f"GROUP BY bucket, src_offset ORDER BY bucket, src_offset")]
+
+    m0 = minute // 1000
+    assert per_minute() == [(m0, 1, 107, 1, 1), (m0 + 60, 1, 0, 1, 0)]
+    assert per_minute("") == [(m0, 1, 214, 2, 2), (m0 + 60, 1, 0, 2, 0)]  # before merging
+    raw = store.rows(f"SELECT sum(bytes_in), countIf(cache = 'hit'), countIf(cache = 'miss') "
+                     f"FROM {db}.requests_raw FINAL")
+    total = store.rows(f"SELECT sum(bytes_in), sum(cache_hits), sum(cache_misses) "
+                       f"FROM {db}.requests_io_1m FINAL")
+    assert [tuple(int(v) for v in r) for r in total] == \
+        [tuple(int(v) for v in r) for r in raw] == [(107, 2, 1)]
+    store.command(f"DROP VIEW {db}.requests_io_1m_mv")
+    store.command(f"DROP TABLE {db}.requests_io_1m")
+    migrate(store)  # the backfill, from the raw rows
+    assert per_minute("") == [(m0, 1, 107, 1, 1), (m0 + 60, 1, 0, 1, 0)]
+    migrate(store)  # a start within the backfill's minutes: the same rows again, collapsed
+    assert per_minute() == [(m0, 1, 107, 1, 1), (m0 + 60, 1, 0, 1, 0)]
+    created = store.rows(f"SELECT metadata_modification_time FROM system.tables "
+                         f"WHERE database = '{db}' AND name = 'requests_io_1m_mv'")
+    assert len(created) == 1

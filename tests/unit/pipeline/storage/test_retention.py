@@ -70,7 +70,7 @@ def test_every_kind_and_table_has_a_family() -> None:
     assert set(retention.FAMILIES) == set(retention.ENV)
     assert {family for _, _, family in TTL_TABLES} == set(retention.FAMILIES)
     tables = [t for t, _, _ in TTL_TABLES]
-    assert len(tables) == len(set(tables)) == 15
+    assert len(tables) == len(set(tables)) == 16
 
 
 NOW_MS = 1_760_000_000_000
