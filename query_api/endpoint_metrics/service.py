@@ -120,6 +120,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     live = asyncio.ensure_future(live_workers(store, scope, int(now * 1000), liveness_s))
     io_read = (asyncio.ensure_future(ms.fetch_input_cache(store, scope, win.start, win.end))
                if want_usage else None)
+    if io_read is not None:  # an error is retrieved even when the document fails before it
+        io_read.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
         (pricing, (points, total, hist), hours_read, sessions, hourly_read,
          res_read) = await asyncio.gather(
