@@ -8,6 +8,8 @@ one place that declares it:
 - `{ttl:<table>}`: the TTL clause the table gets when created (`migrate`'s retention);
 - `{rollup_from_raw}`: the select list of the request rollup columns from `requests_raw`
   (`pipeline.storage.rollup.from_raw_select`, whose histogram is `sketch.sql_bucket_of`);
+- `{io_from_raw}`: the select list of the `requests_io_1m` columns from `requests_raw`
+  (`pipeline.storage.rollup.io_from_raw_select`);
 - `{stored_percentiles:<map column>}`: the `ADD COLUMN` list of the percentile bucket columns
   (`sketch.STORED_PERCENTILES`, each `sketch.sql_hist_quantile` of the map column).
 """
@@ -17,12 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from pipeline.storage.rollup import from_raw_select
+from pipeline.storage.rollup import from_raw_select, io_from_raw_select
 from pipeline.storage.sketch import STORED_PERCENTILES, sql_hist_quantile
 
 __all__ = ["render", "statements", "stored_percentile_columns"]
 
-_SPEC = re.compile(r"\{(rollup_from_raw|stored_percentiles:(\w+))\}")
+_SPEC = re.compile(r"\{(rollup_from_raw|io_from_raw|stored_percentiles:(\w+))\}")
 
 
 def stored_percentile_columns(hist: str) -> str:
@@ -35,6 +37,8 @@ def stored_percentile_columns(hist: str) -> str:
 def _spec(match: re.Match[str]) -> str:
     if match.group(1) == "rollup_from_raw":
         return from_raw_select()
+    if match.group(1) == "io_from_raw":
+        return io_from_raw_select()
     return stored_percentile_columns(match.group(2))
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pipeline.storage.sketch import sql_bucket_of
 
-__all__ = ["FROM_RAW", "MERGE", "ROLLUP_FIELDS", "SUM_COLUMNS", "from_raw_select", "merge_fn",
-           "merged"]
+__all__ = ["FROM_RAW", "IO_FROM_RAW", "MERGE", "ROLLUP_FIELDS", "SUM_COLUMNS", "from_raw_select",
+           "io_from_raw_select", "merge_fn", "merged"]
 
 ROLLUP_FIELDS = (
     "requests", "successes", "failures", "err_client", "err_server", "err_timeout",
@@ -63,3 +63,18 @@ def merged(column: str) -> str:
 def from_raw_select(indent: str = "    ") -> str:
     """The select list of every rollup column from `requests_raw`, one column a line."""
     return f",\n{indent}".join(f"{FROM_RAW[c]} AS {c}" for c in ROLLUP_FIELDS)
+
+
+#: `requests_io_1m` (migration 012): the optional request fields per (minute, message), each as
+#: an aggregate over the `requests_raw` rows; a message whose aggregates are all zero reported
+#: neither field and writes no row.
+IO_FROM_RAW = {
+    "bytes_in": "sum(bytes_in)",
+    "cache_hits": "countIf(cache = 'hit')",
+    "cache_misses": "countIf(cache = 'miss')",
+}
+
+
+def io_from_raw_select(indent: str = "    ") -> str:
+    """The select list of the `requests_io_1m` columns from `requests_raw`, one a line."""
+    return f",\n{indent}".join(f"{sql} AS {c}" for c, sql in IO_FROM_RAW.items())

@@ -7,6 +7,8 @@
 -- Keyed by the source position like the request rollups (migration 006): a redelivered
 -- message writes identical rows with identical keys, which the ReplacingMergeTree collapses
 -- (read with FINAL). A message that reported neither field writes no row (its sums are zero).
+-- `{io_from_raw}` is filled in by the migrator (pipeline/storage/ddl.py) from
+-- `pipeline.storage.rollup.IO_FROM_RAW`.
 
 CREATE TABLE IF NOT EXISTS {db}.requests_io_1m
 (
@@ -30,9 +32,7 @@ SELECT
     tenant, endpoint_id, autogroup_id,
     toDateTime(toStartOfMinute(ts), 'UTC') AS bucket,
     src_partition, src_offset,
-    sum(bytes_in) AS bytes_in,
-    countIf(cache = 'hit') AS cache_hits,
-    countIf(cache = 'miss') AS cache_misses
+    {io_from_raw}
 FROM {db}.requests_raw
 GROUP BY tenant, endpoint_id, autogroup_id, bucket, src_partition, src_offset
 HAVING bytes_in > 0 OR cache_hits > 0 OR cache_misses > 0;
@@ -46,9 +46,7 @@ SELECT
     tenant, endpoint_id, autogroup_id,
     toDateTime(toStartOfMinute(ts), 'UTC') AS bucket,
     src_partition, src_offset,
-    sum(bytes_in) AS bytes_in,
-    countIf(cache = 'hit') AS cache_hits,
-    countIf(cache = 'miss') AS cache_misses
+    {io_from_raw}
 FROM {db}.requests_raw FINAL
 WHERE (SELECT max(metadata_modification_time) FROM system.tables
        WHERE database = '{db}' AND name = 'requests_io_1m_mv') >= now() - 600

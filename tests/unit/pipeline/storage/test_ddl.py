@@ -9,7 +9,7 @@ import re
 from pipeline.storage import sketch
 from pipeline.storage.ddl import render, statements
 from pipeline.storage.retention import TTL_TABLES
-from pipeline.storage.rollup import FROM_RAW, ROLLUP_FIELDS
+from pipeline.storage.rollup import FROM_RAW, IO_FROM_RAW, ROLLUP_FIELDS
 from schemas import migration_files
 
 TTL = {table: f"TTL {column} + INTERVAL 7 DAY" for table, column, _ in TTL_TABLES}
@@ -21,7 +21,8 @@ def rendered(name: str) -> list[str]:
 
 
 def test_every_placeholder_is_filled() -> None:
-    placeholder = re.compile(r"\{(db|ttl:\w+|rollup_from_raw|stored_percentiles:\w+)\}")
+    placeholder = re.compile(
+        r"\{(db|ttl:\w+|rollup_from_raw|io_from_raw|stored_percentiles:\w+)\}")
     for name, text in migration_files():
         for statement in statements(text):
             assert not placeholder.search(render(statement, "db", TTL)), name
@@ -60,3 +61,11 @@ def test_the_stored_percentiles_are_the_sketch_quantiles() -> None:
         assert {n: float(q) for n, q in column.findall(sql)} == sketch.STORED_PERCENTILES
     for name, q in sketch.STORED_PERCENTILES.items():
         assert name == f"p{round(q * 100)}_bucket"
+
+
+def test_the_input_view_and_its_backfill_select_the_declared_sums() -> None:
+    view, backfill = (s for s in rendered("012_request_input_cache_1m.sql")
+                      if "requests_raw" in s)
+    for statement in (view, backfill):
+        for column, sql in IO_FROM_RAW.items():
+            assert f"{sql} AS {column}" in statement
