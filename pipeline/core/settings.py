@@ -95,7 +95,8 @@ class Settings:
     - `VITALS_INGEST_TIMEOUT_S`: longest an HTTP ingest call waits for Kafka to acknowledge
       its events before it answers 503 with `Retry-After` (default 10).
     - `VITALS_BATCH_MAX_MESSAGES`, `VITALS_BATCH_MAX_SECONDS`: sink flush thresholds (200
-      messages, 1 s: each flush costs the engine a new part per table and view).
+      messages, 1 s: each flush costs the engine a new part per table and view; a busy topic
+      is written every quarter of the wait, `pipeline.ingest.worker.BUSY_BATCH_BYTES`).
     - `VITALS_STREAM_BUFFER`: messages faust buffers per topic ahead of the agent (default
       2000, at least 2 × the batch; see docs/operations.md "Backpressure").
     - `VITALS_MAX_MESSAGE_BYTES`: larger Kafka messages go to the DLQ (default 4 MiB, at most
