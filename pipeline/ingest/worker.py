@@ -271,10 +271,9 @@ def _add_agent(app: faust.App, kind: str, sink: Sink, settings: Settings,
             while True:
                 due = oldest + max_wait - time.monotonic() if pending else max_wait
                 await asyncio.sleep(max(0.01, due))
-                if pending and time.monotonic() - oldest >= max_wait:
-                    async with lock:
-                        if pending and time.monotonic() - oldest >= max_wait:
-                            await write_pending()
+                async with lock:
+                    if pending and time.monotonic() - oldest >= max_wait:
+                        await write_pending()
 
         timer = asyncio.create_task(write_when_due())
         try:

@@ -109,21 +109,24 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     hour_now = int(now) // 3600 * 3600
     want_hours = bool(sections & {"performance", "costs"})
     want_sessions = bool(sections & {"usage", "resources", "costs"})
-    want_hourly = "usage" in sections and win.step > 3600
-    want_resources = "resources" in sections
     want_usage = "usage" in sections
+    want_resources = "resources" in sections
 
     async def when(wanted: bool, fetch: Callable[[], Awaitable[T]]) -> T | None:
         return await fetch() if wanted else None
 
+    async def usage_reads() -> tuple[dict[int, em.Sums] | None, tuple[int, int, int]]:
+        """The usage section's own reads: hourly sums (when a point spans hours) and the
+        optional fields' sums."""
+        hourly, io = await asyncio.gather(
+            when(win.step > 3600, lambda: _hours(store, scope, win.start, win.end, now, series)),
+            ms.fetch_input_cache(store, scope, win.start, win.end))
+        return hourly, io
+
     # Independent reads run concurrently (the store has a pool of sessions).
     live = asyncio.ensure_future(live_workers(store, scope, int(now * 1000), liveness_s))
-    io_read = (asyncio.ensure_future(ms.fetch_input_cache(store, scope, win.start, win.end))
-               if want_usage else None)
-    if io_read is not None:  # an error is retrieved even when the document fails before it
-        io_read.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
-        (pricing, (points, total, hist), hours_read, sessions, hourly_read,
+        (pricing, (points, total, hist), hours_read, sessions, usage_read,
          res_read) = await asyncio.gather(
             store.call(lambda s: ms.load_pricing(s, scope.tenant, scope.endpoint_id)),
             ms.fetch_series(store, scope, win.start, win.end, win.step, series, now),
@@ -131,14 +134,12 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                                             series)),
             when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
                                                           win.horizon_ms, liveness_s)),
-            when(want_hourly, lambda: _hours(store, scope, win.start, win.end, now, series)),
+            when(want_usage, usage_reads),
             when(want_resources, lambda: ms.fetch_resources(store, scope, win.start, win.end,
                                                             win.step, q.aggregation)),
         )
     except BaseException:
         live.cancel()
-        if io_read is not None:
-            io_read.cancel()
         raise
     active, capacity = await live
     doc: dict[str, Any] = {
@@ -159,7 +160,8 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
         doc["performance"] = em.performance(points, win.step, trends, sections, q.aggregation)
     if "performance" in sections:
         doc["coldStarts"] = em.cold_starts(total, pricing)
-    if want_usage:
+    if usage_read is not None:
+        hourly_read, io = usage_read
         if win.step <= 3600:
             by_hour = em.by_hour(points, win.step)
         else:
@@ -168,8 +170,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
                        for t in range(win.start, win.end, 3600)}
         doc["usage"] = em.usage(total, by_hour, q.timeframe_s,
                                 sc.worker_seconds if sc else None)
-        assert io_read is not None
-        doc["usage"]["data"].update(em.data_io(total, *await io_read, q.timeframe_s))
+        doc["usage"]["data"].update(em.data_io(total, *io, q.timeframe_s))
     if "costs" in sections:
         budget_json = None
         if pricing.monthly_budget is not None:
