@@ -22,6 +22,7 @@ from pipeline.ingest.rows.task_events import EVENT_TYPES, request_log_id
 from query_api import ingest
 from query_api.clearml import event_media_routes as routes_event_media
 from query_api.clearml import event_metric_routes as routes_event_metrics
+from query_api.clearml import routes as task_routes
 from query_api.clearml import task_events_store as task_events_db
 from query_api.clearml import task_log
 from query_api.clearml.calls import (
@@ -106,6 +107,12 @@ async def _ingest(call: Call, items: list[tuple[int, Any]], body: bytes) -> dict
         valid.append(event)
     await _check_task_owners(call, {str(e.get("task")) for e in valid})
     await ingest.publish(ctx, "task-events", valid)
+    reported: dict[str, int] = {}
+    for e in valid:
+        if e["type"] != "log":
+            reported[e["task"]] = max(reported.get(e["task"], 0), e["iter"])
+    if reported:
+        await task_routes.raise_last_iterations(call, reported)
     return {"added": len(valid), "errors": nerr, "errors_info": errors}
 
 

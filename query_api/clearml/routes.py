@@ -25,7 +25,7 @@ from query_api.clearml.envelope import INVALID_PROJECT_ID, INVALID_TASK_ID, Call
 from query_api.errors import bad_param
 from query_api.params import get_choice, get_int, get_str
 
-__all__ = ["router"]
+__all__ = ["raise_last_iterations", "router"]
 
 router = APIRouter()
 
@@ -148,6 +148,23 @@ async def _tasks(call: Call, ids: list[str]) -> list[dict[str, Any]]:
     for d in found:
         d["last_iteration"] = max(int(d.get("last_iteration") or 0), iters.get(d["id"], 0))
     return found
+
+
+async def raise_last_iterations(call: Call, reported: dict[str, int]) -> None:
+    """Store the highest iteration just reported per task in the task's `last_iteration`, as
+    clearml-server does when it adds events, so `clearml_tasks.last_iteration` is current for
+    analysts without waiting for the next tasks.* write. Tasks not created through tasks.create
+    have no row and are left alone; nothing is written when no value rises."""
+    def rising(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [d for d in docs if reported[d["id"]] > int(d.get("last_iteration") or 0)]
+
+    tenant = call.key.tenant
+    if not rising(await store.get_tasks(call.ctx.store, tenant, list(reported))):
+        return
+    async with _lock(call):
+        for task in rising(await store.get_tasks(call.ctx.store, tenant, list(reported))):
+            task["last_iteration"] = reported[task["id"]]
+            await store.put_task(call.ctx.store, tenant, task, version=call.ctx.versions())
 
 
 @action(router, "create", service="tasks", role="admin", tag=_TAG, summary="Create a task",

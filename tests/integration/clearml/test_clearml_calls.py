@@ -13,6 +13,7 @@ import orjson
 
 from pipeline.storage import keys
 from query_api.clearml import store as clearml_store
+from tests.integration.clearml.task_events_helpers import add_batch, log, scalar
 
 
 def basic(key: str, access: str | None = None) -> dict[str, str]:
@@ -84,6 +85,16 @@ async def test_calls_tokens_and_error_envelopes(stack_factory, monkeypatch):
         "entry_point": "a.py"}
     status, doc, _ = await send(stack, "GET", "/v2.23/tasks.started", {"task": task}, auth)
     assert (doc["data"]["started"], doc["data"]["fields"]["status"]) == (1, "in_progress")
+    # reported events raise the task's last_iteration at once, in the table too
+    status, doc = await add_batch(stack, admin, [scalar(task, 3, 0.5), scalar(task, 7, 0.25),
+                                                 log(task, 9, "not an iteration")])
+    assert (status, doc["data"]["added"]) == (200, 3), doc
+    rows = await stack.rows("SELECT last_iteration FROM {db}.clearml_tasks FINAL")
+    assert rows == [(7,)]
+    status, doc = await add_batch(stack, admin, [scalar(task, 2, 0.75)])
+    assert status == 200, doc
+    rows = await stack.rows("SELECT last_iteration FROM {db}.clearml_tasks FINAL")
+    assert rows == [(7,)]
     status, doc, _ = await send(stack, "GET", "/v2.23/tasks.edit", {"task": task, "name": "x"},
                                 auth)
     assert status == 400
@@ -94,14 +105,14 @@ async def test_calls_tokens_and_error_envelopes(stack_factory, monkeypatch):
     assert doc["data"]["fields"]["status"] == "completed"
     status, doc, _ = await send(stack, "GET", "/v2.23/tasks.get_by_id", {"task": task}, rauth)
     got = doc["data"]["task"]
-    assert (got["name"], got["status"], got["project"], got["script"]) == (
-        "t1", "completed", project, {"entry_point": "a.py"})
+    assert (got["name"], got["status"], got["project"], got["script"], got["last_iteration"]) \
+        == ("t1", "completed", project, {"entry_point": "a.py"}, 7)
     status, doc, _ = await send(stack, "GET", "/v2.23/tasks.get_all?only_fields=name",
                                 {"project": [project]}, rauth)
     assert doc["data"]["tasks"] == [{"id": task, "name": "t1"}]
     rows = await stack.rows("SELECT tenant, name, status, started IS NOT NULL, "
-                            "completed IS NOT NULL FROM {db}.clearml_tasks FINAL")
-    assert rows == [("acme", "t1", "completed", 1, 1)]
+                            "completed IS NOT NULL, last_iteration FROM {db}.clearml_tasks FINAL")
+    assert rows == [("acme", "t1", "completed", 1, 1, 7)]
 
     # roles and tenants: a reader cannot write; another tenant sees nothing
     status, doc, _ = await send(stack, "GET", "/v2.23/tasks.create",
