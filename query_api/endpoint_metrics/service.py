@@ -123,6 +123,12 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
             ms.fetch_input_cache(store, scope, win.start, win.end))
         return hourly, io
 
+    async def resource_reads() -> tuple[em.Resources, float]:
+        """The resources section's reads: heartbeat utilisation and the scaling rule's load."""
+        return await asyncio.gather(
+            ms.fetch_resources(store, scope, win.start, win.end, win.step, q.aggregation),
+            current_load(store, scope, now=now, window_s=stats_window_s))
+
     # Independent reads run concurrently (the store has a pool of sessions).
     live = asyncio.ensure_future(live_workers(store, scope, int(now * 1000), liveness_s))
     try:
@@ -135,8 +141,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
             when(want_sessions, lambda: ms.fetch_sessions(store, scope, win.start * 1000,
                                                           win.horizon_ms, liveness_s)),
             when(want_usage, usage_reads),
-            when(want_resources, lambda: ms.fetch_resources(store, scope, win.start, win.end,
-                                                            win.step, q.aggregation)),
+            when(want_resources, resource_reads),
         )
     except BaseException:
         live.cancel()
@@ -184,8 +189,7 @@ async def build_document(store: AsyncStore, scope: Scope, name: str, q: MetricsQ
     res_points: dict[int, tuple[float, float, float, int]] = {}
     if "resources" in sections:
         assert sc is not None and res_read is not None
-        res = res_read
-        load = await current_load(store, scope, now=now, window_s=stats_window_s)
+        res, load = res_read
         target = target_instances(load, capacity, active)
         res_points = res.series
         doc["resources"] = {

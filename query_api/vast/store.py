@@ -98,8 +98,9 @@ async def live_workers(store: AsyncStore, scope: Scope, at_ms: int,
 async def current_load(store: AsyncStore, scope: Scope, *, now: float, window_s: int) -> float:
     """`curload` at `now`: work units per second over the trailing window."""
     t = math.floor(now)
-    _, _, work = await _window_sums(store, scope, t - window_s, t)
-    return (work + await _reported_load(store, scope, t - window_s, t)) / window_s
+    (_, _, work), reported = await asyncio.gather(_window_sums(store, scope, t - window_s, t),
+                                                  _reported_load(store, scope, t - window_s, t))
+    return (work + reported) / window_s
 
 
 async def current_stats(store: AsyncStore, scope: Scope, *, now: float, window_s: int,
