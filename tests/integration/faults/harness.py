@@ -99,6 +99,8 @@ class VitalsProcess:
             "VITALS_CONSUMER_GROUP": group, "CLICKHOUSE_DATABASE": database,
             "VITALS_TOPIC_PARTITIONS": str(partitions), "VITALS_BATCH_MAX_MESSAGES": "4",
             "VITALS_BATCH_MAX_SECONDS": "0.05", "VITALS_SESSION_TIMEOUT_S": "6",
+            # a free DogStatsD port: another test file's `vitals up` may hold the default
+            "VITALS_STATSD_PORT": "0",
             "PYTHONPATH": str(REPO), **(extra_env or {}),
         }
         self.env.pop("VITALS_FAULT", None)
