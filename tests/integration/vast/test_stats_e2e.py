@@ -170,11 +170,26 @@ async def test_timeseries_default_step_matches_vast_example(loaded):
 
 
 async def test_redelivery_does_not_double_count(loaded):
-    """A second consumer group re-reads every message into the same tables: nothing changes."""
+    """A second consumer group re-reads every message into the same tables: nothing changes,
+    also once the hours are compacted (totreqs then reads each current compacted row, and a
+    bucket the replay touches again falls back to its source rows)."""
     stack, key, requests, _ = loaded
     before = (await stack.http.post("/get_endpoint_stats/", json={"id": 11, "api_key": key})).json()
     from pipeline.cli.runtime import Runtime
-    replay = Runtime(stack.settings.with_(consumer_group=stack.settings.consumer_group + "-replay"),
+    from pipeline.core.clock import row_version
+    from pipeline.ingest import compaction
+
+    assert stack.rt.store is not None
+    await stack.rt.store.call(lambda s: compaction.compact(s, "requests_1h", T_NOW - 86400,
+                                                           T_NOW + 3600, row_version(time.time())))
+    merged = await stack.rows("SELECT count() FROM {db}.requests_1h_merged FINAL "
+                              "WHERE endpoint_id = 11")
+    assert merged == [(3,)]  # the older traffic spans two hours, the last 15 minutes one
+    compacted = (await stack.http.post("/get_endpoint_stats/",
+                                       json={"id": 11, "api_key": key})).json()
+    assert compacted == before
+    replay = Runtime(stack.settings.with_(consumer_group=stack.settings.consumer_group + "-replay",
+                                          compact_interval_s=0),
                      api=False, clock=ManualClock(NOW))
     await replay.start()
     try:
