@@ -26,8 +26,6 @@ from query_api.entities_store import scope_params, scope_where
 from query_api.windows import split_range
 
 __all__ = [
-    "FINAL_SETTINGS",
-    "exact_rollup_rows",
     "fetch_input_cache",
     "fetch_resources",
     "fetch_series",
@@ -43,8 +41,7 @@ __all__ = [
 #: compacted twins, heartbeats_raw) is partitioned by a function of a sorting-key column
 #: (`bucket` or `ts`), so rows with equal keys always share a partition and FINAL within each
 #: partition is FINAL over the table: same rows, half the CPU of the heartbeat read here.
-FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1"
-_FINAL = FINAL_SETTINGS
+_FINAL = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
 _SUMS = ", ".join(merged(c) for c in SUM_COLUMNS)
 #: The merged histogram `h` as sorted bucket indexes `ks`, their counts `vs`, running counts
@@ -83,7 +80,7 @@ def _bucket_filter(buckets: list[int], width: int) -> str:
     return "bucket IN (" + ", ".join(f"toDateTime({t}, 'UTC')" for t in buckets) + ")"
 
 
-async def exact_rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int
+async def _rollup_rows(store: AsyncStore, scope: Scope, step: int, start: int, end: int
                        ) -> str:
     """SQL for rows whose merge is the exact aggregate of [start, end): each bucket's compacted
     row (pipeline/ingest/compaction.py) when it still merges every deduplicated source row of the
@@ -119,7 +116,7 @@ async def fetch_series(store: AsyncStore, scope: Scope, start: int, end: int, st
     if step == (60 if _table(step) == "requests_1m" else 3600):
         return await _fetch_bucket_series(store, scope, start, end, step, cache,
                                           end if now is None else now)
-    rows_sql = await exact_rollup_rows(store, scope, step, start, end)
+    rows_sql = await _rollup_rows(store, scope, step, start, end)
     inner = (f"SELECT intDiv(toUnixTimestamp(bucket), {step}) * {step} AS p, {_SUMS_AS}, "
              f"sumMap(latency_hist) AS lh FROM ({rows_sql}) GROUP BY p")
     outer = ", ".join(merge_fn(c) + f"(c{i})" for i, c in enumerate(SUM_COLUMNS))

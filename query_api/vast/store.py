@@ -19,7 +19,6 @@ import math
 from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
-from query_api.endpoint_metrics.store import FINAL_SETTINGS, exact_rollup_rows
 from query_api.entities import Scope
 from query_api.entities_store import scope_params, scope_where
 from query_api.windows import series_resolution, split_range
@@ -71,18 +70,11 @@ async def _reported_load_buckets(store: AsyncStore, scope: Scope, lo: int, hi: i
     return {int(b): float(v) for b, v in rows}
 
 
-#: The end of "every hour stored" for totreqs (the last hour a DateTime holds).
-_LAST_HOUR = (2**32 - 1) // 3600 * 3600
-
-
 async def _total_requests(store: AsyncStore, scope: Scope, before: int | None) -> int:
-    """Requests with event time before `before`; None: every request stored. The current total
-    reads each hour's compacted row while it is current (one row per hour, see
-    `exact_rollup_rows`), so it does not grow with the per-message rows of the history."""
+    db = store.database
     if before is None:
-        rows_sql = await exact_rollup_rows(store, scope, 3600, 0, _LAST_HOUR)
-        rows = await store.rows(f"SELECT sum(requests) FROM ({rows_sql}){FINAL_SETTINGS}",
-                                scope_params(scope))
+        sql = f"SELECT sum(requests) FROM {db}.requests_1h FINAL WHERE {scope_where(scope)}"
+        rows = await store.rows(sql, scope_params(scope))
         return int(rows[0][0] or 0)
     r, _, _ = await _window_sums(store, scope, 0, before)
     return r

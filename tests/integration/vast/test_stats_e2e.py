@@ -171,8 +171,7 @@ async def test_timeseries_default_step_matches_vast_example(loaded):
 
 async def test_redelivery_does_not_double_count(loaded):
     """A second consumer group re-reads every message into the same tables: nothing changes,
-    also once the hours are compacted (totreqs then reads each current compacted row, and a
-    bucket the replay touches again falls back to its source rows)."""
+    also once the hours are compacted."""
     stack, key, requests, _ = loaded
     before = (await stack.http.post("/get_endpoint_stats/", json={"id": 11, "api_key": key})).json()
     from pipeline.cli.runtime import Runtime
