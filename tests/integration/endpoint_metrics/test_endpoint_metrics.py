@@ -518,6 +518,10 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
 
     before = await doc()
     before_1m = await doc(p1)
+    pr = {"timeframe": "6h", "granularity": "5m", "metrics": "resources"}
+    before_res = await doc(pr)
+    assert before_res["resources"]["gpu"]["memory"]["allocatedBytes"] == 80 * 2**30
+    heartbeats = (await stack.rows("SELECT count() FROM {db}.heartbeats_raw"))[0][0]
 
     async def compact_all():
         for table in ("requests_1m", "requests_1h"):
@@ -537,9 +541,13 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     try:
         await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.requests_raw"),
                              [(2 * len(requests),)], timeout=120)
+        await stack.wait_for(lambda: stack.rows("SELECT count() FROM {db}.heartbeats_raw"),
+                             [(2 * heartbeats,)], timeout=120)
     finally:
         await replay.stop()
     close(await doc(), before)
+    # every heartbeat twice: the same resources
+    assert (await doc(pr))["resources"] == before_res["resources"]
     late = {"v": 1, "type": "request", "ts": T - 1000.5, "tenant": "acme", "endpoint_id": EP,
             "endpoint": NAME, "status": 500, "latency_ms": 12345.0}
     async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
