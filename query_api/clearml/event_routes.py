@@ -107,13 +107,7 @@ async def _ingest(call: Call, items: list[tuple[int, Any]], body: bytes) -> dict
         valid.append(event)
     await _check_task_owners(call, {str(e.get("task")) for e in valid})
     await ingest.publish(ctx, "task-events", valid)
-    reported: dict[str, int] = {}
-    for e in valid:  # as sent: `iter` may be absent (0) or an integral float
-        it = e.get("iter") if e["type"] != "log" else None
-        if it is not None and not isinstance(it, bool) and int(it) == it:
-            reported[e["task"]] = max(reported.get(e["task"], 0), int(it))
-    if reported:
-        await task_routes.raise_last_iterations(call, reported)
+    await task_routes.raise_last_iterations(call, valid)
     return {"added": len(valid), "errors": nerr, "errors_info": errors}
 
 

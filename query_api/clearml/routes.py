@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -150,11 +150,20 @@ async def _tasks(call: Call, ids: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-async def raise_last_iterations(call: Call, reported: dict[str, int]) -> None:
-    """Store the highest iteration just reported per task in the task's `last_iteration`, as
-    clearml-server does when it adds events, so `clearml_tasks.last_iteration` is current for
-    analysts without waiting for the next tasks.* write. Tasks not created through tasks.create
-    have no row and are left alone; nothing is written when no value rises."""
+async def raise_last_iterations(call: Call, events: Sequence[Mapping[str, Any]]) -> None:
+    """Store the highest iteration that accepted `events` report per task in the task's
+    `last_iteration`, as clearml-server does when it adds events, so
+    `clearml_tasks.last_iteration` is current for analysts without waiting for the next tasks.*
+    write. Tasks not created through tasks.create have no row and are left alone; nothing is
+    written (and the write lock is not taken) when no value rises."""
+    reported: dict[str, int] = {}
+    for e in events:  # as sent: `iter` may be absent (0) or an integral float
+        it = e.get("iter") if e["type"] != "log" else None
+        if it is not None and not isinstance(it, bool) and int(it) == it:
+            reported[e["task"]] = max(reported.get(e["task"], 0), int(it))
+    if not reported:
+        return
+
     def rising(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [d for d in docs if reported[d["id"]] > int(d.get("last_iteration") or 0)]
 
