@@ -546,8 +546,9 @@ async def test_compaction_redelivery_and_late_events_stay_exact(loaded):
     finally:
         await replay.stop()
     close(await doc(), before)
-    # every heartbeat twice: the same resources
-    assert (await doc(pr))["resources"] == before_res["resources"]
+    # every heartbeat twice: the same resources (sample counts and worker seconds exact; GPU
+    # efficiency and the scaling load come from the requests' float sums, added in another order)
+    close((await doc(pr))["resources"], before_res["resources"])
     late = {"v": 1, "type": "request", "ts": T - 1000.5, "tenant": "acme", "endpoint_id": EP,
             "endpoint": NAME, "status": 500, "latency_ms": 12345.0}
     async with Producer(stack.settings.kafka_bootstrap, stack.settings.topics,
