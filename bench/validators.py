@@ -11,7 +11,10 @@ the reason of every bad event. This measures, per topic kind, on the same events
   time window) and the Python path alone (`orjson.loads` plus `EventChecker` per event: what
   `decode_envelope` does after the fast path declined);
 - **producer, per event**: `check_encoded` (the SDK's check: fast path, then Python) against
-  the Python path alone on the same bytes.
+  the Python path alone on the same bytes;
+- **producer, encoding**: orjson (the SDK's encoder, `pipeline.sdk.event_encoder._encode`)
+  against msgspec's JSON encoder (its fallback), on one envelope of `--size` events and on one
+  event.
 
 "valid": every event passes. "invalid": the same envelope with one event (the middle one)
 given `v: 2`, which every schema refuses: the fast path declines the whole message and the
@@ -42,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from bench.loadgen import EventGen
@@ -196,6 +200,12 @@ def measure(kind: str, size: int, seconds: float) -> dict[str, Any]:
             f"sdk {case}": lambda d=data, e=event: _sdk_way(kind, d, e, now_ms),
             f"sdk python {case}": lambda d=data: _sdk_python(kind, d, now_ms)},
             1, seconds))
+    encode = msgspec.json.Encoder().encode
+    one = valid[size // 2]
+    row.update(_rates({"orjson envelope": lambda: orjson.dumps(valid),
+                       "msgspec envelope": lambda: encode(valid)}, size, seconds))
+    row.update(_rates({"orjson event": lambda: orjson.dumps(one),
+                       "msgspec event": lambda: encode(one)}, 1, seconds))
     return row
 
 
@@ -230,6 +240,16 @@ def tables(rows: list[dict[str, Any]], size: int) -> list[str]:
             f"| {r['kind']} | {_n(r['sdk valid'])} | {_n(r['sdk python valid'])} | "
             f"{_x(r['sdk valid'], r['sdk python valid'])} | {_n(r['sdk invalid'])} | "
             f"{_n(r['sdk python invalid'])} | {_x(r['sdk invalid'], r['sdk python invalid'])} |")
+    out += ["", "Producer SDK, encoding (events per CPU second; orjson, the SDK's encoder, "
+            "against msgspec, its fallback):", "",
+            f"| kind | orjson, envelope of {size} | msgspec, envelope | ratio | "
+            "orjson, one event | msgspec, one event | ratio |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        out.append(
+            f"| {r['kind']} | {_n(r['orjson envelope'])} | {_n(r['msgspec envelope'])} | "
+            f"{_x(r['orjson envelope'], r['msgspec envelope'])} | {_n(r['orjson event'])} | "
+            f"{_n(r['msgspec event'])} | {_x(r['orjson event'], r['msgspec event'])} |")
     return out
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
+import orjson
 
 from pipeline.core.errors import InvalidEvent
 from pipeline.core.settings import TopicNames
@@ -24,9 +25,19 @@ from schemas import SchemaViolation
 
 __all__ = ["EventEncoder", "event_key", "key_of"]
 
-#: msgspec's JSON encoder holds the GIL throughout a call (safe from any thread); on the bench's
-#: request events it measured ~5x faster than orjson.
-_encode = msgspec.json.Encoder().encode
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
+def _encode(obj: Any) -> bytes:
+    """`obj` as compact JSON. orjson first (on the bench's request events 0.35-0.37 µs per event
+    in envelopes of 500 against msgspec's 0.56-0.70, bench/results.md 2026-12-03); what orjson
+    declines (an integer beyond 64 bits, a non-string key) msgspec may still encode. Both hold
+    the GIL throughout a call: safe from any thread. The bytes are checked after encoding, so
+    the encoder decides nothing about validity."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _msgspec_encode(obj)
 
 
 def key_of(value: Any) -> bytes:
