@@ -128,6 +128,7 @@ class FastDecoder:
         one: Any = (self._kinds[0].struct if not tagged
                     else Union[tuple(k.struct for k in self._kinds)])  # noqa: UP007
         self._decoder = msgspec.json.Decoder(list[one] | one)
+        self._one = msgspec.json.Decoder(one)
 
     @property
     def columnar(self) -> bool:
@@ -140,6 +141,11 @@ class FastDecoder:
         `msgspec.UNSET`."""
         doc = self._decoder.decode(value)
         return doc if type(doc) is list else [doc]
+
+    def struct(self, value: bytes) -> Any:
+        """One event object (not an array) as a msgspec struct (only when `columnar`): the
+        producer's check of a single event, without the envelope's list."""
+        return self._one.decode(value)
 
     def decode(self, value: bytes) -> list[dict[str, Any]]:
         doc = self._decoder.decode(value)

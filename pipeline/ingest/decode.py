@@ -198,9 +198,14 @@ def check_encoded(kind: str, data: bytes, event: dict[str, Any], *, now_ms: int,
     So the producer and the worker decide alike, at the fast path's cost for a valid event."""
     columnar = _columnar_decoder(kind)
     if columnar is not None:
-        decoded = _fast_decode(columnar, data)
-        if decoded is not None and len(decoded[1]) == 1 and decoded[1][0] <= now_ms + max_future_ms:
-            return
+        fast, get_ts = columnar
+        try:
+            t = get_ts(fast.struct(data))
+        except msgspec.MsgspecError:
+            pass
+        else:  # `normalise_ts_ms`, inlined
+            if (round(t) if t > _MS_THRESHOLD else round(t * 1000)) <= now_ms + max_future_ms:
+                return
     checker = EventChecker(kind, now_ms=now_ms, max_future_ms=max_future_ms)
     if columnar is None:
         fast_events = _decode_fast(data, kind, checker)
