@@ -102,3 +102,20 @@ def test_event_key_is_the_key_prepare_and_pack_send_with() -> None:
     assert {k for _, k, _, _ in packed} == {event_key("requests", e) for e in events}
     for e in events:
         assert enc.prepare("requests", e)[1] == event_key("requests", e) == b"%d" % e["endpoint_id"]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    # orjson declines an integer beyond 64 bits; msgspec encodes it and the check names it
+    ({"tokens_in": 2**70}, "tokens_in: 1180591620717411303424 is above the maximum 4294967295"),
+    ({"latency_ms": float("nan")}, "latency_ms: expected number, got null"),
+])
+def test_what_either_encoder_writes_is_judged_by_the_workers_reason(
+        change: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        encoder().prepare("requests", {**request(0, 1), **change})
+    assert str(err.value) == reason
+
+
+def test_an_array_is_not_an_event() -> None:
+    with pytest.raises(InvalidEvent, match=r"^event: expected object$"):
+        encoder().prepare("requests", [request(0, 1)])  # type: ignore[arg-type]
