@@ -48,16 +48,17 @@ from bench.loadgen import EventGen
 from bench.procstat import machine_info
 from pipeline.core.settings import TopicNames
 from pipeline.ingest.topic_admin import ensure_topics
-from pipeline.ingest.topics import MAX_MESSAGE_BYTES
 from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.envelopes import EnvelopeBuffer
 from pipeline.sdk.event_encoder import event_key
 from pipeline.sdk.producer import Producer, SyncProducer
+from pipeline.sdk.producer_kafka import client_options
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench.producer")
+ENVELOPE_EVENTS, ENVELOPE_BYTES = 500, 512 * 1024  # `Producer`'s defaults (max_events, max_bytes)
 WAYS = ("raw", "async_send", "async_send_many", "sync_send", "sync_send_many")
 
 
@@ -69,7 +70,7 @@ def _events(n: int) -> list[dict[str, Any]]:
 
 def _envelopes(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     """(key, value) of the envelopes the SDK builds for these events, in its order."""
-    buf = EnvelopeBuffer(500, 512 * 1024)
+    buf = EnvelopeBuffer(ENVELOPE_EVENTS, ENVELOPE_BYTES)
     out: list[tuple[bytes, bytes]] = []
     for e in events:
         _, closed = buf.add("t", event_key("requests", e), orjson.dumps(e), 0.0)
@@ -81,11 +82,8 @@ def _envelopes(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
 
 async def _raw(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> float:
     envelopes = _envelopes(events)
-    # the client settings the SDK's own producer uses (pipeline/sdk/producer_kafka.KafkaLink):
-    # a batch of up to 1 MiB per partition, requests of up to the topics' message limit
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=5,
-                                max_request_size=MAX_MESSAGE_BYTES, max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap,
+                                **client_options(ENVELOPE_BYTES))  # the SDK's client settings
     await producer.start()
     try:
         t0 = time.perf_counter()

@@ -200,11 +200,11 @@ def check_encoded(kind: str, data: bytes, event: dict[str, Any], *, now_ms: int,
     if columnar is not None:
         fast, get_ts = columnar
         try:
-            t = get_ts(fast.struct(data))
+            ts = get_ts(fast.struct(data))
         except msgspec.MsgspecError:
             pass
-        else:  # `normalise_ts_ms`, inlined
-            if (round(t) if t > _MS_THRESHOLD else round(t * 1000)) <= now_ms + max_future_ms:
+        else:
+            if normalise_ts_ms(ts) <= now_ms + max_future_ms:
                 return
     checker = EventChecker(kind, now_ms=now_ms, max_future_ms=max_future_ms)
     if columnar is None:

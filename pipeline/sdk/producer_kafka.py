@@ -41,7 +41,7 @@ from pipeline.sdk.producer_errors import (
     TopicNotFound,
 )
 
-__all__ = ["SAID_ONCE", "SDK_LOGGERS", "KafkaLink", "SaidOnce"]
+__all__ = ["SAID_ONCE", "SDK_LOGGERS", "KafkaLink", "SaidOnce", "client_options"]
 
 #: The SDK's logger and the Kafka client's beneath it; each gets `SAID_ONCE`. (A filter on a
 #: logger sees only the records logged on that very logger, hence every module's logger.)
@@ -93,6 +93,14 @@ class SaidOnce(logging.Filter):
 SAID_ONCE = SaidOnce()
 
 
+def client_options(max_bytes: int) -> dict[str, Any]:
+    """The aiokafka producer settings of the SDK's client, timeouts aside (also what
+    `bench.producer` sends its raw baseline with): idempotent, acks=all, a batch per partition
+    of at least 1 MiB (two envelopes of `max_bytes`), requests up to the topics' message limit."""
+    return {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
+            "max_request_size": MAX_MESSAGE_BYTES, "max_batch_size": max(1 << 20, max_bytes * 2)}
+
+
 class KafkaLink:
     """One Kafka producer client with bounded waits.
 
@@ -104,12 +112,9 @@ class KafkaLink:
         SAID_ONCE.install()
         self.bootstrap = bootstrap
         self.request_timeout_s = request_timeout_s
-        self.client = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=5, max_request_size=MAX_MESSAGE_BYTES,
-            max_batch_size=max(1 << 20, max_bytes * 2),
-            request_timeout_ms=int(request_timeout_s * 1000),
-        )
+        self.client = AIOKafkaProducer(bootstrap_servers=bootstrap,
+                                       request_timeout_ms=int(request_timeout_s * 1000),
+                                       **client_options(max_bytes))
 
     async def start(self, timeout_s: float) -> None:
         """Connect, retrying until `timeout_s`; then `BrokerUnavailable` (client stopped)."""
