@@ -9,7 +9,11 @@ worker writes them: the pure `SinkBatch.add_requests` builder + `store.insert` i
 10 s, then times the route in-process through the ASGI app (auth,
 rate limit, parameters, ClickHouse reads, JSON encoding; no network). The response cache is off
 for the main figures (every call recomputes; the shared reads, `VITALS_READ_CACHE_MS`, off
-too); cached figures (`(cached)`, `(shared reads)`: the defaults) are printed apart.
+too); cached figures (`(cached)`, `(shared reads)`: the defaults) are printed apart. The
+`polled, defaults` case is what a dashboard polling the 24 h document meets under `vitals up`'s
+defaults: a call every `--poll-interval` s for `--poll-seconds`, the clock moving, documents
+expiring after `VITALS_METRICS_CACHE_S` and recomputed ahead of expiry in the background (the
+count of documents computed during the case is in its label).
 
 Live ingest: while the calls run, a background task writes one more Kafka message of
 `--live-events` events (default 500) into the window's newest minute every `--live-interval`
@@ -179,6 +183,31 @@ async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], cal
     return out, cpu, len(r.content)
 
 
+async def polled(store: AsyncStore, settings: Settings, now: float, headers: dict[str, str],
+                 seconds: float, interval: float) -> tuple[str, list[float], list[float], int]:
+    """The 24 h / 1m document as a dashboard polling it meets it with the defaults: the
+    response cache (its lifetime, `VITALS_METRICS_CACHE_S`, and the recomputation ahead of
+    expiry in the background) and the shared reads, a clock that moves with the wall clock
+    (so documents expire and are recomputed during the case), one call every `interval`
+    seconds for `seconds`. Every call is counted: the ones that wait for a recomputation and
+    the ones that share the event loop with one."""
+    defaults = Settings()
+    start = time.monotonic()
+    ctx = ApiContext(settings=settings.with_(metrics_cache_s=defaults.metrics_cache_s,
+                                             read_cache_ms=defaults.read_cache_ms),
+                     store=store, auth=Authenticator(store),
+                     clock=lambda: now + (time.monotonic() - start))
+    app = create_app(ctx)
+    calls = max(1, int(seconds / interval))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://bench") as client:
+        ms, cpu, size = await timed(client, f"/v2/endpoints/{EP}/metrics",
+                                    {"timeframe": "24h", "granularity": "1m"}, calls, headers,
+                                    lambda: asyncio.sleep(interval))
+    computed = app.state.endpoint_metrics.computations
+    return (f"polled, defaults ({computed} computed)", ms, cpu, size)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -192,6 +221,10 @@ async def main() -> None:
                     help="events per live message into the newest minute (0: no live ingest)")
     ap.add_argument("--live-interval", type=float, default=0.25,
                     help="seconds between live messages")
+    ap.add_argument("--poll-seconds", type=float, default=15.0,
+                    help="length of the polled case (defaults, moving clock; 0: skip it)")
+    ap.add_argument("--poll-interval", type=float, default=0.05,
+                    help="seconds between the polled case's calls")
     args = ap.parse_args()
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="vitals-bench-metrics-"))
     settings = Settings(clickhouse_dsn=f"chdb://{data}", clickhouse_database="bench",
@@ -273,6 +306,9 @@ async def main() -> None:
                                             headers, body=body)
                 results.append((label + (" (shared reads)" if cache_s else ""), ms, cpu,
                                 size))
+    if args.poll_seconds > 0:
+        results.append(await polled(store, settings, now, headers, args.poll_seconds,
+                                    args.poll_interval))
     if writer is not None:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
@@ -283,10 +319,10 @@ async def main() -> None:
           f"every {args.live_interval:g} s during the calls; calls per case: {args.calls} "
           f"after {WARMUP} warm-up calls")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p50':>8} "
+    print(f"{'case':36} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p50':>8} "
           f"{'cpu p99':>8} {'bytes':>10}")
     for label, ms, cpu, size in results:
-        print(f"{label:34} {statistics.median(ms):8.1f} {_pct(ms, 0.99):8.1f} "
+        print(f"{label:36} {statistics.median(ms):8.1f} {_pct(ms, 0.99):8.1f} "
               f"{max(ms):8.1f} {statistics.median(cpu):8.1f} {_pct(cpu, 0.99):8.1f} "
               f"{size:10,}")
     store.close()

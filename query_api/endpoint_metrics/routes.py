@@ -70,6 +70,8 @@ class State:
         self.refreshing: dict[tuple[Any, ...], asyncio.Task[Computed]] = {}
         #: bumped when prices change: a computation started before does not fill the cache
         self.generation = 0
+        #: documents computed from ClickHouse by this app (not served from the cache)
+        self.computations = 0
 
 
 async def _state(request: Request) -> State:
@@ -172,6 +174,7 @@ async def _compute(ctx: ApiContext, st: State, ck: tuple[Any, ...], scope: Scope
     """The document from ClickHouse (identical computations in flight shared), kept in the
     response cache unless prices changed meanwhile."""
     now, generation = ctx.clock(), st.generation
+    st.computations += 1
     c: Computed = await ctx.reads.get(
         "endpoint_metrics", ck,
         lambda: build_document(ctx.store, scope, name, q, now, ctx.settings.liveness_timeout_s,
