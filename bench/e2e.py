@@ -45,6 +45,7 @@ from typing import Any
 from bench.loadgen import PROBE_BASE, EventGen
 from bench.procstat import CpuDelta, Snapshot
 from bench.report import record, render
+from pipeline.cli.gc_tuning import freeze_startup_heap
 from pipeline.cli.runtime import Runtime
 from pipeline.core.settings import Settings, TopicNames
 from pipeline.ingest.topic_admin import ensure_topics
@@ -156,9 +157,12 @@ async def _drop(rt: Runtime) -> None:
 
 async def throughput(bootstrap: str, dsn: str, topics: TopicNames, events: int,
                      cfg: BatchConfig, *, timeout: float, broker_pid: int, poll_s: float = 0.25,
-                     profile: str | None = None) -> tuple[Throughput, str]:
+                     profile: str | None = None, gc_tuning: bool = True
+                     ) -> tuple[Throughput, str]:
     """Start a worker (fresh group and database) on the pre-produced topic; time until every
-    event is counted in requests_1s. Returns the figures and, with `profile`, its report."""
+    event is counted in requests_1s. Returns the figures and, with `profile`, its report.
+    `gc_tuning`: once the worker has started, tune the collector as the `vitals` entry point
+    does (`pipeline.cli.gc_tuning.freeze_startup_heap`), so the figure is the command's."""
     s = _settings(bootstrap, dsn, topics, cfg)
     rt = Runtime(s, api=False)
     res = Throughput(cfg, events)
@@ -177,6 +181,8 @@ async def throughput(bootstrap: str, dsn: str, topics: TopicNames, events: int,
     t0 = time.perf_counter()
     try:
         await rt.start()
+        if gc_tuning:
+            freeze_startup_heap()  # what `vitals up` / `vitals worker` do once started
         assert rt.store is not None
         names[await rt.store.call(lambda _s: threading.get_native_id())] = "clickhouse executor"
         if prof_ch is not None:  # cProfile hooks are per thread: enable on the chdb thread too
@@ -246,7 +252,8 @@ def _cprofile_report(main: cProfile.Profile, ch: cProfile.Profile, top: int = 30
 
 async def latency(bootstrap: str, dsn: str, prefix: str, cfg: BatchConfig, rate: float,
                   duration: float, *, broker_pid: int, probe_every: float = 0.1,
-                  poll_s: float = 0.05, drain_timeout: float = 60.0) -> Latency:
+                  poll_s: float = 0.05, drain_timeout: float = 60.0,
+                  gc_tuning: bool = True) -> Latency:
     """Paced load on fresh topics with probes; records when each probe is visible."""
     topics = TopicNames(prefix)
     s = _settings(bootstrap, dsn, topics, cfg)
@@ -254,6 +261,8 @@ async def latency(bootstrap: str, dsn: str, prefix: str, cfg: BatchConfig, rate:
     res = Latency(cfg, rate)
     try:
         await rt.start()
+        if gc_tuning:
+            freeze_startup_heap()  # what `vitals up` / `vitals worker` do once started
         assert rt.store is not None
         db = s.clickhouse_database
         seen_sql = (f"SELECT DISTINCT endpoint_id FROM {db}.requests_raw "
@@ -324,7 +333,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log.info("ceiling: %.0f events/s", out["ceiling"]["decode"]["events_per_s"])
         for cfg in args.batch:
             res, _ = await throughput(bootstrap, dsn, topics, args.events, cfg,
-                                      timeout=args.timeout, broker_pid=broker_pid)
+                                      timeout=args.timeout, broker_pid=broker_pid,
+                                      gc_tuning=args.gc_tuning)
             log.info("e2e %s: %.0f events/s (%s)", cfg, res.events_per_s,
                      res.cpu.summary() if res.cpu else "")
             out["throughput"].append(res)
@@ -333,7 +343,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log.info("profiling one more e2e run (%s, %s)", cfg, args.profile)
             res, report = await throughput(bootstrap, dsn, topics, args.events, cfg,
                                            timeout=args.timeout, broker_pid=broker_pid,
-                                           profile=args.profile)
+                                           profile=args.profile, gc_tuning=args.gc_tuning)
             Path(args.profile_out).write_text(report)
             out["profile"] = (res, args.profile_out)
         if args.latency_seconds > 0:
@@ -342,7 +352,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 lat_prefix = f"benchlat{uuid.uuid4().hex[:8]}-"
                 log.info("latency %s at %.0f events/s for %g s", cfg, rate, args.latency_seconds)
                 out["latency"].append(await latency(bootstrap, dsn, lat_prefix, cfg, rate,
-                                                    args.latency_seconds, broker_pid=broker_pid))
+                                                    args.latency_seconds, broker_pid=broker_pid,
+                                                    gc_tuning=args.gc_tuning))
         return out
     finally:
         await asyncio.to_thread(kafka.stop)
@@ -373,6 +384,10 @@ def main(argv: list[str] | None = None) -> None:
                    default=str(Path(tempfile.gettempdir()) / "vitals-e2e.prof.txt"))
     p.add_argument("--quick", action="store_true", help="smoke run: 100k events, 10 s latency")
     p.add_argument("--no-record", action="store_true", help="do not append to bench/results.md")
+    p.add_argument("--no-gc-tuning", dest="gc_tuning", action="store_false",
+                   help="leave the collector at CPython's defaults (the entry point's tuning, "
+                        "pipeline/cli/gc_tuning.py, is applied by default once the worker "
+                        "started)")
     args = p.parse_args(argv)
     if args.quick:
         args.events = 100_000 if "--events" not in (argv or sys.argv) else args.events
