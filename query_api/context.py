@@ -18,7 +18,6 @@ from pipeline.storage.keys import ApiKey
 from query_api.auth import Authenticator
 from query_api.clearml.scroll import ScrollCodec
 from query_api.read_cache import ReadCache
-from query_api.vast.totals_store import RequestTotals
 
 __all__ = ["ApiContext"]
 
@@ -54,8 +53,6 @@ class ApiContext:
     #: Shared reads (`query_api.read_cache`): identical reads answered once, answers reused
     #: for at most `settings.read_cache_ms`.
     reads: ReadCache = field(init=False)
-    #: Per-day request counts behind the stats API's `totreqs` (query_api/vast/totals_store.py).
-    request_totals: RequestTotals = field(default_factory=RequestTotals)
 
     def __post_init__(self) -> None:
         self.versions = RowVersions(self.clock)

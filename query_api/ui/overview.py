@@ -57,10 +57,9 @@ async def endpoint_overview(ctx: ApiContext, rows: list[EndpointRow],
     async def one(row: EndpointRow) -> dict[str, Any]:
         scope = Scope(row.tenant, row.endpoint_id)
         async with gate:
-            current = await stats.current_stats(
-                ctx.store, scope, now=now, window_s=s.stats_window_s,
-                liveness_s=s.liveness_timeout_s, totals=ctx.request_totals,
-                retention_days=s.retention.days("requests_1h"))
+            current = await stats.current_stats(ctx.store, scope, now=now,
+                                                window_s=s.stats_window_s,
+                                                liveness_s=s.liveness_timeout_s)
             computed = await build_document(ctx.store, scope, row.name, q, now,
                                             s.liveness_timeout_s, series)
         return row_json(row, current, computed.doc)

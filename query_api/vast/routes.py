@@ -57,9 +57,7 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: i
         out = await ctx.reads.get(
             "stats", (scope, s.stats_window_s, s.liveness_timeout_s),
             lambda: stats.current_stats(ctx.store, scope, now=now, window_s=s.stats_window_s,
-                                        liveness_s=s.liveness_timeout_s,
-                                        totals=ctx.request_totals,
-                                        retention_days=s.retention.days("requests_1h")),
+                                        liveness_s=s.liveness_timeout_s),
             instant=now)
         return {**out, "endpoint": name, "id": ident}
     t1f = get_number(body, "t1", required=True, lo=0, hi=MAX_TS)
@@ -78,9 +76,7 @@ async def _respond(ctx: ApiContext, body: dict[str, Any], scope: Scope, ident: i
     values = await ctx.reads.get(
         "stats_series", (scope, metric, t1, t2, step, s.stats_window_s, s.liveness_timeout_s),
         lambda: stats.timeseries(ctx.store, scope, metric, points, step=step,
-                                 window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s,
-                                 totals=ctx.request_totals, now=ctx.clock(),
-                                 retention_days=s.retention.days("requests_1h")))
+                                 window_s=s.stats_window_s, liveness_s=s.liveness_timeout_s))
     return {"endpoint": name, "id": ident, metric: values, "range_len": len(values)}
 
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 from pipeline.storage.clickhouse import AsyncStore
 from query_api.entities import Scope
 from query_api.entities_store import scope_params, scope_where
-from query_api.vast.totals_store import DAY, RequestTotals, total_requests
 from query_api.windows import series_resolution, split_range
 
 __all__ = ["METRICS", "current_load", "current_stats", "live_workers", "timeseries"]
@@ -72,20 +70,14 @@ async def _reported_load_buckets(store: AsyncStore, scope: Scope, lo: int, hi: i
     return {int(b): float(v) for b, v in rows}
 
 
-async def _total_requests(store: AsyncStore, scope: Scope, before: int | None, *,
-                          totals: RequestTotals | None, now: float,
-                          retention_days: int | None) -> int:
-    """Requests with event time before `before` (None: every request stored): whole UTC days
-    from the 1h rollup through `totals` (query_api/vast/totals_store.py), the rest of `before`'s
-    day from the 1h/1m/1s rollups."""
-    day = None if before is None else before // DAY * DAY
-    days = total_requests(store, scope, totals, before_day=day, now=now,
-                          retention_days=retention_days)
-    if before is None or day == before:
-        return await days
-    assert day is not None
-    whole, (rest, _, _) = await asyncio.gather(days, _window_sums(store, scope, day, before))
-    return whole + rest
+async def _total_requests(store: AsyncStore, scope: Scope, before: int | None) -> int:
+    db = store.database
+    if before is None:
+        sql = f"SELECT sum(requests) FROM {db}.requests_1h FINAL WHERE {scope_where(scope)}"
+        rows = await store.rows(sql, scope_params(scope))
+        return int(rows[0][0] or 0)
+    r, _, _ = await _window_sums(store, scope, 0, before)
+    return r
 
 
 async def live_workers(store: AsyncStore, scope: Scope, at_ms: int,
@@ -112,17 +104,13 @@ async def current_load(store: AsyncStore, scope: Scope, *, now: float, window_s:
 
 
 async def current_stats(store: AsyncStore, scope: Scope, *, now: float, window_s: int,
-                        liveness_s: int, totals: RequestTotals | None = None,
-                        retention_days: int | None = None) -> dict[str, Any]:
-    """The six stats at `now`; `totals` keeps `totreqs`' closed days between calls
-    (`retention_days`: the 1h rollup's, whose horizon it reads afresh every call)."""
+                        liveness_s: int) -> dict[str, Any]:
     t = math.floor(now)
     (requests, successes, work), reported, (nworkers, capacity), total = await asyncio.gather(
         _window_sums(store, scope, t - window_s, t),
         _reported_load(store, scope, t - window_s, t),
         live_workers(store, scope, int(now * 1000), liveness_s),
-        _total_requests(store, scope, None, totals=totals, now=now,
-                        retention_days=retention_days))
+        _total_requests(store, scope, None))
     work += reported
     return {
         "capacity": capacity,
@@ -146,11 +134,8 @@ async def _bucket_series(store: AsyncStore, scope: Scope, lo: int, hi: int,
 
 
 async def timeseries(store: AsyncStore, scope: Scope, metric: str, points: list[int], *,
-                     step: int, window_s: int, liveness_s: int,
-                     totals: RequestTotals | None = None, now: float | None = None,
-                     retention_days: int | None = None) -> list[float | None]:
-    """The metric as it stood at each instant in `points` (evenly spaced by `step`); `totals`,
-    `now` and `retention_days` as for `current_stats` (totreqs' days before the series)."""
+                     step: int, window_s: int, liveness_s: int) -> list[float | None]:
+    """The metric as it stood at each instant in `points` (evenly spaced by `step`)."""
     if not points:
         return []
     if metric in ("nworkers", "capacity"):
@@ -171,11 +156,7 @@ async def timeseries(store: AsyncStore, scope: Scope, metric: str, points: list[
     for k in range(n):
         r, s, w = buckets.get(lo + k * width, (0, 0, 0.0))
         pr[k + 1], ps[k + 1], pw[k + 1] = pr[k] + r, ps[k] + s, pw[k] + w
-    base = 0
-    if metric == "totreqs":
-        base = await _total_requests(store, scope, lo, totals=totals,
-                                     now=time.time() if now is None else now,
-                                     retention_days=retention_days)
+    base = await _total_requests(store, scope, lo) if metric == "totreqs" else 0
     out: list[float | None] = []
     for p in points:
         b = (p - lo) // width
