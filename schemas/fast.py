@@ -92,10 +92,10 @@ class _Kind:
                 fields.append((name, ftype, msgspec.UNSET))
                 self.optional.append(name)
         # gc=False: the fields are scalars (`_field_type`), so an event struct can hold no
-        # reference cycle, and the collector need not track it. A worker batch keeps ~100,000
-        # of them alive while its rows are built; tracked, they set off young-generation
-        # collections that walk them (decode 1.13-1.49 -> 1.02-1.11 µs per event in batches
-        # of 200 envelopes, bench/results.md 2026-12-03).
+        # reference cycle and its type need not be a collected one. As a collected type, each
+        # of a worker batch's ~100,000 structs counted towards the young generation's
+        # threshold and set off collections while the batch was decoded (decode 1.13-1.49 ->
+        # 1.02-1.11 µs per event in batches of 200 envelopes, bench/results.md 2026-12-03).
         options: dict[str, Any] = {
             "kw_only": True,
             "gc": False,
