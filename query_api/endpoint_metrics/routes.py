@@ -70,7 +70,8 @@ class State:
         self.refreshing: dict[tuple[Any, ...], asyncio.Task[Computed]] = {}
         #: bumped when prices change: a computation started before does not fill the cache
         self.generation = 0
-        #: documents computed from ClickHouse by this app (not served from the cache)
+        #: documents computed from ClickHouse by this app (not answered from the response
+        #: cache, nor shared with an identical computation in flight)
         self.computations = 0
 
 
@@ -174,12 +175,15 @@ async def _compute(ctx: ApiContext, st: State, ck: tuple[Any, ...], scope: Scope
     """The document from ClickHouse (identical computations in flight shared), kept in the
     response cache unless prices changed meanwhile."""
     now, generation = ctx.clock(), st.generation
-    st.computations += 1
-    c: Computed = await ctx.reads.get(
-        "endpoint_metrics", ck,
-        lambda: build_document(ctx.store, scope, name, q, now, ctx.settings.liveness_timeout_s,
-                               st.series, ctx.settings.stats_window_s),
-        instant=now, reuse=False)
+
+    async def computed() -> Computed:
+        st.computations += 1
+        return await build_document(ctx.store, scope, name, q, now,
+                                    ctx.settings.liveness_timeout_s, st.series,
+                                    ctx.settings.stats_window_s)
+
+    c: Computed = await ctx.reads.get("endpoint_metrics", ck, computed, instant=now,
+                                      reuse=False)
     if st.generation == generation:
         st.cache.put(ck, c, cache_ttl(ctx, q))
     return c
