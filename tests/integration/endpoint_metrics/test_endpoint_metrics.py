@@ -460,8 +460,10 @@ async def test_batch_and_cache(loaded):
     # it is past half that age (its callers keep getting the kept one meanwhile), and never
     # served older than 5 s
     state = stack.rt.api_app.state.endpoint_metrics
+    computed = state.computations
     first = await get(stack, key, timeframe="1h", granularity="1m")
     assert first.headers["x-cache"] == "MISS" and first.json()["cached"] is False
+    assert state.computations == computed + 1
     clock.t = NOW + 2
     again = await get(stack, key, timeframe="1h", granularity="1m")
     assert again.headers["x-cache"] == "HIT" and not state.refreshing
@@ -474,10 +476,11 @@ async def test_batch_and_cache(loaded):
     await asyncio.gather(*state.refreshing.values())
     refreshed = await get(stack, key, timeframe="1h", granularity="1m")
     assert refreshed.headers["x-cache"] == "HIT" and refreshed.json()["cached"] is True
+    assert state.computations == computed + 2  # the first, and the one behind the answers
     assert refreshed.json()["generatedAt"] == iso(NOW + 3) != first.json()["generatedAt"]
     clock.t = NOW + 8  # the refreshed document is 5 s old: computed again, in the call
     fresh = await get(stack, key, timeframe="1h", granularity="1m")
-    assert fresh.headers["x-cache"] == "MISS"
+    assert fresh.headers["x-cache"] == "MISS" and state.computations == computed + 3
     assert fresh.json()["generatedAt"] == iso(NOW + 8)
 
 
