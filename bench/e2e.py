@@ -155,14 +155,21 @@ async def _drop(rt: Runtime) -> None:
         await rt.store.command(f"DROP DATABASE IF EXISTS {rt.settings.clickhouse_database} SYNC")
 
 
+async def _start(rt: Runtime, gc_tuning: bool) -> None:
+    """Start the runtime; with `gc_tuning`, then tune the collector as the `vitals` entry
+    point does once started (`freeze_startup_heap`), so the figures are the command's."""
+    await rt.start()
+    if gc_tuning:
+        freeze_startup_heap()
+
+
 async def throughput(bootstrap: str, dsn: str, topics: TopicNames, events: int,
                      cfg: BatchConfig, *, timeout: float, broker_pid: int, poll_s: float = 0.25,
                      profile: str | None = None, gc_tuning: bool = True
                      ) -> tuple[Throughput, str]:
     """Start a worker (fresh group and database) on the pre-produced topic; time until every
     event is counted in requests_1s. Returns the figures and, with `profile`, its report.
-    `gc_tuning`: once the worker has started, tune the collector as the `vitals` entry point
-    does (`pipeline.cli.gc_tuning.freeze_startup_heap`), so the figure is the command's."""
+    `gc_tuning`: see `_start`."""
     s = _settings(bootstrap, dsn, topics, cfg)
     rt = Runtime(s, api=False)
     res = Throughput(cfg, events)
@@ -180,9 +187,7 @@ async def throughput(bootstrap: str, dsn: str, topics: TopicNames, events: int,
     before = Snapshot.take({"broker": broker_pid}, names)
     t0 = time.perf_counter()
     try:
-        await rt.start()
-        if gc_tuning:
-            freeze_startup_heap()  # what `vitals up` / `vitals worker` do once started
+        await _start(rt, gc_tuning)
         assert rt.store is not None
         names[await rt.store.call(lambda _s: threading.get_native_id())] = "clickhouse executor"
         if prof_ch is not None:  # cProfile hooks are per thread: enable on the chdb thread too
@@ -260,9 +265,7 @@ async def latency(bootstrap: str, dsn: str, prefix: str, cfg: BatchConfig, rate:
     rt = Runtime(s, api=False)
     res = Latency(cfg, rate)
     try:
-        await rt.start()
-        if gc_tuning:
-            freeze_startup_heap()  # what `vitals up` / `vitals worker` do once started
+        await _start(rt, gc_tuning)
         assert rt.store is not None
         db = s.clickhouse_database
         seen_sql = (f"SELECT DISTINCT endpoint_id FROM {db}.requests_raw "

@@ -38,6 +38,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,22 @@ async def timed(client: httpx.AsyncClient, url: str, params: dict[str, str], cal
     return out, cpu, len(r.content)
 
 
+def bench_app(store: AsyncStore, settings: Settings, clock: Callable[[], float], *,
+              cached: bool) -> Any:
+    """The API app over `store`: with `cached`, the response cache and the shared reads at
+    their defaults (`VITALS_METRICS_CACHE_S`, `VITALS_READ_CACHE_MS`), else both off (every
+    call computes)."""
+    defaults = Settings()
+    return create_app(ApiContext(
+        settings=settings.with_(metrics_cache_s=defaults.metrics_cache_s if cached else 0,
+                                read_cache_ms=defaults.read_cache_ms if cached else 0),
+        store=store, auth=Authenticator(store), clock=clock))
+
+
+def bench_client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+
+
 async def polled(store: AsyncStore, settings: Settings, now: float, headers: dict[str, str],
                  seconds: float, interval: float) -> tuple[str, list[float], list[float], int]:
     """The 24 h / 1m document as a dashboard polling it meets it with the defaults: the
@@ -191,16 +208,10 @@ async def polled(store: AsyncStore, settings: Settings, now: float, headers: dic
     (so documents expire and are recomputed during the case), one call every `interval`
     seconds for `seconds`. Every call is counted: the ones that wait for a recomputation and
     the ones that share the event loop with one."""
-    defaults = Settings()
     start = time.monotonic()
-    ctx = ApiContext(settings=settings.with_(metrics_cache_s=defaults.metrics_cache_s,
-                                             read_cache_ms=defaults.read_cache_ms),
-                     store=store, auth=Authenticator(store),
-                     clock=lambda: now + (time.monotonic() - start))
-    app = create_app(ctx)
+    app = bench_app(store, settings, lambda: now + (time.monotonic() - start), cached=True)
     calls = max(1, int(seconds / interval))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://bench") as client:
+    async with bench_client(app) as client:
         ms, cpu, size = await timed(client, f"/v2/endpoints/{EP}/metrics",
                                     {"timeframe": "24h", "granularity": "1m"}, calls, headers,
                                     lambda: asyncio.sleep(interval))
@@ -267,16 +278,11 @@ async def main() -> None:
     live = Live(store, now, args.live_events)
     writer = asyncio.create_task(live.run(args.live_interval)) if args.live_events else None
     freeze_startup_heap()  # as `vitals up` / `vitals api` do once started
-    for cache_s in (0, 5):
-        # cache 0: every call computes (the response cache and the shared reads off); 5: the
-        # endpoint-metrics document kept 5 s and the shared reads at their default
-        read_cache_ms = Settings().read_cache_ms if cache_s else 0
-        ctx = ApiContext(settings=settings.with_(metrics_cache_s=cache_s,
-                                                 read_cache_ms=read_cache_ms), store=store,
-                         auth=Authenticator(store), clock=lambda: now)
-        app = create_app(ctx)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    for cache_s in (False, True):
+        # off: every call computes; on: the endpoint-metrics document kept and the shared
+        # reads used, both at their defaults
+        app = bench_app(store, settings, lambda: now, cached=cache_s)
+        async with bench_client(app) as client:
             url = f"/v2/endpoints/{EP}/metrics"
             cases = [("json, all sections", {"timeframe": "24h", "granularity": "1m"}),
                      ("csv, all sections", {"timeframe": "24h", "granularity": "1m",

@@ -51,14 +51,13 @@ from pipeline.ingest.topic_admin import ensure_topics
 from pipeline.local.kafka import LocalKafka
 from pipeline.sdk.envelopes import EnvelopeBuffer
 from pipeline.sdk.event_encoder import event_key
-from pipeline.sdk.producer import Producer, SyncProducer
+from pipeline.sdk.producer import ENVELOPE_BYTES, ENVELOPE_EVENTS, Producer, SyncProducer
 from pipeline.sdk.producer_kafka import client_options
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench.producer")
-ENVELOPE_EVENTS, ENVELOPE_BYTES = 500, 512 * 1024  # `Producer`'s defaults (max_events, max_bytes)
 WAYS = ("raw", "async_send", "async_send_many", "sync_send", "sync_send_many")
 
 

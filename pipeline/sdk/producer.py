@@ -67,10 +67,14 @@ from pipeline.sdk.producer_errors import (
 from pipeline.sdk.producer_kafka import SAID_ONCE, KafkaLink
 from pipeline.sdk.staging import Staged, Staging
 
-__all__ = ["DeliveryReport", "Producer", "reset_log_limits"]
+__all__ = ["ENVELOPE_BYTES", "ENVELOPE_EVENTS", "DeliveryReport", "Producer",
+           "reset_log_limits"]
 
 log = logging.getLogger("vitals.producer")
 
+
+#: An envelope's default limits (`max_events`, `max_bytes`).
+ENVELOPE_EVENTS, ENVELOPE_BYTES = 500, 512 * 1024
 
 #: `send_many` packs and hands over this many events at a time.
 SLICE_EVENTS = 10_000
@@ -102,7 +106,8 @@ class Producer(Staging):
     """
 
     def __init__(self, bootstrap: str, topics: TopicNames | None = None, *,
-                 max_events: int = 500, max_bytes: int = 512 * 1024, linger_s: float = 0.05,
+                 max_events: int = ENVELOPE_EVENTS, max_bytes: int = ENVELOPE_BYTES,
+                 linger_s: float = 0.05,
                  validate: bool = True, max_future_s: int = 300,
                  clock: Callable[[], float] = time.time,
                  on_delivery: DeliveryReport | None = None,

@@ -3,6 +3,7 @@ it accepts, it yields the same events: checked over thousands of mutated envelop
 
 from __future__ import annotations
 
+import gc
 import random
 from typing import Any
 
@@ -163,13 +164,10 @@ def test_columnar_path_builds_the_rows_of_the_dict_path() -> None:
     assert sorted(rows["autogroups"]) == sorted((*k, ts) for k, ts in autogroups.items())
 
 
-
 def test_event_structs_do_not_count_towards_garbage_collections() -> None:
     """Every field of an event struct is a scalar (no cycle can form), so the struct type is
     not a garbage-collected type (`schemas.fast._Kind`): decoding a worker batch neither sets
     off collections nor is walked by them."""
-    import gc
-
     checked = 0
     for kind, base in BASE.items():
         value = orjson.dumps([base] * 500)
