@@ -13,6 +13,7 @@ from pipeline.cli.remote import _Remote
 from pipeline.core.errors import StorageError, StoreLocked
 from pipeline.core.settings import Settings
 from pipeline.storage.keys import ApiKey
+from pipeline.storage.sql_format import trailing_format
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -132,17 +133,21 @@ def _keys_remote(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
-    fmt = args.format or ("PrettyCompact" if sys.stdout.isatty() else "TSV")
+    query, named = trailing_format(args.query)  # `… FORMAT Vertical`: that format
+    if named is not None and args.format is not None and named.lower() != args.format.lower():
+        raise CliError(f"the query ends with FORMAT {named} and --format says {args.format}: "
+                       f"give one of them", 2)
+    fmt = named or args.format or ("PrettyCompact" if sys.stdout.isatty() else "TSV")
     if settings.embedded:
         data: bytes = (
-            _Remote(settings).call("POST", "/sql", {"query": args.query, "format": fmt}).content
+            _Remote(settings).call("POST", "/sql", {"query": query, "format": fmt}).content
         )
     else:
         from pipeline.core.errors import StorageUnavailable
 
         store = _open_store(settings)
         try:
-            data = store.readonly_raw(args.query, fmt)
+            data = store.readonly_raw(query, fmt)
         except StorageUnavailable:
             raise
         except StorageError as exc:

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from pipeline.core.health import Check
 from pipeline.storage import keys
+from pipeline.storage.sql_format import trailing_format
 from query_api.auth import authorize, require_role
 from query_api.context import ApiContext
 from query_api.deps import BodyCaller, Caller, Ctx
@@ -26,7 +27,7 @@ __all__ = ["SQL_FORMATS", "router"]
 router = APIRouter()
 
 SQL_FORMATS = ("TSV", "TSVWithNames", "CSV", "CSVWithNames", "JSONEachRow", "JSON", "Pretty",
-               "PrettyCompact", "Markdown")
+               "PrettyCompact", "Markdown", "Vertical")
 
 
 @router.get("/healthz", tags=["ops"], summary="Process is alive")
@@ -78,6 +79,9 @@ async def sql(ctx: Ctx, call: BodyCaller) -> Response:
     query = get_str(body, "query", required=True, max_len=100_000)
     fmt = get_choice(body, "format", SQL_FORMATS, default="TSVWithNames")
     assert query is not None and fmt is not None
+    query, named = trailing_format(query)
+    if named is not None:
+        fmt = _named_format(named, body.get("format"))
     try:
         data = await ctx.store.readonly_raw(query, fmt)
     except ApiError:
@@ -90,6 +94,18 @@ async def sql(ctx: Ctx, call: BodyCaller) -> Response:
         raise ApiError(400, "SQL_ERROR", str(exc)[:2000], {"parameter": "query"}) from None
     media = "application/json" if fmt.startswith("JSON") else "text/plain; charset=utf-8"
     return Response(data, media_type=media)
+
+
+def _named_format(named: str, given: object) -> str:
+    """The format a query's own FORMAT clause names, as one of SQL_FORMATS (any case)."""
+    canonical = {f.lower(): f for f in SQL_FORMATS}.get(named.lower())
+    if canonical is None:
+        raise bad_param("query", named, f"the query's FORMAT {named} is not one this route "
+                        f"writes; use one of {', '.join(SQL_FORMATS)}", SQL_FORMATS)
+    if given is not None and given != canonical:
+        raise bad_param("format", given, f"the query ends with FORMAT {named} and the body "
+                        f"asks for format {given}: give one of them", [canonical])
+    return canonical
 
 
 @router.post("/admin/keys", tags=["admin"], summary="Create an API key (admin)",

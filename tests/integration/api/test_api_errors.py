@@ -119,6 +119,21 @@ async def test_health_docs_and_sql(api):
     r = await stack.http.post("/sql", json={"query": "SELECT 1", "format": "XML",
                                             "api_key": admin})
     assert r.status_code == 400 and "TSV" in r.json()["details"]["allowedValues"]
+    # a query that names its own format is written in it (ClickHouse refuses two FORMATs)
+    r = await stack.http.post("/sql", json={
+        "query": "SELECT count() AS endpoints FROM endpoints FINAL format vertical;",
+        "api_key": admin})
+    assert r.status_code == 200 and r.text.split() == ["Row", "1:", "──────", "endpoints:", "2"]
+    r = await stack.http.post("/sql", json={"query": "SELECT 1 AS one FORMAT CSVWithNames",
+                                            "format": "CSVWithNames", "api_key": admin})
+    assert r.status_code == 200 and r.text == '"one"\n1\n'
+    r = await stack.http.post("/sql", json={"query": "SELECT 1 FORMAT CSV", "format": "TSV",
+                                            "api_key": admin})
+    assert r.status_code == 400 and r.json()["details"] == {
+        "parameter": "format", "value": "TSV", "allowedValues": ["CSV"]}
+    r = await stack.http.post("/sql", json={"query": "SELECT 1 FORMAT XML", "api_key": admin})
+    assert r.status_code == 400 and r.json()["details"]["parameter"] == "query"
+    assert "Vertical" in r.json()["details"]["allowedValues"]
 
 
 async def test_a_key_without_the_bearer_scheme_is_told_to_add_it(stack_factory):
