@@ -137,7 +137,7 @@ def _cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     if named is not None and args.format is not None and named.lower() != args.format.lower():
         raise CliError(f"the query ends with FORMAT {named} and --format says {args.format}: "
                        f"give one of them", 2)
-    fmt = named or args.format or ("PrettyCompact" if sys.stdout.isatty() else "TSV")
+    fmt = args.format or named or ("PrettyCompact" if sys.stdout.isatty() else "TSV")
     if settings.embedded:
         data: bytes = (
             _Remote(settings).call("POST", "/sql", {"query": query, "format": fmt}).content
