@@ -278,10 +278,10 @@ async def main() -> None:
     live = Live(store, now, args.live_events)
     writer = asyncio.create_task(live.run(args.live_interval)) if args.live_events else None
     freeze_startup_heap()  # as `vitals up` / `vitals api` do once started
-    for cache_s in (False, True):
+    for cached in (False, True):
         # off: every call computes; on: the endpoint-metrics document kept and the shared
         # reads used, both at their defaults
-        app = bench_app(store, settings, lambda: now, cached=cache_s)
+        app = bench_app(store, settings, lambda: now, cached=cached)
         async with bench_client(app) as client:
             url = f"/v2/endpoints/{EP}/metrics"
             cases = [("json, all sections", {"timeframe": "24h", "granularity": "1m"}),
@@ -291,12 +291,12 @@ async def main() -> None:
                                      "format": "prometheus"}),
                      ("json, performance only", {"timeframe": "24h", "granularity": "1m",
                                                  "metrics": "performance"})]
-            if cache_s:
+            if cached:
                 cases = cases[:1]
             for label, params in cases:
                 ms, cpu, size = await timed(client, url, params, args.calls, headers)
-                results.append((label + (" (cached)" if cache_s else ""), ms, cpu, size))
-            if not cache_s:
+                results.append((label + (" (cached)" if cached else ""), ms, cpu, size))
+            if not cached:
                 async def cold(state: Any = app.state) -> None:
                     state.endpoint_metrics.series.clear()
 
@@ -310,7 +310,7 @@ async def main() -> None:
                                                           "t2": int(now)})):
                 ms, cpu, size = await timed(client, "/get_endpoint_stats/", {}, args.calls,
                                             headers, body=body)
-                results.append((label + (" (shared reads)" if cache_s else ""), ms, cpu,
+                results.append((label + (" (shared reads)" if cached else ""), ms, cpu,
                                 size))
     if args.poll_seconds > 0:
         results.append(await polled(store, settings, now, headers, args.poll_seconds,

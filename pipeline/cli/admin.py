@@ -138,10 +138,11 @@ def _cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(f"the query ends with FORMAT {named} and --format says {args.format}: "
                        f"give one of them", 2)
     fmt = args.format or named or ("PrettyCompact" if sys.stdout.isatty() else "TSV")
-    if settings.embedded:
-        data: bytes = (
-            _Remote(settings).call("POST", "/sql", {"query": query, "format": fmt}).content
-        )
+    if settings.embedded:  # the route reads the query's own FORMAT clause (in any case) itself
+        body = {"query": args.query}
+        if named is None or args.format is not None:
+            body["format"] = fmt
+        data: bytes = _Remote(settings).call("POST", "/sql", body).content
     else:
         from pipeline.core.errors import StorageUnavailable
 
